@@ -1,0 +1,81 @@
+"""Macrophages: resident cells activated by the tumor signal; activated ones recruit neutrophils.
+
+States: 0 resting, 1 activated (secretes the neutrophil chemoattractant: the study's
+tumor -> macrophage -> neutrophil recruitment chain). Equations in docs/model.md.
+"""
+
+import numpy as np
+
+from ..lattice import box_sum, walk
+from .base import ArrayAgent, field_signals
+from .neutrophil import viable_tumor_map
+
+RESTING, ACTIVATED = 0, 1
+COLUMNS = {"heading": np.int8}
+
+
+class Macrophage(ArrayAgent):
+    """A tissue macrophage (state: resting or activated)."""
+
+    kind = "macrophages"
+    STATES = ("resting", "activated")
+
+
+def signals(m) -> dict[str, np.ndarray]:
+    mc = m.macrophages
+    x, y = mc["x"], mc["y"]
+    return {
+        **field_signals(m, x, y),
+        "tumor_contact": box_sum(viable_tumor_map(m) >= 0)[x, y],
+        "activated": (mc["state"] == ACTIVATED).astype(float),
+    }
+
+
+def switch(m, sig) -> None:
+    """Resting cells activate and activated cells relax back, at rule-given rates."""
+    mc = m.macrophages
+    n = mc.n
+    state = mc["state"]
+    up = m.scales.prob(m.behaviour("macrophage", "activation", sig, n))
+    down = m.scales.prob(m.behaviour("macrophage", "deactivation", sig, n))
+    u = m.rng.random(n)
+    on = (state == RESTING) & (u < up)
+    off = (state == ACTIVATED) & (u < down)
+    state[on] = ACTIVATED
+    state[off] = RESTING
+    sig["activated"] = (state == ACTIVATED).astype(float)
+
+
+def move(m, sig) -> None:
+    """Slow biased persistent walk up the tumor signal."""
+    mc = m.macrophages
+    n = mc.n
+    if n == 0:
+        return
+    speed = m.behaviour("macrophage", "migration_speed", sig, n)
+    n_moves = np.floor(m.scales.voxels_per_step(speed) + m.rng.random(n)).astype(np.int64)
+    bias = m.behaviour("macrophage", "chemotaxis_bias", sig, n)
+    with np.errstate(divide="ignore"):
+        t_move = np.where(speed > 0, m.p.domain.voxel_um / speed, np.inf)
+    persist = np.exp(-t_move / max(m.p.macrophage.persistence_min, 1e-12))
+    u = m.rng.random((n, max(int(n_moves.max()), 1), 3))
+    old_x, old_y = mc["x"].copy(), mc["y"].copy()
+    walk(m.rng.permutation(n), mc["x"], mc["y"], mc["heading"], n_moves, bias, persist,
+         m.fields["tumor_signal"], mc.at, m.neutrophils.at, u)
+    m.sync_cells(mc, old_x, old_y)
+
+
+def secrete(m, sig, sources) -> None:
+    mc = m.macrophages
+    x, y = mc["x"], mc["y"]
+    sources.release["chemoattractant"][x, y] += m.behaviour(
+        "macrophage", "secrete_chemoattractant", sig, mc.n)
+    sources.uptake["oxygen"][x, y] += m.p.oxygen.immune_uptake_per_min
+
+
+def step(m, sources) -> None:
+    """One model step of all macrophages."""
+    sig = signals(m)
+    switch(m, sig)
+    secrete(m, sig, sources)
+    move(m, sig)

@@ -1,0 +1,178 @@
+"""Neutrophils: recruitment at vessels, chemotaxis, binding tumor cells, activation, secretion.
+
+States: 0 naive, 1 activated, 2 bound (to the tumor cell in column ``partner``; bound
+implies activated). Each carries the time it dies (``death_min``), drawn from a gamma
+lifespan at entry and redrawn, longer, on activation. Equations in docs/model.md.
+"""
+
+import numpy as np
+
+from ..lattice import DX, DY, box_sum, place_near, walk
+from .base import ArrayAgent, field_signals
+from .tumor import NECROTIC
+
+NAIVE, ACTIVATED, BOUND = 0, 1, 2
+COLUMNS = {"heading": np.int8, "partner": np.int32, "death_min": np.float64}
+
+
+class Neutrophil(ArrayAgent):
+    """A tissue neutrophil (state: naive, activated or bound)."""
+
+    kind = "neutrophils"
+    STATES = ("naive", "activated", "bound")
+
+
+def draw_lifespan_min(m, n: int, mean_day: float) -> np.ndarray:
+    """Gamma-distributed lifespans (min) with the given mean and shape from params."""
+    k = m.p.neutrophil.lifespan_shape
+    return m.rng.gamma(k, mean_day * 1440.0 / k, size=n)
+
+
+def viable_tumor_map(m) -> np.ndarray:
+    """Row of the viable tumor cell in each voxel, -1 elsewhere."""
+    t = m.tumor
+    at = t.at.copy()
+    dead = t["state"] == NECROTIC
+    at[t["x"][dead], t["y"][dead]] = -1
+    return at
+
+
+def signals(m, viable_at) -> dict[str, np.ndarray]:
+    """Everything a neutrophil can sense (see sim.rules.SIGNALS['neutrophil'])."""
+    nb = m.neutrophils
+    x, y, state = nb["x"], nb["y"], nb["state"]
+    return {
+        **field_signals(m, x, y),
+        "tumor_contact": box_sum(viable_at >= 0)[x, y] * m.contact_factor,
+        "activated": (state != NAIVE).astype(float),
+        "bound": (state == BOUND).astype(float),
+    }
+
+
+def die(m) -> None:
+    """Neutrophils whose lifespan has run out are removed."""
+    nb = m.neutrophils
+    m.discard(nb, np.flatnonzero(nb["death_min"] <= m.time_min))
+
+
+def release_bonds(m, viable_at) -> None:
+    """Bonds end at the unbinding rate, or when the partner died or is out of reach."""
+    nb = m.neutrophils
+    bound = np.flatnonzero(nb["state"] == BOUND)
+    if bound.size == 0:
+        return
+    p = nb["partner"][bound]
+    t = m.tumor
+    lost = (t["state"][p] == NECROTIC) | (np.maximum(
+        np.abs(t["x"][p] - nb["x"][bound]), np.abs(t["y"][p] - nb["y"][bound])) > 1)
+    sig = {k: v[bound] for k, v in signals(m, viable_at).items()}
+    rate = m.behaviour("neutrophil", "unbinding", sig, bound.size)
+    let_go = lost | (m.rng.random(bound.size) < m.scales.prob(rate))
+    nb["state"][bound[let_go]] = ACTIVATED
+    nb["partner"][bound[let_go]] = -1
+
+
+def _pick_partner(m, rows, viable_at) -> np.ndarray:
+    """A uniformly chosen viable tumor cell in each row's 3x3 neighbourhood (-1 if none)."""
+    nb = m.neutrophils
+    nx, ny = viable_at.shape
+    ox = np.concatenate(([0], DX))
+    oy = np.concatenate(([0], DY))
+    cx = nb["x"][rows, None] + ox[None, :]
+    cy = nb["y"][rows, None] + oy[None, :]
+    inside = (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny)
+    cand = np.where(inside, viable_at[np.clip(cx, 0, nx - 1), np.clip(cy, 0, ny - 1)], -1)
+    score = np.where(cand >= 0, m.rng.random(cand.shape) + 1.0, 0.0)
+    best = score.argmax(axis=1)
+    return cand[np.arange(rows.size), best]
+
+
+def bind_and_activate(m, sig, viable_at) -> None:
+    """Naive cells activate; unbound cells in contact bind a tumor cell (and activate)."""
+    nb = m.neutrophils
+    n = nb.n
+    state = nb["state"]
+    act = m.behaviour("neutrophil", "activation", sig, n)
+    newly = (state == NAIVE) & (m.rng.random(n) < m.scales.prob(act))
+    bind = m.behaviour("neutrophil", "binding", sig, n) * m.contact_factor
+    binders = np.flatnonzero((state != BOUND) & (m.rng.random(n) < m.scales.prob(bind)))
+    partner = _pick_partner(m, binders, viable_at) if binders.size else binders
+    binders, partner = binders[partner >= 0], partner[partner >= 0]
+    newly[binders] |= state[binders] == NAIVE
+    rows = np.flatnonzero(newly)
+    nb["death_min"][rows] = m.time_min + draw_lifespan_min(
+        m, rows.size, m.p.neutrophil.lifespan_activated_day)
+    state[rows] = ACTIVATED
+    state[binders] = BOUND
+    nb["partner"][binders] = partner
+
+
+def move(m, sig) -> None:
+    """Unbound neutrophils crawl: biased persistent walk up the chemokine, several moves a step."""
+    nb = m.neutrophils
+    n = nb.n
+    if n == 0:
+        return
+    speed = m.behaviour("neutrophil", "migration_speed", sig, n)
+    per_step = m.scales.voxels_per_step(speed)
+    n_moves = np.floor(per_step + m.rng.random(n)).astype(np.int64)
+    n_moves[nb["state"] == BOUND] = 0
+    bias = m.behaviour("neutrophil", "chemotaxis_bias", sig, n) * m.chemotaxis_factor
+    # persistence per move: exp(-(time per move) / persistence time)
+    with np.errstate(divide="ignore"):
+        t_move = np.where(speed > 0, m.p.domain.voxel_um / speed, np.inf)
+    persist = np.exp(-t_move / max(m.p.neutrophil.persistence_min, 1e-12))
+    u = m.rng.random((n, max(int(n_moves.max()), 1), 3))
+    old_x, old_y = nb["x"].copy(), nb["y"].copy()
+    walk(m.rng.permutation(n), nb["x"], nb["y"], nb["heading"], n_moves, bias, persist,
+         m.fields["chemoattractant"], nb.at, m.macrophages.at, u)
+    m.sync_cells(nb, old_x, old_y)
+
+
+def recruit(m) -> None:
+    """Extravasation at vessel voxels, set by local chemokine and the systemic supply."""
+    e = m.endothelial
+    n = e.n
+    if n == 0:
+        return
+    sig = field_signals(m, e["x"], e["y"])
+    zeros = np.zeros(n)
+    sig.update(tumor_contact=zeros, activated=zeros, bound=zeros)
+    rate = m.behaviour("neutrophil", "extravasation", sig, n)
+    rate = rate * m.p.neutrophil.circulating_supply * m.recruit_factor
+    src = np.flatnonzero(m.rng.random(n) < m.scales.prob(rate))
+    if src.size == 0:
+        return
+    nb = m.neutrophils
+    px = np.full(n, -1, np.int64)
+    py = np.full(n, -1, np.int64)
+    place_near(m.rng.permutation(src), e["x"], e["y"], nb.at, m.macrophages.at, True,
+               m.rng.random(n), px, py)
+    ok = src[px[src] >= 0]
+    m.spawn(Neutrophil, px[ok], py[ok], state=NAIVE, partner=-1,
+            heading=m.rng.integers(0, 8, ok.size),
+            death_min=m.time_min + draw_lifespan_min(m, ok.size, m.p.neutrophil.lifespan_naive_day))
+
+
+def secrete(m, sig, sources) -> None:
+    """Add neutrophils' secretion and uptake to this step's field sources."""
+    nb = m.neutrophils
+    x, y = nb["x"], nb["y"]
+    for field in ("proangiogenic", "proinvasive"):
+        sources.release[field][x, y] += m.behaviour("neutrophil", f"secrete_{field}", sig, nb.n)
+    sources.uptake["chemoattractant"][x, y] += m.p.chemoattractant.neutrophil_uptake_per_min
+    sources.uptake["oxygen"][x, y] += m.p.oxygen.immune_uptake_per_min
+
+
+def step(m, sources) -> None:
+    """One model step of all neutrophils."""
+    die(m)
+    viable_at = viable_tumor_map(m)
+    release_bonds(m, viable_at)
+    sig = signals(m, viable_at)
+    bind_and_activate(m, sig, viable_at)
+    sig["activated"] = (m.neutrophils["state"] != NAIVE).astype(float)
+    sig["bound"] = (m.neutrophils["state"] == BOUND).astype(float)
+    secrete(m, sig, sources)
+    move(m, sig)
+    recruit(m)

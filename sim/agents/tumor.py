@@ -1,0 +1,107 @@
+"""Tumor cells: oxygen-dependent state, necrosis, division into free space, invasion.
+
+States: 0 proliferating (cycling), 1 hypoxic (quiescent, secretes the pro-angiogenic
+factor), 2 necrotic (dead, keeps its voxel). Equations in docs/model.md.
+"""
+
+import numpy as np
+
+from ..lattice import box_sum, move_to_free, place_near
+from .base import ArrayAgent, field_signals
+
+PROLIFERATING, HYPOXIC, NECROTIC = 0, 1, 2
+#: ``divided_min``: time of the cell's last division (birth), for the Ki67-like index
+COLUMNS = {"divided_min": np.float64}
+
+
+class TumorCell(ArrayAgent):
+    """A tumor cell (state: proliferating, hypoxic or necrotic)."""
+
+    kind = "tumor"
+    STATES = ("proliferating", "hypoxic", "necrotic")
+
+    @property
+    def invasive(self) -> bool:
+        return bool(self.model.invasive_mask()[self.slot])
+
+
+def signals(m) -> dict[str, np.ndarray]:
+    """Everything a tumor cell can sense (see sim.rules.SIGNALS['tumor'])."""
+    t, nb = m.tumor, m.neutrophils
+    bound = nb["state"] == 2
+    per_cell = np.bincount(nb["partner"][bound], minlength=t.n)[: t.n]
+    return {
+        **field_signals(m, t["x"], t["y"]),
+        "bound_neutrophils": per_cell * m.contact_factor,
+        "neutrophil_contact": box_sum(nb.at >= 0)[t["x"], t["y"]] * m.contact_factor,
+        "hypoxic": (t["state"] == HYPOXIC).astype(float),
+    }
+
+
+def update_oxygen_state(m, sig) -> None:
+    """Viable cells are hypoxic below the threshold, proliferating above it."""
+    state = m.tumor["state"]
+    viable = state != NECROTIC
+    low = sig["oxygen"] < m.p.tumor.hypoxic_threshold_mmHg
+    state[viable & low] = HYPOXIC
+    state[viable & ~low] = PROLIFERATING
+    sig["hypoxic"] = (state == HYPOXIC).astype(float)
+
+
+def necrosis(m, sig) -> None:
+    """Viable cells die (become necrotic) at the oxygen-dependent necrosis rate."""
+    t = m.tumor
+    rate = m.behaviour("tumor", "necrosis", sig, t.n)
+    dies = (t["state"] != NECROTIC) & (m.rng.random(t.n) < m.scales.prob(rate))
+    t["state"][dies] = NECROTIC
+
+
+def divide(m, sig) -> None:
+    """Proliferating cells divide into a free neighbouring voxel (no tumor, no vessel)."""
+    t = m.tumor
+    rate = m.behaviour("tumor", "division", sig, t.n)
+    u = m.rng.random(t.n)
+    parents = np.flatnonzero((t["state"] == PROLIFERATING) & (u < m.scales.prob(rate)))
+    if parents.size == 0:
+        return
+    order = m.rng.permutation(parents)
+    cx = np.full(t.n, -1, np.int64)
+    cy = np.full(t.n, -1, np.int64)
+    place_near(order, t["x"], t["y"], t.at, m.endothelial.at, False, m.rng.random(t.n), cx, cy)
+    ok = parents[cx[parents] >= 0]
+    t["divided_min"][ok] = m.time_min
+    m.spawn(TumorCell, cx[ok], cy[ok], state=PROLIFERATING, divided_min=m.time_min)
+
+
+def migrate(m, sig) -> None:
+    """Viable cells move to a free neighbour with probability speed * dt / dx."""
+    t = m.tumor
+    speed = m.behaviour("tumor", "migration_speed", sig, t.n)
+    p_move = np.minimum(m.scales.voxels_per_step(speed), 1.0)
+    movers = np.flatnonzero((t["state"] != NECROTIC) & (m.rng.random(t.n) < p_move))
+    if movers.size:
+        old_x, old_y = t["x"].copy(), t["y"].copy()
+        move_to_free(m.rng.permutation(movers), t["x"], t["y"], t.at, m.endothelial.at,
+                     m.rng.random(t.n))
+        m.sync_cells(t, old_x, old_y)
+
+
+def secrete(m, sig, sources) -> None:
+    """Add viable tumor cells' secretion and oxygen uptake to this step's field sources."""
+    t = m.tumor
+    viable = t["state"] != NECROTIC
+    x, y = t["x"][viable], t["y"][viable]
+    sub = {k: v[viable] for k, v in sig.items()}
+    for field in ("proangiogenic", "chemoattractant", "tumor_signal"):
+        sources.release[field][x, y] += m.behaviour("tumor", f"secrete_{field}", sub, x.size)
+    sources.uptake["oxygen"][x, y] += m.p.oxygen.tumor_uptake_per_min
+
+
+def step(m, sources) -> None:
+    """One model step of all tumor cells: sense, change state, die, secrete, move, divide."""
+    sig = signals(m)
+    update_oxygen_state(m, sig)
+    necrosis(m, sig)
+    secrete(m, sig, sources)
+    migrate(m, sig)
+    divide(m, sig)

@@ -1,0 +1,97 @@
+"""Figures of a model state: agents over a field, with legend, mm scale bar and colour bar."""
+
+import numpy as np
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+from .rules import FIELD_SIGNALS
+
+__all__ = ["plot_final_state", "agent_image", "STYLE"]
+
+FIELD_LABELS = {
+    "oxygen": "oxygen",
+    "chemoattractant": "chemoattractant (CXCL1/2-like)",
+    "proangiogenic": "pro-angiogenic factor (VEGF-like)",
+    "proinvasive": "pro-invasive factor (OSM/MMP9-like)",
+    "tumor_signal": "macrophage-activating tumor signal",
+}
+
+#: (kind, state) -> (label, colour); tumor and vessels are painted per voxel,
+#: immune cells drawn as markers on top.
+STYLE = {
+    ("tumor", 0): ("tumor, proliferating", "#f2c4a0"),
+    ("tumor", 1): ("tumor, hypoxic", "#9b7fc0"),
+    ("tumor", 2): ("tumor, necrotic", "#4a4a4a"),
+    ("tumor", "invasive"): ("tumor, invasive", "#ff7f0e"),
+    ("endothelial", 0): ("vessel (stalk)", "#d62728"),
+    ("endothelial", 1): ("vessel (tip)", "#ff00aa"),
+    ("neutrophils", 0): ("neutrophil, naive", "#17becf"),
+    ("neutrophils", 1): ("neutrophil, activated", "#1f3fff"),
+    ("neutrophils", 2): ("neutrophil, bound", "#00ff00"),
+    ("macrophages", 0): ("macrophage, resting", "#bcbd22"),
+    ("macrophages", 1): ("macrophage, activated", "#8c564b"),
+}
+
+
+def agent_image(state: dict, shape: tuple[int, int]) -> np.ndarray:
+    """RGBA image (ny, nx, 4) with tumor cells and vessels painted into their voxels."""
+    kinds = [str(k) for k in state["kind_names"]]
+    img = np.zeros((shape[1], shape[0], 4))
+    kind, x, y, st = state["agent_kind"], state["agent_x"], state["agent_y"], state["agent_state"]
+    t = kind == kinds.index("tumor")
+    for s in (0, 1, 2):
+        sel = t & (st == s)
+        img[y[sel], x[sel]] = to_rgba(STYLE[("tumor", s)][1], 0.9)
+    inv = np.asarray(state["invasive"], dtype=bool)
+    tx, ty = x[t][inv], y[t][inv]
+    img[ty, tx] = to_rgba(STYLE[("tumor", "invasive")][1], 1.0)
+    e = kind == kinds.index("endothelial")
+    for s in (0, 1):
+        sel = e & (st == s)
+        img[y[sel], x[sel]] = to_rgba(STYLE[("endothelial", s)][1], 1.0)
+    return img
+
+
+def plot_final_state(state: dict, field: str = "proangiogenic", *, ax=None, title: str = ""):
+    """Agents over one field; returns the figure. ``state`` is ``sim.run.final_state``."""
+    data = np.asarray(state[f"field_{field}"])
+    nx, ny = data.shape
+    voxel_mm = float(state["voxel_um"]) / 1000.0
+    if ax is None:
+        fig = Figure(figsize=(7.2, 8.0), layout="constrained")
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    extent = (0, nx, 0, ny)
+    im = ax.imshow(data.T, origin="lower", cmap="Greys", extent=extent, interpolation="nearest")
+    cb = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
+    cb.set_label(f"{FIELD_LABELS[field]} [{FIELD_SIGNALS[field]}]")
+    ax.imshow(agent_image(state, (nx, ny)), origin="lower", extent=extent, interpolation="nearest")
+    kinds = [str(k) for k in state["kind_names"]]
+    kind, x, y, st = state["agent_kind"], state["agent_x"], state["agent_y"], state["agent_state"]
+    for name, marker, size in (("macrophages", "^", 9), ("neutrophils", "o", 6)):
+        for s in sorted({k[1] for k in STYLE if k[0] == name}):
+            sel = (kind == kinds.index(name)) & (st == s)
+            ax.scatter(x[sel] + 0.5, y[sel] + 0.5, s=size, marker=marker, c=STYLE[(name, s)][1],
+                       linewidths=0.2, edgecolors="black")
+    handles = []
+    for (kname, s), (label, colour) in STYLE.items():
+        if kname in ("macrophages", "neutrophils"):
+            marker = "^" if kname == "macrophages" else "o"
+            handles.append(Line2D([], [], ls="", marker=marker, color=colour, mec="black",
+                                  mew=0.3, label=label))
+        else:
+            handles.append(Patch(color=colour, label=label))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=3,
+              fontsize=8, frameon=False)
+    bar_vox = 1.0 / voxel_mm
+    ax.add_artist(AnchoredSizeBar(ax.transData, bar_vox, "1 mm", loc="lower right",
+                                  color="black", frameon=True, size_vertical=max(nx / 200, 1)))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    t_day = float(state["time_h"]) / 24.0
+    ax.set_title(f"{title}  —  day {t_day:.1f}" if title else f"day {t_day:.1f}")
+    return fig

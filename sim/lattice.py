@@ -1,0 +1,125 @@
+"""Numba kernels for agents on the lattice: walks, placement into free space, neighbour counts.
+
+Agents are processed one at a time in a random order drawn by the caller (so two agents
+never take the same voxel), with every random number pre-drawn from the model's
+generator and passed in: the kernels themselves draw nothing, so a run is reproducible.
+Occupancy maps hold the row of the agent in each voxel, -1 where free.
+"""
+
+import numba as nb
+import numpy as np
+
+__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum"]
+
+#: Moore neighbourhood offsets, direction d = 0..7 (E, NE, N, NW, W, SW, S, SE)
+DX = np.array([1, 1, 0, -1, -1, -1, 0, 1], dtype=np.int64)
+DY = np.array([0, 1, 1, 1, 0, -1, -1, -1], dtype=np.int64)
+
+
+@nb.njit(cache=True)
+def _free_neighbour(xi, yi, a, b, include_self, r):
+    """A uniformly chosen voxel around (xi, yi) free in both maps, or (-1, -1)."""
+    nx, ny = a.shape
+    cand_x = np.empty(9, np.int64)
+    cand_y = np.empty(9, np.int64)
+    k = 0
+    if include_self and a[xi, yi] < 0 and b[xi, yi] < 0:
+        cand_x[k] = xi
+        cand_y[k] = yi
+        k += 1
+    for d in range(8):
+        tx = xi + DX[d]
+        ty = yi + DY[d]
+        if 0 <= tx < nx and 0 <= ty < ny and a[tx, ty] < 0 and b[tx, ty] < 0:
+            cand_x[k] = tx
+            cand_y[k] = ty
+            k += 1
+    if k == 0:
+        return -1, -1
+    j = min(int(r * k), k - 1)
+    return cand_x[j], cand_y[j]
+
+
+@nb.njit(cache=True)
+def place_near(order, sx, sy, a, b, include_self, u, out_x, out_y):
+    """For each source in ``order`` find a free voxel near (sx, sy) for a newcomer.
+
+    Chosen voxels are reserved in ``a`` (set to -2) so later sources skip them; the
+    caller adds the newcomers there. Sources with no free voxel get (-1, -1).
+    """
+    for i in order:
+        tx, ty = _free_neighbour(sx[i], sy[i], a, b, include_self, u[i])
+        out_x[i] = tx
+        out_y[i] = ty
+        if tx >= 0:
+            a[tx, ty] = -2
+
+
+@nb.njit(cache=True)
+def move_to_free(order, x, y, a, b, u):
+    """Move each agent in ``order`` to a uniformly chosen free neighbour, if any."""
+    for i in order:
+        tx, ty = _free_neighbour(x[i], y[i], a, b, False, u[i])
+        if tx >= 0:
+            a[x[i], y[i]] = -1
+            a[tx, ty] = i
+            x[i] = tx
+            y[i] = ty
+
+
+@nb.njit(cache=True)
+def _uphill(field, xi, yi, r):
+    """Direction of the highest neighbouring value; random (from r) if none is higher."""
+    nx, ny = field.shape
+    best = field[xi, yi]
+    best_d = -1
+    for d in range(8):
+        tx = xi + DX[d]
+        ty = yi + DY[d]
+        if 0 <= tx < nx and 0 <= ty < ny and field[tx, ty] > best:
+            best = field[tx, ty]
+            best_d = d
+    if best_d < 0:
+        best_d = min(int(r * 8), 7)
+    return best_d
+
+
+@nb.njit(cache=True)
+def walk(order, x, y, heading, n_moves, bias, persist, field, own, other, u):
+    """Biased persistent random walk, several moves per step, one agent per voxel.
+
+    Each move: with probability ``bias[i]`` head up the gradient of ``field``; else with
+    probability ``persist[i]`` keep the last heading; else pick one of 8 directions at
+    random. The move happens if the target voxel is inside the grid and free in ``own``
+    (this population's map, kept up to date) and ``other`` (a second population that
+    excludes it). ``u`` holds pre-drawn uniforms, shape (n, max_moves, 3).
+    """
+    nx, ny = own.shape
+    for i in order:
+        for k in range(n_moves[i]):
+            if u[i, k, 0] < bias[i]:
+                d = _uphill(field, x[i], y[i], u[i, k, 2])
+            elif u[i, k, 1] < persist[i]:
+                d = heading[i]
+            else:
+                d = min(int(u[i, k, 2] * 8), 7)
+            heading[i] = d
+            tx = x[i] + DX[d]
+            ty = y[i] + DY[d]
+            if 0 <= tx < nx and 0 <= ty < ny and own[tx, ty] < 0 and other[tx, ty] < 0:
+                own[x[i], y[i]] = -1
+                own[tx, ty] = i
+                x[i] = tx
+                y[i] = ty
+
+
+def box_sum(mask: np.ndarray, radius: int = 1) -> np.ndarray:
+    """Sum of ``mask`` over the (2r+1)^2 box around every voxel (zero outside the grid)."""
+    m = np.asarray(mask, dtype=np.int32)
+    nx, ny = m.shape
+    p = np.zeros((nx + 2 * radius, ny + 2 * radius), dtype=np.int32)
+    p[radius:-radius, radius:-radius] = m
+    c = p.cumsum(0).cumsum(1)
+    c = np.pad(c, ((1, 0), (1, 0)))
+    w = 2 * radius + 1
+    return c[w:, w:] - c[:-w, w:] - c[w:, :-w] + c[:-w, :-w]

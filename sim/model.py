@@ -1,0 +1,227 @@
+"""NeutroModel: the Mesa model of tumor cells, neutrophils, macrophages and vessels.
+
+``step()`` is a short list of stages: interventions, cells (each type senses, applies
+its rules, and adds its secretion and uptake to this step's field sources), then the
+fields diffuse over the step, then Mesa agents are brought in line with the arrays and
+the DataCollector records. One model step is ``time.dt_min`` minutes.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from mesa import Model
+from mesa.datacollection import DataCollector
+from mesa.discrete_space import OrthogonalMooreGrid
+
+from . import recorders, tissue
+from .agents import endothelial, macrophage, neutrophil, tumor
+from .fields import FieldSolver, FieldSpec
+from .params import FIELD_NAMES, Params, load_params
+from .rules import BEHAVIOURS
+from .state import Population
+from .units import Scales
+
+__all__ = ["NeutroModel"]
+
+
+@dataclass
+class Sources:
+    """Per-voxel source terms of one step (see sim.fields): release, uptake, vessel supply."""
+
+    release: dict[str, np.ndarray]
+    uptake: dict[str, np.ndarray]
+    supply_rate: np.ndarray
+
+    @classmethod
+    def zeros(cls, shape) -> "Sources":
+        return cls({f: np.zeros(shape) for f in FIELD_NAMES},
+                   {f: np.zeros(shape) for f in FIELD_NAMES}, np.zeros(shape))
+
+
+class NeutroModel(Model):
+    """Agent-based model of neutrophil-tumor-vessel dynamics in an advanced mammary tumor.
+
+    Args:
+        params: resolved parameters (default: ``load_params(scenario=scenario)``).
+        rng: seed (int) or numpy Generator; the only source of randomness.
+        scenario: scenario name from params/scenarios/ (used when ``params`` is None).
+        width, height: grid size in voxels (override ``domain.nx``, ``domain.ny``).
+        **overrides: any parameter as ``section__key=value`` (or ``"section.key"``), so
+            ``mesa.batch_run`` and SolaraViz can drive the model with plain keywords.
+    """
+
+    def __init__(self, params: Params | None = None, *, rng=None, scenario: str | None = None,
+                 width: int | None = None, height: int | None = None, **overrides):
+        if isinstance(rng, str):  # SolaraViz's InputText delivers text
+            rng = int(rng)
+        super().__init__(rng=rng)
+        if params is None:
+            params = load_params(scenario=scenario)
+        elif scenario is not None and scenario != params.scenario:
+            raise ValueError("give either params or scenario, not both")
+        if width is not None:
+            overrides["domain.nx"] = width
+        if height is not None:
+            overrides["domain.ny"] = height
+        if overrides:
+            params = params.replace(overrides, origin="model keywords")
+        self.p = params
+        self.scales = Scales(params.domain.voxel_um, params.time.dt_min)
+        shape = (params.domain.nx, params.domain.ny)
+        self.grid = OrthogonalMooreGrid(shape, torus=False, capacity=None, random=self.random)
+        self._cells = {c.coordinate: c for c in self.grid.all_cells.cells}
+        self.fields = {
+            name: self.grid.create_property_layer(name, default_value=0.0, dtype=float).data
+            for name in FIELD_NAMES
+        }
+        self.solver = FieldSolver(self._field_specs(), shape, params.domain.voxel_um,
+                                  params.time.dt_min)
+        self.populations = {
+            "tumor": Population("tumor", tumor.COLUMNS, shape),
+            "neutrophils": Population("neutrophils", neutrophil.COLUMNS, shape),
+            "macrophages": Population("macrophages", macrophage.COLUMNS, shape),
+            "endothelial": Population("endothelial", endothelial.COLUMNS, shape),
+        }
+        self._base = {
+            (cell, name): getattr(getattr(params, key.split(".")[0]), key.split(".")[1])
+            for cell, behaviours in BEHAVIOURS.items()
+            for name, (_, key, _) in behaviours.items()
+        }
+        self.treated = False
+        self.recruit_factor = 1.0
+        self.chemotaxis_factor = 1.0
+        self.contact_factor = 1.0
+        self.steps_per_record = self.scales.steps(params.time.record_every_h * 60.0)
+        self.fields["oxygen"][:] = params.oxygen.boundary_mmHg
+        tissue.build(self)
+        for _ in range(params.time.warmup_steps):
+            self._advance_fields(self._collect_sources())
+        self.datacollector = DataCollector(model_reporters=recorders.REPORTERS)
+        self.datacollector.collect(self)
+
+    # ----------------------------------------------------------------- accessors
+    @property
+    def tumor(self) -> Population:
+        return self.populations["tumor"]
+
+    @property
+    def neutrophils(self) -> Population:
+        return self.populations["neutrophils"]
+
+    @property
+    def macrophages(self) -> Population:
+        return self.populations["macrophages"]
+
+    @property
+    def endothelial(self) -> Population:
+        return self.populations["endothelial"]
+
+    @property
+    def time_min(self) -> float:
+        """Simulated time since t=0, minutes."""
+        return self.scales.minutes(self.steps)
+
+    @property
+    def time_h(self) -> float:
+        return self.time_min / 60.0
+
+    def behaviour(self, cell_type: str, name: str, signals, n: int) -> np.ndarray:
+        """Rule-modulated value of a behaviour for ``n`` agents (see sim.rules)."""
+        return self.p.rules.evaluate(cell_type, name, self._base[(cell_type, name)], signals, n)
+
+    def invasive_mask(self) -> np.ndarray:
+        return recorders.invasive_mask(self)
+
+    # ----------------------------------------------------------------- agents
+    def spawn(self, cls, x, y, **values) -> np.ndarray:
+        """Add agents of ``cls`` at voxels (x, y): array rows and Mesa agents together."""
+        pop = self.populations[cls.kind]
+        rows = pop.add(x, y, **values)
+        pop.attach(rows, [cls(self, self._cells[(int(a), int(b))]) for a, b in zip(x, y)])
+        return rows
+
+    def discard(self, pop: Population, rows) -> None:
+        """Remove rows of a population and their Mesa agents."""
+        for agent in pop.remove(rows):
+            agent.remove()
+
+    def sync_cells(self, pop: Population, old_x: np.ndarray, old_y: np.ndarray) -> None:
+        """Move the Mesa agents whose array position changed (only those).
+
+        ``old_x``, ``old_y``: positions of the rows before a movement kernel ran (rows
+        must not have been removed in between).
+        """
+        moved = np.flatnonzero((pop["x"] != old_x) | (pop["y"] != old_y))
+        xs, ys, agents, cells = pop["x"], pop["y"], pop.agents, self._cells
+        for i in moved:
+            agents[i].cell = cells[(int(xs[i]), int(ys[i]))]
+
+    # ----------------------------------------------------------------- stages
+    def _field_specs(self) -> list[FieldSpec]:
+        p = self.p
+        specs = []
+        for name in FIELD_NAMES:
+            fp = getattr(p, name)
+            oxygen = name == "oxygen"
+            specs.append(FieldSpec(
+                name=name,
+                diffusion_um2_per_min=fp.diffusion_um2_per_min,
+                decay_per_min=fp.decay_per_min,
+                boundary="dirichlet",
+                boundary_value=p.oxygen.boundary_mmHg if oxygen else 0.0,
+                max_substep_min=fp.max_substep_min,
+            ))
+        return specs
+
+    def _collect_sources(self) -> Sources:
+        """Sources from the current cells without changing them (used in warm-up)."""
+        src = Sources.zeros(self.grid.dimensions)
+        tumor.secrete(self, tumor.signals(self), src)
+        viable_at = neutrophil.viable_tumor_map(self)
+        neutrophil.secrete(self, neutrophil.signals(self, viable_at), src)
+        macrophage.secrete(self, macrophage.signals(self), src)
+        endothelial.absorb(self, src)
+        return src
+
+    def _advance_fields(self, src: Sources) -> None:
+        target = np.full(self.grid.dimensions, self.p.oxygen.blood_mmHg)
+        for name in FIELD_NAMES:
+            oxygen = name == "oxygen"
+            self.solver.advance(
+                name, self.fields[name],
+                release=src.release[name], uptake=src.uptake[name],
+                supply_rate=src.supply_rate if oxygen else None,
+                supply_target=target if oxygen else None,
+            )
+
+    def apply_interventions(self) -> None:
+        """From the start day, the scenario's intervention acts (once-off and ongoing parts)."""
+        iv = self.p.intervention
+        if self.treated or self.time_min < iv.start_day * 1440.0:
+            return
+        self.treated = True
+        nb, mc = self.neutrophils, self.macrophages
+        if iv.neutrophil_depletion > 0:
+            self.discard(nb, np.flatnonzero(self.rng.random(nb.n) < iv.neutrophil_depletion))
+        if iv.macrophage_depletion > 0:
+            self.discard(mc, np.flatnonzero(self.rng.random(mc.n) < iv.macrophage_depletion))
+        if iv.contact_blockade > 0:
+            bound = np.flatnonzero(nb["state"] == neutrophil.BOUND)
+            freed = bound[self.rng.random(bound.size) < iv.contact_blockade]
+            nb["state"][freed] = neutrophil.ACTIVATED
+            nb["partner"][freed] = -1
+        self.recruit_factor = (1 - iv.neutrophil_depletion) * (1 - iv.cxcr2_inhibition)
+        self.chemotaxis_factor = 1 - iv.cxcr2_inhibition
+        self.contact_factor = 1 - iv.contact_blockade
+
+    def step(self) -> None:
+        """Advance one model step (``time.dt_min`` minutes)."""
+        self.apply_interventions()
+        src = Sources.zeros(self.grid.dimensions)
+        endothelial.step(self, src)
+        tumor.step(self, src)
+        macrophage.step(self, src)
+        neutrophil.step(self, src)
+        self._advance_fields(src)
+        if self.steps % self.steps_per_record == 0:
+            self.datacollector.collect(self)

@@ -1,0 +1,404 @@
+"""Typed, frozen, validated model parameters and their TOML sources.
+
+The values, units, meanings and sources live in ``params/default.toml`` (shipped inside
+the package); this module holds the schema: the type and allowed range of every key.
+Loading merges the defaults, an optional scenario, an optional overlay file and
+``key=value`` overrides, in that order, and rejects bad input with one
+:class:`ParameterError` naming the file, key, value and allowed range.
+"""
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ParameterError
+from .rules import RuleSet, load_rules
+
+__all__ = [
+    "ParameterError",
+    "Params",
+    "load_params",
+    "params_dir",
+    "scenario_names",
+    "describe",
+]
+
+
+def _rng(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> Any:
+    """A dataclass field carrying its allowed closed range [lo, hi] (lo open if asked)."""
+    return field(metadata={"lo": lo, "hi": hi, "lo_open": lo_open})
+
+
+@dataclass(frozen=True)
+class Domain:
+    nx: int = _rng(20, 4000)
+    ny: int = _rng(20, 4000)
+    voxel_um: float = _rng(5.0, 50.0)
+
+
+@dataclass(frozen=True)
+class Time:
+    dt_min: float = _rng(0.5, 30.0)
+    days: float = _rng(0.0, 365.0, lo_open=True)
+    record_every_h: float = _rng(0.1, 24.0 * 30)
+    warmup_steps: int = _rng(0, 10_000)
+
+
+@dataclass(frozen=True)
+class Initial:
+    tumor_radius_um: float = _rng(0.0, 1e5, lo_open=True)
+    tumor_packing: float = _rng(0.0, 1.0, lo_open=True)
+    host_vessels: int = _rng(0, 200)
+    tumor_vessel_density_per_mm2: float = _rng(0.0, 2500.0)
+    tumor_vessel_length_um: float = _rng(0.0, 1e5, lo_open=True)
+    vessel_wiggle: float = _rng(0.0, 1.0)
+    macrophages_per_mm2: float = _rng(0.0, 2500.0)
+    neutrophils_per_mm2_tumor: float = _rng(0.0, 2500.0)
+
+
+@dataclass(frozen=True)
+class FieldParams:
+    diffusion_um2_per_min: float = _rng(0.0, 1e7)
+    decay_per_min: float = _rng(0.0, 100.0)
+    max_substep_min: float = _rng(0.0, 1e3, lo_open=True)
+
+
+@dataclass(frozen=True)
+class Oxygen(FieldParams):
+    boundary_mmHg: float = _rng(0.0, 760.0)
+    blood_mmHg: float = _rng(0.0, 760.0)
+    vessel_supply_per_min: float = _rng(0.0, 1e4)
+    tumor_uptake_per_min: float = _rng(0.0, 1e4)
+    immune_uptake_per_min: float = _rng(0.0, 1e4)
+
+
+@dataclass(frozen=True)
+class Chemoattractant(FieldParams):
+    neutrophil_uptake_per_min: float = _rng(0.0, 1e4)
+
+
+@dataclass(frozen=True)
+class Proangiogenic(FieldParams):
+    endothelial_uptake_per_min: float = _rng(0.0, 1e4)
+
+
+@dataclass(frozen=True)
+class Proinvasive(FieldParams):
+    pass
+
+
+@dataclass(frozen=True)
+class TumorSignal(FieldParams):
+    pass
+
+
+@dataclass(frozen=True)
+class Tumor:
+    cycle_rate_per_min: float = _rng(0.0, 1.0)
+    hypoxic_threshold_mmHg: float = _rng(0.0, 760.0)
+    necrosis_rate_per_min: float = _rng(0.0, 1.0)
+    migration_speed_um_per_min: float = _rng(0.0, 100.0)
+    secrete_proangiogenic: float = _rng(0.0, 1e4)
+    secrete_chemoattractant: float = _rng(0.0, 1e4)
+    secrete_tumor_signal: float = _rng(0.0, 1e4)
+    ki67_window_h: float = _rng(0.0, 1e3, lo_open=True)
+    invasive_neighbours_max: int = _rng(0, 7)
+
+
+@dataclass(frozen=True)
+class Neutrophil:
+    circulating_supply: float = _rng(0.0, 100.0)
+    extravasation_per_min: float = _rng(0.0, 1.0)
+    migration_speed_um_per_min: float = _rng(0.0, 100.0)
+    persistence_min: float = _rng(0.0, 1e3)
+    chemotaxis_bias: float = _rng(0.0, 1.0)
+    binding_per_min: float = _rng(0.0, 10.0)
+    unbinding_per_min: float = _rng(0.0, 10.0)
+    activation_per_min: float = _rng(0.0, 10.0)
+    lifespan_naive_day: float = _rng(0.0, 100.0, lo_open=True)
+    lifespan_activated_day: float = _rng(0.0, 100.0, lo_open=True)
+    lifespan_shape: float = _rng(0.1, 1e4)
+    secrete_proangiogenic: float = _rng(0.0, 1e4)
+    secrete_proinvasive: float = _rng(0.0, 1e4)
+
+
+@dataclass(frozen=True)
+class Macrophage:
+    activation_per_min: float = _rng(0.0, 10.0)
+    deactivation_per_min: float = _rng(0.0, 10.0)
+    migration_speed_um_per_min: float = _rng(0.0, 100.0)
+    chemotaxis_bias: float = _rng(0.0, 1.0)
+    persistence_min: float = _rng(0.0, 1e3)
+    secrete_chemoattractant: float = _rng(0.0, 1e4)
+
+
+@dataclass(frozen=True)
+class Endothelial:
+    sprouting_per_min: float = _rng(0.0, 1.0)
+    sprout_threshold_ng_ml: float = _rng(0.0, 1e4)
+    tip_spacing_um: float = _rng(0.0, 1e4)
+    tip_speed_um_per_min: float = _rng(0.0, 100.0)
+    tip_gradient_bias: float = _rng(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Intervention:
+    start_day: float = _rng(0.0, 365.0)
+    neutrophil_depletion: float = _rng(0.0, 1.0)
+    cxcr2_inhibition: float = _rng(0.0, 1.0)
+    macrophage_depletion: float = _rng(0.0, 1.0)
+    contact_blockade: float = _rng(0.0, 1.0)
+
+
+FIELD_NAMES = ("oxygen", "chemoattractant", "proangiogenic", "proinvasive", "tumor_signal")
+
+
+@dataclass(frozen=True)
+class Params:
+    """All model parameters (physical units), plus the rules table and provenance."""
+
+    domain: Domain
+    time: Time
+    initial: Initial
+    oxygen: Oxygen
+    chemoattractant: Chemoattractant
+    proangiogenic: Proangiogenic
+    proinvasive: Proinvasive
+    tumor_signal: TumorSignal
+    tumor: Tumor
+    neutrophil: Neutrophil
+    macrophage: Macrophage
+    endothelial: Endothelial
+    intervention: Intervention
+    rules: RuleSet
+    scenario: str = "control"
+    sources: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Flat sections of plain values (no rules), e.g. for a manifest or a hash."""
+        return {
+            f.name: dataclasses.asdict(getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in ("rules", "scenario", "sources")
+        }
+
+    def flat(self) -> dict[str, Any]:
+        """``{"section.key": value}`` for every parameter."""
+        return {f"{s}.{k}": v for s, d in self.to_dict().items() for k, v in d.items()}
+
+    def replace(self, overrides: Mapping[str, Any], origin: str = "override") -> "Params":
+        """A new Params with dotted-key overrides applied and validated."""
+        raw = {s: dict(d) for s, d in self.to_dict().items()}
+        _merge_flat(raw, overrides, origin)
+        return _build(raw, self.rules, self.scenario, self.sources + (origin,))
+
+
+_SECTIONS: dict[str, type] = {
+    f.name: f.type
+    for f in fields(Params)
+    if f.name not in ("rules", "scenario", "sources")
+}
+
+
+def params_dir() -> Path:
+    """Folder holding default.toml, rules.csv and scenarios/ (installed or checkout)."""
+    packaged = resources.files("sim") / "_defaults"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    checkout = Path(__file__).resolve().parent.parent / "params"
+    if checkout.is_dir():
+        return checkout
+    raise ParameterError(f"default parameters not found in {packaged} or {checkout}")
+
+
+def scenario_names() -> list[str]:
+    """Names of the scenarios shipped in params/scenarios/."""
+    return sorted(p.stem for p in (params_dir() / "scenarios").glob("*.toml"))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ParameterError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ParameterError(f"{path}: is a folder, expected a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ParameterError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _unwrap(value: Any) -> Any:
+    """Accept both plain values and documented ``{value = ..., unit = ...}`` tables."""
+    if isinstance(value, dict) and "value" in value:
+        return value["value"]
+    return value
+
+
+def _allowed_keys(section: str) -> list[str]:
+    return [f.name for f in fields(_SECTIONS[section])]
+
+
+def _merge_tree(raw: dict, tree: Mapping[str, Any], origin: str) -> None:
+    for section, entries in tree.items():
+        if section not in _SECTIONS:
+            raise ParameterError(
+                f"{origin}: unknown section [{section}]; allowed: {', '.join(_SECTIONS)}"
+            )
+        if not isinstance(entries, dict):
+            raise ParameterError(f"{origin}: [{section}] must be a table of key = value")
+        for key, value in entries.items():
+            _set(raw, section, key, _unwrap(value), origin)
+
+
+def _merge_flat(raw: dict, overrides: Mapping[str, Any], origin: str) -> None:
+    for dotted, value in overrides.items():
+        section, _, key = dotted.replace("__", ".").partition(".")
+        if not key:
+            raise ParameterError(f"{origin}: key '{dotted}' must be 'section.key'")
+        if section not in _SECTIONS:
+            raise ParameterError(
+                f"{origin}: unknown section in '{dotted}'; allowed: {', '.join(_SECTIONS)}"
+            )
+        _set(raw, section, key, value, origin)
+
+
+def _set(raw: dict, section: str, key: str, value: Any, origin: str) -> None:
+    if key not in _allowed_keys(section):
+        raise ParameterError(
+            f"{origin}: unknown key '{section}.{key}'; "
+            f"allowed in [{section}]: {', '.join(_allowed_keys(section))}"
+        )
+    raw.setdefault(section, {})[key] = value
+
+
+def _coerce(section: str, f: dataclasses.Field, value: Any, origin: str) -> Any:
+    """Check type and range of one value; return it as the declared type."""
+    name = f"{section}.{f.name}"
+    want = f.type
+    if isinstance(value, str) and want in (int, float):
+        try:
+            value = want(value)
+        except ValueError:
+            raise ParameterError(
+                f"{origin}: {name} = {value!r}: expected a {want.__name__}"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(
+            f"{origin}: {name} = {value!r}: expected a {want.__name__}, got {type(value).__name__}"
+        )
+    if want is int and not float(value).is_integer():
+        raise ParameterError(f"{origin}: {name} = {value!r}: expected a whole number")
+    value = want(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParameterError(f"{origin}: {name} = {value!r}: must be finite")
+    lo, hi, lo_open = f.metadata["lo"], f.metadata["hi"], f.metadata["lo_open"]
+    bad_lo = lo is not None and (value <= lo if lo_open else value < lo)
+    bad_hi = hi is not None and value > hi
+    if bad_lo or bad_hi:
+        bracket = "(" if lo_open else "["
+        raise ParameterError(
+            f"{origin}: {name} = {value!r} is out of range; allowed {bracket}{lo}, {hi}]"
+        )
+    return value
+
+
+def _build(raw: dict, rules: RuleSet, scenario: str, sources: tuple[str, ...]) -> Params:
+    origin = sources[-1] if sources else "parameters"
+    sections = {}
+    for section, cls in _SECTIONS.items():
+        entries = raw.get(section, {})
+        missing = [f.name for f in fields(cls) if f.name not in entries]
+        if missing:
+            raise ParameterError(
+                f"{origin}: [{section}] is missing {', '.join(missing)} (defaults incomplete)"
+            )
+        sections[section] = cls(
+            **{f.name: _coerce(section, f, entries[f.name], origin) for f in fields(cls)}
+        )
+    params = Params(**sections, rules=rules, scenario=scenario, sources=sources)
+    _check_numerics(params, origin)
+    return params
+
+
+def _check_numerics(p: Params, origin: str) -> None:
+    """Cross-parameter limits of the numerics, checked before anything runs."""
+    dt, dx = p.time.dt_min, p.domain.voxel_um
+    steps_per_record = p.time.record_every_h * 60.0 / dt
+    if abs(steps_per_record - round(steps_per_record)) > 1e-9:
+        raise ParameterError(
+            f"{origin}: time.record_every_h = {p.time.record_every_h} is not a whole number "
+            f"of model steps (time.dt_min = {dt} min)"
+        )
+    fastest = max(
+        p.tumor.migration_speed_um_per_min,
+        p.rules.max_value("tumor", "migration_speed", p.tumor.migration_speed_um_per_min),
+        p.endothelial.tip_speed_um_per_min,
+        p.rules.max_value("endothelial", "tip_speed", p.endothelial.tip_speed_um_per_min),
+    )
+    if fastest * dt > dx:
+        raise ParameterError(
+            f"{origin}: time.dt_min = {dt} is too long: tumor and tip cells move at most one "
+            f"voxel per step, but {fastest} um/min x {dt} min > {dx} um; "
+            f"allowed dt_min <= {dx / fastest:.3g}"
+        )
+    radius_vox = p.initial.tumor_radius_um / dx
+    if 2 * radius_vox + 4 > min(p.domain.nx, p.domain.ny):
+        raise ParameterError(
+            f"{origin}: domain {p.domain.nx}x{p.domain.ny} voxels is too small for "
+            f"initial.tumor_radius_um = {p.initial.tumor_radius_um} "
+            f"(needs at least {math.ceil(2 * radius_vox + 4)} voxels across)"
+        )
+
+
+def load_params(
+    path: str | Path | None = None,
+    *,
+    scenario: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    rules: str | Path | None = None,
+) -> Params:
+    """Defaults <- scenario <- overlay file <- ``{"section.key": value}`` overrides.
+
+    ``rules`` replaces the default rules table (a CSV in the grammar of params/rules.csv).
+    Raises :class:`ParameterError` with file, key, value and allowed range on bad input.
+    """
+    base = params_dir()
+    default_file = base / "default.toml"
+    raw: dict[str, dict[str, Any]] = {}
+    _merge_tree(raw, _read_toml(default_file), str(default_file))
+    sources = [str(default_file)]
+    name = scenario or "control"
+    scen_file = base / "scenarios" / f"{name}.toml"
+    if not scen_file.is_file():
+        raise ParameterError(
+            f"unknown scenario '{name}'; allowed: {', '.join(scenario_names())}"
+        )
+    scen = _read_toml(scen_file)
+    scen.pop("description", None)
+    _merge_tree(raw, scen, str(scen_file))
+    sources.append(str(scen_file))
+    if path is not None:
+        path = Path(path)
+        _merge_tree(raw, _read_toml(path), str(path))
+        sources.append(str(path))
+    if overrides:
+        _merge_flat(raw, overrides, "--set")
+        sources.append("--set " + " ".join(f"{k}={v}" for k, v in overrides.items()))
+    rules_file = Path(rules) if rules is not None else base / "rules.csv"
+    ruleset = load_rules(rules_file)
+    return _build(raw, ruleset, name, tuple(sources))
+
+
+def describe() -> list[dict[str, Any]]:
+    """Rows of key, value, unit, meaning, source from default.toml (for docs and checks)."""
+    path = params_dir() / "default.toml"
+    rows = []
+    for section, entries in _read_toml(path).items():
+        for key, spec in entries.items():
+            rows.append({"key": f"{section}.{key}", **spec})
+    return rows

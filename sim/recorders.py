@@ -1,0 +1,136 @@
+"""Readouts of a model state: named, picklable reporter functions for Mesa's DataCollector.
+
+Each reporter takes the model and returns a number; the experiment readouts mirror the
+study's measurements: Ki67-like proliferation index, CD31-like vessel density,
+PIC-seq-like neutrophil-tumor pairs.
+"""
+
+from functools import partial
+
+import numpy as np
+
+from .agents import endothelial, macrophage, neutrophil, tumor
+from .lattice import box_sum
+from .params import FIELD_NAMES
+
+__all__ = ["REPORTERS", "tumor_region", "invasive_mask"]
+
+#: the tumor region for densities: voxels within this many voxels of a tumor cell (100 um)
+REGION_MARGIN_VOX = 5
+
+
+def _viable(m) -> np.ndarray:
+    return m.tumor["state"] != tumor.NECROTIC
+
+
+def tumor_region(m) -> np.ndarray:
+    """Voxels within REGION_MARGIN_VOX of any tumor cell (viable or necrotic)."""
+    return box_sum(m.tumor.at >= 0, REGION_MARGIN_VOX) > 0
+
+
+def invasive_mask(m) -> np.ndarray:
+    """Viable tumor cells that have left the main mass (few tumor neighbours)."""
+    t = m.tumor
+    neighbours = box_sum(t.at >= 0)[t["x"], t["y"]] - 1
+    return _viable(m) & (neighbours <= m.p.tumor.invasive_neighbours_max)
+
+
+def time_h(m) -> float:
+    return m.time_h
+
+
+def tumor_cells(m) -> int:
+    """Viable tumor cells (proliferating + hypoxic)."""
+    return int(_viable(m).sum())
+
+
+def necrotic_cells(m) -> int:
+    return int((m.tumor["state"] == tumor.NECROTIC).sum())
+
+
+def proliferation_index(m) -> float:
+    """Ki67-like: fraction of viable tumor cells that divided within ``tumor.ki67_window_h``."""
+    viable = _viable(m)
+    if not viable.any():
+        return 0.0
+    recent = m.time_min - m.tumor["divided_min"] < m.p.tumor.ki67_window_h * 60.0
+    return float((recent & viable).sum() / viable.sum())
+
+
+def hypoxic_fraction(m) -> float:
+    viable = _viable(m)
+    if not viable.any():
+        return 0.0
+    return float((m.tumor["state"] == tumor.HYPOXIC).sum() / viable.sum())
+
+
+def invasive_cells(m) -> int:
+    return int(invasive_mask(m).sum())
+
+
+def neutrophils(m) -> int:
+    return m.neutrophils.n
+
+
+def neutrophils_in_tumor(m) -> int:
+    nb = m.neutrophils
+    return int(tumor_region(m)[nb["x"], nb["y"]].sum())
+
+
+def neutrophils_in_contact(m) -> int:
+    """Neutrophils with a viable tumor cell in their 3x3 neighbourhood."""
+    nb = m.neutrophils
+    contact = box_sum(neutrophil.viable_tumor_map(m) >= 0)[nb["x"], nb["y"]]
+    return int((contact > 0).sum())
+
+
+def neutrophil_tumor_pairs(m) -> int:
+    """PIC-seq analogue: neutrophils bound to a tumor cell."""
+    return int((m.neutrophils["state"] == neutrophil.BOUND).sum())
+
+
+def activated_neutrophils(m) -> int:
+    return int((m.neutrophils["state"] != neutrophil.NAIVE).sum())
+
+
+def macrophages(m) -> int:
+    return m.macrophages.n
+
+
+def activated_macrophages(m) -> int:
+    return int((m.macrophages["state"] == macrophage.ACTIVATED).sum())
+
+
+def endothelial_cells(m) -> int:
+    return m.endothelial.n
+
+
+def tip_cells(m) -> int:
+    return int((m.endothelial["state"] == endothelial.TIP).sum())
+
+
+def vessel_density_per_mm2(m) -> float:
+    """CD31-like: vessel voxels (20 um segments) per mm^2 of the tumor region."""
+    region = tumor_region(m)
+    area = region.sum() * m.scales.voxel_area_mm2
+    if area == 0:
+        return 0.0
+    e = m.endothelial
+    return float(region[e["x"], e["y"]].sum() / area)
+
+
+def field_mean(m, name: str) -> float:
+    """Mean of a field over the grid (its unit: see sim.rules.FIELD_SIGNALS)."""
+    return float(m.fields[name].mean())
+
+
+REPORTERS = {
+    f.__name__: f
+    for f in (
+        time_h, tumor_cells, proliferation_index, hypoxic_fraction, necrotic_cells,
+        invasive_cells, neutrophils, neutrophils_in_tumor, neutrophils_in_contact,
+        neutrophil_tumor_pairs, activated_neutrophils, macrophages, activated_macrophages,
+        endothelial_cells, tip_cells, vessel_density_per_mm2,
+    )
+}
+REPORTERS.update({f"mean_{name}": partial(field_mean, name=name) for name in FIELD_NAMES})

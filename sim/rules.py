@@ -1,0 +1,255 @@
+"""Interaction rules as data: signal -> behaviour Hill responses in PhysiCell's grammar.
+
+A row of ``params/rules.csv`` reads "cell type, signal, increases/decreases, behaviour,
+saturation value, half-max, Hill power, source". For one behaviour of one cell type the
+rules combine as in PhysiCell (multivariate Hill response):
+
+    U = x_up / (1 + x_up),   x_up = sum_i (s_i / h_i) ** n_i    over "increases" rules
+    D = x_dn / (1 + x_dn),   x_dn likewise over "decreases" rules
+    b = b0 + (b_max - b0) * U
+    b = b  + (b_min - b)  * D
+
+with b0 the base value from ``params/default.toml``, b_max the saturation shared by the
+increasing rules and b_min the one shared by the decreasing rules. Every rule of a cell
+type is evaluated for all its agents at once (numpy arrays).
+"""
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .errors import ParameterError
+
+__all__ = ["Rule", "RuleSet", "SIGNALS", "BEHAVIOURS", "load_rules", "hill"]
+
+FIELD_SIGNALS = {
+    "oxygen": "mmHg",
+    "chemoattractant": "ng/mL",
+    "proangiogenic": "ng/mL",
+    "proinvasive": "ng/mL",
+    "tumor_signal": "a.u.",
+}
+
+#: signals each cell type can sense: name -> unit
+SIGNALS: dict[str, dict[str, str]] = {
+    "tumor": {
+        **FIELD_SIGNALS,
+        "bound_neutrophils": "count (neutrophils bound to this cell)",
+        "neutrophil_contact": "count (neutrophils in the 3x3 neighbourhood)",
+        "hypoxic": "state (1 hypoxic, 0 not)",
+    },
+    "neutrophil": {
+        **FIELD_SIGNALS,
+        "tumor_contact": "count (viable tumor cells in the 3x3 neighbourhood)",
+        "activated": "state (1 activated or bound)",
+        "bound": "state (1 bound to a tumor cell)",
+    },
+    "macrophage": {
+        **FIELD_SIGNALS,
+        "tumor_contact": "count (viable tumor cells in the 3x3 neighbourhood)",
+        "activated": "state (1 activated)",
+    },
+    "endothelial": {
+        **FIELD_SIGNALS,
+        "neutrophil_contact": "count (neutrophils in the 3x3 neighbourhood)",
+    },
+}
+
+#: behaviours each cell type uses: name -> (unit, base parameter "section.key", upper bound)
+BEHAVIOURS: dict[str, dict[str, tuple[str, str, float]]] = {
+    "tumor": {
+        "division": ("1/min", "tumor.cycle_rate_per_min", 1.0),
+        "necrosis": ("1/min", "tumor.necrosis_rate_per_min", 1.0),
+        "migration_speed": ("um/min", "tumor.migration_speed_um_per_min", 100.0),
+        "secrete_proangiogenic": ("ng/mL/min", "tumor.secrete_proangiogenic", 1e4),
+        "secrete_chemoattractant": ("ng/mL/min", "tumor.secrete_chemoattractant", 1e4),
+        "secrete_tumor_signal": ("a.u./min", "tumor.secrete_tumor_signal", 1e4),
+    },
+    "neutrophil": {
+        "extravasation": ("1/min per vessel voxel", "neutrophil.extravasation_per_min", 1.0),
+        "migration_speed": ("um/min", "neutrophil.migration_speed_um_per_min", 100.0),
+        "chemotaxis_bias": ("probability", "neutrophil.chemotaxis_bias", 1.0),
+        "binding": ("1/min", "neutrophil.binding_per_min", 10.0),
+        "unbinding": ("1/min", "neutrophil.unbinding_per_min", 10.0),
+        "activation": ("1/min", "neutrophil.activation_per_min", 10.0),
+        "secrete_proangiogenic": ("ng/mL/min", "neutrophil.secrete_proangiogenic", 1e4),
+        "secrete_proinvasive": ("ng/mL/min", "neutrophil.secrete_proinvasive", 1e4),
+    },
+    "macrophage": {
+        "activation": ("1/min", "macrophage.activation_per_min", 10.0),
+        "deactivation": ("1/min", "macrophage.deactivation_per_min", 10.0),
+        "migration_speed": ("um/min", "macrophage.migration_speed_um_per_min", 100.0),
+        "chemotaxis_bias": ("probability", "macrophage.chemotaxis_bias", 1.0),
+        "secrete_chemoattractant": ("ng/mL/min", "macrophage.secrete_chemoattractant", 1e4),
+    },
+    "endothelial": {
+        "sprouting": ("1/min", "endothelial.sprouting_per_min", 1.0),
+        "tip_speed": ("um/min", "endothelial.tip_speed_um_per_min", 100.0),
+    },
+}
+
+COLUMNS = [
+    "cell_type", "signal", "direction", "behaviour",
+    "saturation", "half_max", "hill_power", "source",
+]
+
+
+class RuleError(ParameterError):
+    """A malformed rules table (the message names file, row and column)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    cell_type: str
+    signal: str
+    direction: str  # "increases" | "decreases"
+    behaviour: str
+    saturation: float
+    half_max: float
+    hill_power: float
+    source: str
+
+
+def hill(signal: np.ndarray, half_max: float, power: float) -> np.ndarray:
+    """Single-signal Hill response s^n / (h^n + s^n) in [0, 1) (0 for s <= 0)."""
+    x = (np.maximum(signal, 0.0) / half_max) ** power
+    return x / (1.0 + x)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A validated rules table; evaluates behaviours for whole populations."""
+
+    rules: tuple[Rule, ...]
+    path: str = ""
+
+    def for_behaviour(self, cell_type: str, behaviour: str) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.cell_type == cell_type and r.behaviour == behaviour)
+
+    def max_value(self, cell_type: str, behaviour: str, base: float) -> float:
+        """Largest value the behaviour can take (base or an increasing saturation)."""
+        ups = [r.saturation for r in self.for_behaviour(cell_type, behaviour)
+               if r.direction == "increases"]
+        return max([base, *ups])
+
+    def signals_used(self, cell_type: str) -> set[str]:
+        return {r.signal for r in self.rules if r.cell_type == cell_type}
+
+    def evaluate(
+        self,
+        cell_type: str,
+        behaviour: str,
+        base: float,
+        signals: Mapping[str, np.ndarray],
+        n: int,
+    ) -> np.ndarray:
+        """Behaviour value for ``n`` agents given their signal arrays (PhysiCell combination)."""
+        out = np.full(n, float(base))
+        rules = self.for_behaviour(cell_type, behaviour)
+        for direction in ("increases", "decreases"):
+            group = [r for r in rules if r.direction == direction]
+            if not group:
+                continue
+            x = np.zeros(n)
+            for r in group:
+                s = np.maximum(np.asarray(signals[r.signal], dtype=float), 0.0)
+                x += (s / r.half_max) ** r.hill_power
+            response = x / (1.0 + x)
+            out += (group[0].saturation - out) * response
+        return out
+
+    def to_rows(self) -> list[dict]:
+        return [r.__dict__.copy() for r in self.rules]
+
+
+def _number(path: Path, row: int, col: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise RuleError(f"{path}: row {row}: {col} = {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise RuleError(f"{path}: row {row}: {col} = {text!r} must be finite")
+    return value
+
+
+def parse_rule(path: Path, row: int, rec: Mapping[str, str]) -> Rule:
+    """One CSV record -> Rule, or a RuleError naming file, row, column and allowed values."""
+    cell = rec["cell_type"].strip()
+    if cell not in SIGNALS:
+        raise RuleError(f"{path}: row {row}: unknown cell_type '{cell}'; allowed: {', '.join(SIGNALS)}")
+    signal = rec["signal"].strip()
+    if signal not in SIGNALS[cell]:
+        raise RuleError(
+            f"{path}: row {row}: unknown signal '{signal}' for {cell}; "
+            f"allowed: {', '.join(SIGNALS[cell])}"
+        )
+    direction = rec["direction"].strip()
+    if direction not in ("increases", "decreases"):
+        raise RuleError(
+            f"{path}: row {row}: direction = '{direction}'; allowed: increases, decreases"
+        )
+    behaviour = rec["behaviour"].strip()
+    if behaviour not in BEHAVIOURS[cell]:
+        raise RuleError(
+            f"{path}: row {row}: unknown behaviour '{behaviour}' for {cell}; "
+            f"allowed: {', '.join(BEHAVIOURS[cell])}"
+        )
+    unit, _, upper = BEHAVIOURS[cell][behaviour]
+    sat = _number(path, row, "saturation", rec["saturation"])
+    if not 0.0 <= sat <= upper:
+        raise RuleError(
+            f"{path}: row {row}: saturation = {sat} for {cell} {behaviour} ({unit}); "
+            f"allowed [0, {upper}]"
+        )
+    half = _number(path, row, "half_max", rec["half_max"])
+    if half <= 0:
+        raise RuleError(f"{path}: row {row}: half_max = {half}; allowed > 0")
+    power = _number(path, row, "hill_power", rec["hill_power"])
+    if not 0 < power <= 100:
+        raise RuleError(f"{path}: row {row}: hill_power = {power}; allowed (0, 100]")
+    source = (rec.get("source") or "").strip()
+    if not source:
+        raise RuleError(f"{path}: row {row}: source is empty; cite it, or write 'assumed'")
+    return Rule(cell, signal, direction, behaviour, sat, half, power, source)
+
+
+def _check_consistency(path: Path, rules: list[Rule]) -> None:
+    seen: dict[tuple, int] = {}
+    shared: dict[tuple, float] = {}
+    for i, r in enumerate(rules, start=2):
+        key = (r.cell_type, r.signal, r.direction, r.behaviour)
+        if key in seen:
+            raise RuleError(f"{path}: row {i} repeats row {seen[key]} ({', '.join(key)})")
+        seen[key] = i
+        group = (r.cell_type, r.behaviour, r.direction)
+        if group in shared and shared[group] != r.saturation:
+            raise RuleError(
+                f"{path}: row {i}: rules that {r.direction[:-1]} {r.cell_type} {r.behaviour} "
+                f"must share one saturation value ({shared[group]} vs {r.saturation})"
+            )
+        shared.setdefault(group, r.saturation)
+
+
+def load_rules(path: str | Path) -> RuleSet:
+    """Read and validate a rules CSV (header: ``cell_type,signal,...,source``)."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or [c.strip() for c in reader.fieldnames] != COLUMNS:
+                raise RuleError(
+                    f"{path}: header must be {','.join(COLUMNS)}; got {reader.fieldnames}"
+                )
+            rules = []
+            for i, rec in enumerate(reader, start=2):
+                if None in rec or any(v is None for v in rec.values()):
+                    raise RuleError(f"{path}: row {i}: expected {len(COLUMNS)} columns")
+                rules.append(parse_rule(path, i, rec))
+    except FileNotFoundError:
+        raise RuleError(f"{path}: rules file not found") from None
+    _check_consistency(path, rules)
+    return RuleSet(tuple(rules), str(path))

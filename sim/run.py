@@ -1,0 +1,211 @@
+"""One simulation run: ``run_one(params, seed) -> RunResult``, and writing it to a folder.
+
+Every caller (the CLI, experiments, sweeps, the browser view, tests) goes through
+:func:`run_one`. Output folders are written into a temporary sibling and renamed into
+place only when complete, so an interrupted or failed run leaves nothing half-written.
+"""
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ParameterError
+from .params import FIELD_NAMES, Params, load_params
+
+__all__ = ["RunResult", "run_one", "final_state", "write_atomic"]
+
+AGENT_KINDS = ("tumor", "neutrophils", "macrophages", "endothelial")
+
+
+@dataclass
+class RunResult:
+    """What one run produced: the time series, the final state and its provenance."""
+
+    timeseries: pd.DataFrame
+    final: dict[str, np.ndarray]
+    params: Params
+    seed: int
+    wall_s: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def manifest(self) -> dict[str, Any]:
+        p = self.params
+        return {
+            "seed": self.seed,
+            "scenario": p.scenario,
+            "parameters": p.to_dict(),
+            "rules": p.rules.to_rows(),
+            "rules_file": p.rules.path,
+            "parameter_sources": list(p.sources),
+            "wall_time_s": round(self.wall_s, 3),
+            "versions": versions(),
+            "git_revision": git_revision(),
+            **self.meta,
+        }
+
+    def write(self, out: str | Path, *, overwrite: bool = False) -> Path:
+        """Write timeseries.csv/.parquet, final_state.npz/.png and manifest.json into ``out``."""
+        from .figures import plot_final_state
+
+        def fill(tmp: Path) -> None:
+            self.timeseries.to_csv(tmp / "timeseries.csv", index=False)
+            self.timeseries.to_parquet(tmp / "timeseries.parquet", index=False)
+            np.savez_compressed(tmp / "final_state.npz", **self.final)
+            fig = plot_final_state(self.final, title=f"{self.params.scenario}, seed {self.seed}")
+            fig.savefig(tmp / "final_state.png", dpi=130)
+            with open(tmp / "manifest.json", "w") as fh:
+                json.dump(self.manifest(), fh, indent=2, default=str)
+
+        return write_atomic(Path(out), fill, overwrite=overwrite)
+
+
+def write_atomic(out: Path, fill, *, overwrite: bool = False) -> Path:
+    """Call ``fill(tmp_dir)`` then move the folder to ``out`` in one rename.
+
+    Refuses an existing non-empty ``out`` unless ``overwrite``. On any error the
+    temporary folder is removed and ``out`` is untouched.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ParameterError(f"--out {out}: folder exists and is not empty (use --overwrite)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        fill(tmp)
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, trash / "old")
+            os.replace(tmp, out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def final_state(model) -> dict[str, np.ndarray]:
+    """Every field and every agent's position, type and state, as plain arrays."""
+    out: dict[str, np.ndarray] = {f"field_{name}": model.fields[name].copy() for name in FIELD_NAMES}
+    kinds, xs, ys, states = [], [], [], []
+    for k, kind in enumerate(AGENT_KINDS):
+        pop = model.populations[kind]
+        kinds.append(np.full(pop.n, k, np.int8))
+        xs.append(pop["x"].copy())
+        ys.append(pop["y"].copy())
+        states.append(pop["state"].copy())
+    out["agent_kind"] = np.concatenate(kinds)
+    out["agent_x"] = np.concatenate(xs)
+    out["agent_y"] = np.concatenate(ys)
+    out["agent_state"] = np.concatenate(states)
+    out["invasive"] = model.invasive_mask().copy()
+    out["kind_names"] = np.array(AGENT_KINDS)
+    out["state_names"] = np.array(
+        [",".join(cls.STATES) for cls in _agent_classes()])
+    out["time_h"] = np.array(model.time_h)
+    out["voxel_um"] = np.array(model.p.domain.voxel_um)
+    return out
+
+
+def _agent_classes():
+    from .agents import EndothelialCell, Macrophage, Neutrophil, TumorCell
+
+    return (TumorCell, Neutrophil, Macrophage, EndothelialCell)
+
+
+def run_one(
+    params: Params | None = None,
+    seed: int = 0,
+    *,
+    days: float | None = None,
+    progress: bool = False,
+) -> RunResult:
+    """Simulate ``days`` (default ``params.time.days``) and return tables and final state.
+
+    The same ``params`` and ``seed`` give bit-identical results.
+    """
+    from .model import NeutroModel
+
+    params = params if params is not None else load_params()
+    days = params.time.days if days is None else days
+    if not days > 0:
+        raise ParameterError(f"days = {days}: must be > 0")
+    t0 = time.perf_counter()
+    model = NeutroModel(params, rng=int(seed))
+    n_steps = model.scales.steps(days * 1440.0)
+    bar = _progress_bar(n_steps, model.scales.dt_min) if progress else None
+    for _ in range(n_steps):
+        model.step()
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    ts = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+    return RunResult(ts, final_state(model), params, int(seed), time.perf_counter() - t0,
+                     meta={"days": days, "steps": n_steps})
+
+
+def _progress_bar(n_steps: int, dt_min: float) -> "_DayBar":
+    return _DayBar(n_steps, 1440.0 / dt_min)
+
+
+class _DayBar:
+    """tqdm bar over steps that shows simulated days and days per wall-clock minute."""
+
+    def __init__(self, n_steps: int, steps_per_day: float):
+        from tqdm.auto import tqdm
+
+        self.steps_per_day = steps_per_day
+        self.t0 = time.perf_counter()
+        self.bar = tqdm(total=n_steps, unit="step", file=sys.stderr, dynamic_ncols=True,
+                        desc="simulating", mininterval=0.5)
+
+    def update(self, k: int) -> None:
+        self.bar.update(k)
+        if self.bar.n % 40 == 0:
+            day = self.bar.n / self.steps_per_day
+            rate = day / max((time.perf_counter() - self.t0) / 60.0, 1e-9)
+            self.bar.set_postfix_str(f"day {day:.1f}, {rate:.1f} sim-days/min", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("neutrosim", "mesa", "numpy", "numba", "scipy", "pandas", "pyarrow", "matplotlib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def git_revision() -> str:
+    """The checkout's commit (with '+dirty' if modified), or 'unknown' outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        if not rev:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=5).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

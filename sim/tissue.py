@@ -1,0 +1,97 @@
+"""The tissue at t=0: a tumor mass, host vessels, resident macrophages, tumor neutrophils.
+
+Everything is drawn from the model's generator (``model.rng``), so one seed gives one
+tissue.
+"""
+
+import numpy as np
+
+from .agents import endothelial, macrophage, neutrophil, tumor
+from .lattice import DX, DY
+
+__all__ = ["build", "tumor_disc", "host_vessel_paths"]
+
+
+def tumor_disc(nx: int, ny: int, radius_vox: float) -> np.ndarray:
+    """Boolean mask of the voxels within ``radius_vox`` of the grid centre."""
+    x = np.arange(nx)[:, None] - (nx - 1) / 2
+    y = np.arange(ny)[None, :] - (ny - 1) / 2
+    return x * x + y * y <= radius_vox * radius_vox
+
+
+def host_vessel_paths(rng: np.random.Generator, nx: int, ny: int, count: int, wiggle: float):
+    """Voxels of ``count`` vessels crossing the window edge to edge, alternately along x and y.
+
+    Each path steps one voxel along its axis and, with probability ``wiggle``, one voxel
+    sideways (staying connected in the Moore sense).
+    """
+    voxels = set()
+    for k in range(count):
+        along_x = k % 2 == 0
+        length, width = (nx, ny) if along_x else (ny, nx)
+        side = int(rng.integers(width // 10, width - width // 10))
+        steps = rng.random((length, 2))
+        for a in range(length):
+            if steps[a, 0] < wiggle:
+                side = int(np.clip(side + (1 if steps[a, 1] < 0.5 else -1), 0, width - 1))
+            voxels.add((a, side) if along_x else (side, a))
+    return sorted(voxels)
+
+
+def tumor_vessel_paths(rng: np.random.Generator, inside: np.ndarray, n_voxels: int,
+                       length: int, wiggle: float):
+    """About ``n_voxels`` voxels of straight-ish segments of ``length`` voxels inside a mask.
+
+    Each segment starts at a random voxel of ``inside`` and runs in one of 8 directions,
+    turning by 45 degrees with probability ``wiggle`` per voxel, until it leaves the mask.
+    """
+    voxels: set = set()
+    starts = np.flatnonzero(inside.ravel())
+    nx, ny = inside.shape
+    while len(voxels) < n_voxels and starts.size:
+        x, y = np.unravel_index(rng.choice(starts), inside.shape)
+        d = int(rng.integers(0, 8))
+        turns = rng.random((length, 2))
+        for a in range(length):
+            voxels.add((int(x), int(y)))
+            if turns[a, 0] < wiggle:
+                d = (d + (1 if turns[a, 1] < 0.5 else -1)) % 8
+            x, y = x + DX[d], y + DY[d]
+            if not (0 <= x < nx and 0 <= y < ny and inside[x, y]):
+                break
+    return sorted(voxels)
+
+
+def build(m) -> None:
+    """Place the initial cells of model ``m`` from its parameters."""
+    p, rng, s = m.p, m.rng, m.scales
+    nx, ny = p.domain.nx, p.domain.ny
+    disc = tumor_disc(nx, ny, s.voxels(p.initial.tumor_radius_um))
+    occupied = disc & (rng.random((nx, ny)) < p.initial.tumor_packing)
+    tx, ty = np.nonzero(occupied)
+    # an asynchronous population: last divisions spread over one mean cycle before t=0
+    cycle_min = 1.0 / max(p.tumor.cycle_rate_per_min, 1e-12)
+    m.spawn(tumor.TumorCell, tx, ty, state=tumor.PROLIFERATING,
+            divided_min=-rng.random(tx.size) * cycle_min)
+
+    paths = set(host_vessel_paths(rng, nx, ny, p.initial.host_vessels, p.initial.vessel_wiggle))
+    n_inside = int(round(p.initial.tumor_vessel_density_per_mm2 * disc.sum() * s.voxel_area_mm2))
+    length = max(int(round(s.voxels(p.initial.tumor_vessel_length_um))), 1)
+    paths = sorted(paths | set(tumor_vessel_paths(rng, disc, n_inside, length,
+                                                  p.initial.vessel_wiggle)))
+    if paths:
+        vx, vy = np.array(paths).T
+        m.spawn(endothelial.EndothelialCell, vx, vy, state=endothelial.STALK)
+
+    n_mac = rng.poisson(s.per_voxel(p.initial.macrophages_per_mm2) * nx * ny)
+    flat = rng.choice(nx * ny, size=min(n_mac, nx * ny), replace=False)
+    mx, my = np.unravel_index(flat, (nx, ny))
+    m.spawn(macrophage.Macrophage, mx, my, state=macrophage.RESTING,
+            heading=rng.integers(0, 8, mx.size))
+
+    inside = np.flatnonzero((disc & (m.macrophages.at < 0)).ravel())
+    n_neu = min(rng.poisson(s.per_voxel(p.initial.neutrophils_per_mm2_tumor) * disc.sum()), inside.size)
+    nx_, ny_ = np.unravel_index(rng.choice(inside, size=n_neu, replace=False), (nx, ny))
+    m.spawn(neutrophil.Neutrophil, nx_, ny_, state=neutrophil.NAIVE, partner=-1,
+            heading=rng.integers(0, 8, n_neu),
+            death_min=neutrophil.draw_lifespan_min(m, n_neu, p.neutrophil.lifespan_naive_day))
