@@ -18,19 +18,22 @@ DY = np.array([0, 1, 1, 1, 0, -1, -1, -1], dtype=np.int64)
 
 @nb.njit(cache=True)
 def _free_neighbour(xi, yi, a, b, include_self, r):
-    """A uniformly chosen voxel around (xi, yi) free in both maps, or (-1, -1)."""
+    """A uniformly chosen voxel around (xi, yi) free in both maps, or (-1, -1).
+
+    Free means -1 in ``a`` (-2 marks a voxel already reserved this step) and < 0 in ``b``.
+    """
     nx, ny = a.shape
     cand_x = np.empty(9, np.int64)
     cand_y = np.empty(9, np.int64)
     k = 0
-    if include_self and a[xi, yi] < 0 and b[xi, yi] < 0:
+    if include_self and a[xi, yi] == -1 and b[xi, yi] < 0:
         cand_x[k] = xi
         cand_y[k] = yi
         k += 1
     for d in range(8):
         tx = xi + DX[d]
         ty = yi + DY[d]
-        if 0 <= tx < nx and 0 <= ty < ny and a[tx, ty] < 0 and b[tx, ty] < 0:
+        if 0 <= tx < nx and 0 <= ty < ny and a[tx, ty] == -1 and b[tx, ty] < 0:
             cand_x[k] = tx
             cand_y[k] = ty
             k += 1

@@ -16,12 +16,16 @@ from mesa.discrete_space import OrthogonalMooreGrid
 from . import recorders, tissue
 from .agents import endothelial, macrophage, neutrophil, tumor
 from .fields import FieldSolver, FieldSpec
+from .fields.steady import SteadySolver
 from .params import FIELD_NAMES, Params, load_params
 from .rules import BEHAVIOURS
 from .state import Population
 from .units import Scales
 
 __all__ = ["NeutroModel"]
+
+#: fields advanced in time by the LOD solver; oxygen is solved quasi-steadily
+TRANSIENT_FIELDS = tuple(f for f in FIELD_NAMES if f != "oxygen")
 
 
 @dataclass
@@ -76,6 +80,10 @@ class NeutroModel(Model):
         }
         self.solver = FieldSolver(self._field_specs(), shape, params.domain.voxel_um,
                                   params.time.dt_min)
+        # oxygen relaxes in well under a minute: solved to its quasi-steady state each step
+        self.oxygen_solver = SteadySolver(shape, params.domain.voxel_um,
+                                          params.oxygen.diffusion_um2_per_min, "dirichlet",
+                                          params.oxygen.boundary_mmHg)
         self.populations = {
             "tumor": Population("tumor", tumor.COLUMNS, shape),
             "neutrophils": Population("neutrophils", neutrophil.COLUMNS, shape),
@@ -88,6 +96,7 @@ class NeutroModel(Model):
             for name, (_, key, _) in behaviours.items()
         }
         self.treated = False
+        self.recruited = 0  # neutrophils that extravasated since t=0
         self.recruit_factor = 1.0
         self.chemotaxis_factor = 1.0
         self.contact_factor = 1.0
@@ -160,15 +169,14 @@ class NeutroModel(Model):
     def _field_specs(self) -> list[FieldSpec]:
         p = self.p
         specs = []
-        for name in FIELD_NAMES:
+        for name in TRANSIENT_FIELDS:
             fp = getattr(p, name)
-            oxygen = name == "oxygen"
             specs.append(FieldSpec(
                 name=name,
                 diffusion_um2_per_min=fp.diffusion_um2_per_min,
                 decay_per_min=fp.decay_per_min,
                 boundary="dirichlet",
-                boundary_value=p.oxygen.boundary_mmHg if oxygen else 0.0,
+                boundary_value=0.0,
                 max_substep_min=fp.max_substep_min,
             ))
         return specs
@@ -184,15 +192,13 @@ class NeutroModel(Model):
         return src
 
     def _advance_fields(self, src: Sources) -> None:
-        target = np.full(self.grid.dimensions, self.p.oxygen.blood_mmHg)
-        for name in FIELD_NAMES:
-            oxygen = name == "oxygen"
-            self.solver.advance(
-                name, self.fields[name],
-                release=src.release[name], uptake=src.uptake[name],
-                supply_rate=src.supply_rate if oxygen else None,
-                supply_target=target if oxygen else None,
-            )
+        ox = self.p.oxygen
+        c = src.uptake["oxygen"] + src.supply_rate + ox.decay_per_min
+        f = src.release["oxygen"] + src.supply_rate * ox.blood_mmHg
+        self.oxygen_solver.solve(self.fields["oxygen"], c, f)
+        for name in TRANSIENT_FIELDS:
+            self.solver.advance(name, self.fields[name], release=src.release[name],
+                                uptake=src.uptake[name])
 
     def apply_interventions(self) -> None:
         """From the start day, the scenario's intervention acts (once-off and ongoing parts)."""

@@ -51,7 +51,7 @@ class Time:
 @dataclass(frozen=True)
 class Initial:
     tumor_radius_um: float = _rng(0.0, 1e5, lo_open=True)
-    tumor_packing: float = _rng(0.0, 1.0, lo_open=True)
+    tumor_packing: float = _rng(0.0, 1.0)
     host_vessels: int = _rng(0, 200)
     tumor_vessel_density_per_mm2: float = _rng(0.0, 2500.0)
     tumor_vessel_length_um: float = _rng(0.0, 1e5, lo_open=True)
@@ -64,11 +64,16 @@ class Initial:
 class FieldParams:
     diffusion_um2_per_min: float = _rng(0.0, 1e7)
     decay_per_min: float = _rng(0.0, 100.0)
+
+
+@dataclass(frozen=True)
+class TransientField(FieldParams):
     max_substep_min: float = _rng(0.0, 1e3, lo_open=True)
 
 
 @dataclass(frozen=True)
 class Oxygen(FieldParams):
+    decay_per_min: float = _rng(0.0, 100.0, lo_open=True)  # > 0: the steady solve needs it
     boundary_mmHg: float = _rng(0.0, 760.0)
     blood_mmHg: float = _rng(0.0, 760.0)
     vessel_supply_per_min: float = _rng(0.0, 1e4)
@@ -77,22 +82,22 @@ class Oxygen(FieldParams):
 
 
 @dataclass(frozen=True)
-class Chemoattractant(FieldParams):
+class Chemoattractant(TransientField):
     neutrophil_uptake_per_min: float = _rng(0.0, 1e4)
 
 
 @dataclass(frozen=True)
-class Proangiogenic(FieldParams):
+class Proangiogenic(TransientField):
     endothelial_uptake_per_min: float = _rng(0.0, 1e4)
 
 
 @dataclass(frozen=True)
-class Proinvasive(FieldParams):
+class Proinvasive(TransientField):
     pass
 
 
 @dataclass(frozen=True)
-class TumorSignal(FieldParams):
+class TumorSignal(TransientField):
     pass
 
 

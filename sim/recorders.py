@@ -72,6 +72,11 @@ def neutrophils(m) -> int:
     return m.neutrophils.n
 
 
+def neutrophils_recruited(m) -> int:
+    """Cumulative count of neutrophils that extravasated since t=0."""
+    return m.recruited
+
+
 def neutrophils_in_tumor(m) -> int:
     nb = m.neutrophils
     return int(tumor_region(m)[nb["x"], nb["y"]].sum())
@@ -128,7 +133,7 @@ REPORTERS = {
     f.__name__: f
     for f in (
         time_h, tumor_cells, proliferation_index, hypoxic_fraction, necrotic_cells,
-        invasive_cells, neutrophils, neutrophils_in_tumor, neutrophils_in_contact,
+        invasive_cells, neutrophils, neutrophils_recruited, neutrophils_in_tumor, neutrophils_in_contact,
         neutrophil_tumor_pairs, activated_neutrophils, macrophages, activated_macrophages,
         endothelial_cells, tip_cells, vessel_density_per_mm2,
     )

@@ -81,7 +81,7 @@ def build(m) -> None:
                                                   p.initial.vessel_wiggle)))
     if paths:
         vx, vy = np.array(paths).T
-        m.spawn(endothelial.EndothelialCell, vx, vy, state=endothelial.STALK)
+        m.spawn(endothelial.EndothelialCell, vx, vy, state=endothelial.STALK, born_min=-np.inf)
 
     n_mac = rng.poisson(s.per_voxel(p.initial.macrophages_per_mm2) * nx * ny)
     flat = rng.choice(nx * ny, size=min(n_mac, nx * ny), replace=False)

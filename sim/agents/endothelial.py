@@ -12,7 +12,7 @@ from ..lattice import DX, DY, box_sum
 from .base import ArrayAgent, field_signals
 
 STALK, TIP = 0, 1
-COLUMNS = {"prev_x": np.int32, "prev_y": np.int32, "moves": np.int32}
+COLUMNS = {"prev_x": np.int32, "prev_y": np.int32, "moves": np.int32, "born_min": np.float64}
 #: a tip may anastomose only after this many moves (so it does not fuse with its parent)
 MIN_MOVES_BEFORE_FUSION = 3
 
@@ -71,7 +71,8 @@ def sprout(m) -> None:
         target = _best_free(m, x, y, u[k, 0], u[k, 1])
         if target is None:
             continue
-        m.spawn(EndothelialCell, [target[0]], [target[1]], state=TIP, prev_x=x, prev_y=y)
+        m.spawn(EndothelialCell, [target[0]], [target[1]], state=TIP, prev_x=x, prev_y=y,
+                born_min=m.time_min)
         tips[target] = True
 
 
@@ -110,7 +111,7 @@ def extend(m) -> None:
             continue
         e["state"][i] = STALK  # the old voxel keeps a stalk cell; a new tip moves on
         new = m.spawn(EndothelialCell, [target[0]], [target[1]], state=TIP, prev_x=x, prev_y=y,
-                      moves=e["moves"][i] + 1)[0]
+                      moves=e["moves"][i] + 1, born_min=m.time_min)[0]
         if e["moves"][new] >= MIN_MOVES_BEFORE_FUSION and _touches_other_vessel(m, *target, x, y):
             e["state"][new] = STALK  # anastomosis
 

@@ -149,6 +149,7 @@ def recruit(m) -> None:
     place_near(m.rng.permutation(src), e["x"], e["y"], nb.at, m.macrophages.at, True,
                m.rng.random(n), px, py)
     ok = src[px[src] >= 0]
+    m.recruited += ok.size
     m.spawn(Neutrophil, px[ok], py[ok], state=NAIVE, partner=-1,
             heading=m.rng.integers(0, 8, ok.size),
             death_min=m.time_min + draw_lifespan_min(m, ok.size, m.p.neutrophil.lifespan_naive_day))

@@ -1,0 +1,29 @@
+# neutrosim: `make demo` installs and runs the main job; `make test` installs test needs and runs the suite.
+# Each finds a Python >= 3.12 itself (or honours PYTHON=...), and works in ./.venv.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SEED ?= 1
+
+.PHONY: demo test bench venv clean
+
+$(PY):
+	"$$(bash .ci/find-python)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+venv: $(PY)
+
+demo: $(PY)
+	$(PY) -m pip install --quiet .
+	$(VENV)/bin/neutrosim run --days 21 --seed $(SEED) --out runs/demo --overwrite
+
+test: $(PY)
+	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pytest -n 2 --durations=15
+
+bench: $(PY)
+	$(PY) -m pip install --quiet -e .
+	$(PY) benchmarks/bench_diffusion.py
+	$(PY) benchmarks/bench_model.py
+
+clean:
+	rm -rf $(VENV) runs build dist *.egg-info

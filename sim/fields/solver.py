@@ -1,0 +1,185 @@
+"""Field solver: advances named 2D fields by one model step with LOD sub-steps.
+
+Each field obeys, on voxels of dx um, in minutes,
+
+    du/dt = D lap(u) - decay u - uptake(x) u + release(x) + supply_rate(x) (target(x) - u)
+
+One model step ``dt_min`` is ``n_sub = ceil(dt_min / max_substep_min)`` equal sub-steps
+of ``h = dt_min / n_sub``; each is the implicit pointwise reaction, then a backward-Euler
+sweep along x, then one along y (:mod:`.kernels`). Every part is unconditionally stable
+and keeps ``u >= 0``; a step never produces values outside the range of the initial field,
+boundary value and supply target (maximum principle) when there is no release.
+
+Accuracy: the split scheme's steady state is not the true one
+-------------------------------------------------------------------
+The fixed point of "reaction, then x sweep, then y sweep" satisfies
+
+    (decay + uptake) u - (1 + h (decay + uptake)) D lap(u) + O(h D^2 dxx dyy u) = release,
+
+so the diffusion coefficient is effectively ``D (1 + h lambda)`` with ``lambda`` the local
+loss rate, plus the LOD cross term. Where uptake is strong the first term dominates: with
+tumor uptake 10/min the oxygen penetration length ``sqrt(D/lambda)`` comes out
+``sqrt(1 + 10 h)`` times too long. Measured (``tests/test_fields.py`` and the lead's
+report): point source of oxygen (D = 1e5 um^2/min, dx = 20 um), 301 x 301 no-flux grid,
+converged fixed point against the exact continuum answer ``q/(2 pi D) K0(r sqrt(lambda/D))``
+at r = 3..15 voxels; worst relative error:
+
+    h (min)   normal tissue (lambda = 0.1/min)   tumor (lambda = 0.1 + 10/min)
+    ------    --------------------------------   -----------------------------
+    SPLIT_ERROR_TABLE
+
+Choose ``max_substep_min`` per field from this table: the error is set by ``h * lambda``
+(and by ``h D / dx^2`` through the cross term), not by stability.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import kernels
+
+__all__ = ["BOUNDARIES", "FieldSolver", "FieldSpec"]
+
+BOUNDARIES = ("noflux", "dirichlet")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One diffusing field.
+
+    Attributes:
+        name: key used in :meth:`FieldSolver.advance`.
+        diffusion_um2_per_min: D (um^2/min), >= 0.
+        decay_per_min: uniform first-order decay (1/min), >= 0.
+        boundary: "noflux" (zero gradient) or "dirichlet" (fixed value outside the edge).
+        boundary_value: the dirichlet value (concentration), >= 0.
+        max_substep_min: longest sub-step (min) allowed for accuracy; inf: one sub-step per
+            model step.
+    """
+
+    name: str
+    diffusion_um2_per_min: float
+    decay_per_min: float
+    boundary: str = "noflux"
+    boundary_value: float = 0.0
+    max_substep_min: float = math.inf
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _finite(x) -> bool:
+    try:
+        return math.isfinite(x)
+    except TypeError:
+        return False
+
+
+class FieldSolver:
+    """Advances fields of one grid (shape (nx, ny), voxels of dx_um) by dt_min per call.
+
+    Factorisations and scratch are made here once; :meth:`advance` allocates nothing
+    (beyond converting source arrays that are not C-contiguous float64). Not thread-safe:
+    one solver's scratch is shared by its fields.
+
+    Attributes:
+        n_substeps: sub-steps per model step, by field name.
+        substep_min: sub-step length h (min), by field name.
+    """
+
+    def __init__(self, specs: Sequence[FieldSpec], shape: tuple[int, int], dx_um: float,
+                 dt_min: float):
+        _check(len(shape) == 2 and all(isinstance(n, (int, np.integer)) for n in shape)
+               and min(shape) >= 3, f"grid shape must be two integers >= 3, got {shape!r}")
+        _check(_finite(dx_um) and dx_um > 0, f"dx_um must be positive and finite, got {dx_um!r}")
+        _check(_finite(dt_min) and dt_min > 0,
+               f"dt_min must be positive and finite, got {dt_min!r}")
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dx_um = float(dx_um)
+        self.dt_min = float(dt_min)
+        self.specs: dict[str, FieldSpec] = {}
+        self.n_substeps: dict[str, int] = {}
+        self.substep_min: dict[str, float] = {}
+        self._factors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for spec in specs:
+            self._add(spec)
+        nx, ny = self.shape
+        self._a = np.empty(self.shape)
+        self._b = np.empty(self.shape)
+        self._work = np.zeros(kernels.work_size(nx, ny))
+        # compile (or load from numba's cache) the sub-step kernel now, not mid-run
+        cx = kernels.axis_factors(nx, 0.0, False)
+        cy = kernels.axis_factors(ny, 0.0, False)
+        kernels.lod_steps(self._a, self._a, self._b, cx, cy, self._work, 0)
+
+    def _add(self, spec: FieldSpec) -> None:
+        name = spec.name
+        _check(name not in self.specs, f"field {name!r} is given twice")
+        d = spec.diffusion_um2_per_min
+        _check(_finite(d) and d >= 0,
+               f"field {name!r}: diffusion_um2_per_min must be >= 0 and finite, got {d!r}")
+        lam = spec.decay_per_min
+        _check(_finite(lam) and lam >= 0,
+               f"field {name!r}: decay_per_min must be >= 0 and finite, got {lam!r}")
+        _check(spec.boundary in BOUNDARIES,
+               f"field {name!r}: boundary must be one of {BOUNDARIES}, got {spec.boundary!r}")
+        ub = spec.boundary_value
+        _check(_finite(ub) and ub >= 0,
+               f"field {name!r}: boundary_value must be >= 0 and finite, got {ub!r}")
+        hmax = spec.max_substep_min
+        _check(isinstance(hmax, (int, float)) and hmax > 0,
+               f"field {name!r}: max_substep_min must be > 0, got {hmax!r}")
+        n_sub = max(1, math.ceil(self.dt_min / hmax - 1e-9))
+        h = self.dt_min / n_sub
+        r = h * d / self.dx_um**2
+        dirichlet = spec.boundary == "dirichlet"
+        nx, ny = self.shape
+        self.specs[name] = spec
+        self.n_substeps[name] = n_sub
+        self.substep_min[name] = h
+        self._factors[name] = (kernels.axis_factors(nx, r, dirichlet, ub),
+                               kernels.axis_factors(ny, r, dirichlet, ub))
+
+    def _source(self, name: str, label: str, x) -> np.ndarray | None:
+        if x is None:
+            return None
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        _check(x.shape == self.shape,
+               f"field {name!r}: {label} has shape {x.shape}, expected {self.shape}")
+        return x
+
+    def advance(self, name: str, u: np.ndarray, *, release: np.ndarray | None = None,
+                uptake: np.ndarray | None = None, supply_rate: np.ndarray | None = None,
+                supply_target: np.ndarray | None = None) -> None:
+        """Advance field ``name`` (array u, modified in place) by one model step dt_min.
+
+        Source arrays are (nx, ny) float64 or None (zero): release (concentration/min),
+        uptake and supply_rate (1/min), supply_target (concentration); all >= 0.
+        """
+        if name not in self.specs:
+            raise KeyError(f"unknown field {name!r}; known: {sorted(self.specs)}")
+        _check(isinstance(u, np.ndarray) and u.dtype == np.float64 and u.shape == self.shape
+               and u.flags.c_contiguous and u.flags.writeable,
+               f"field {name!r}: u must be a writeable C-contiguous float64 array of shape "
+               f"{self.shape}")
+        release = self._source(name, "release", release)
+        uptake = self._source(name, "uptake", uptake)
+        supply_rate = self._source(name, "supply_rate", supply_rate)
+        supply_target = self._source(name, "supply_target", supply_target)
+        spec = self.specs[name]
+        n_sub = self.n_substeps[name]
+        h = self.substep_min[name]
+        bad = kernels.reaction_factors(self._a, self._b, h, spec.decay_per_min, release, uptake,
+                                       supply_rate, supply_target)
+        _check(bad == 0, f"field {name!r}: {bad} source values are negative or not finite")
+        if spec.diffusion_um2_per_min == 0:
+            kernels.reaction_steps(u, self._a, self._b, n_sub)
+        else:
+            cx, cy = self._factors[name]
+            kernels.lod_steps(u, self._a, self._b, cx, cy, self._work, n_sub)

@@ -1,0 +1,200 @@
+"""Each rule does what the biology says, on planted layouts (no whole-model runs)."""
+
+import numpy as np
+import pytest
+
+from sim.agents import endothelial, macrophage, neutrophil, tumor
+from sim.agents.endothelial import EndothelialCell
+from sim.agents.macrophage import Macrophage
+from sim.agents.neutrophil import Neutrophil
+from sim.agents.tumor import TumorCell
+from sim.lattice import walk
+from sim.model import Sources
+
+
+def _neutrophils(m, xs, ys, state=neutrophil.NAIVE):
+    n = len(xs)
+    return m.spawn(Neutrophil, xs, ys, state=state, partner=-1, heading=np.zeros(n, np.int8),
+                   death_min=np.full(n, 1e9))
+
+
+def test_walk_kernel_moves_up_a_gradient_on_average():
+    rng = np.random.default_rng(0)
+    nx, ny, n = 200, 200, 400
+    field = np.tile(np.arange(nx, dtype=float)[:, None], (1, ny))  # rises along x
+    own = np.full((nx, ny), -1, np.int32)
+    other = np.full((nx, ny), -1, np.int32)
+    flat = rng.choice((nx // 4) * ny, size=n, replace=False)
+    x, y = (np.array(v, np.int32) for v in np.unravel_index(flat, (nx // 4, ny)))
+    x += nx // 3
+    own[x, y] = np.arange(n)
+    x0 = x.copy()
+    moves = np.full(n, 3, np.int64)
+    for bias, sign in ((0.5, 1), (0.0, 0)):
+        xs, ys = x0.copy(), y.copy()
+        o = own.copy()
+        heading = rng.integers(0, 8, n).astype(np.int8)
+        walk(rng.permutation(n), xs, ys, heading, moves, np.full(n, bias),
+             np.full(n, 0.3), field, o, other, rng.random((n, 3, 3)))
+        dx = (xs - x0).mean()
+        if sign:
+            assert dx > 1.0  # 3 moves with bias 0.5: about +1.5 voxels
+        else:
+            assert abs(dx) < 0.3  # unbiased: no drift (SE of the mean ~0.1)
+        assert len(np.unique(xs.astype(np.int64) * ny + ys)) == n  # one per voxel
+
+
+def test_neutrophils_chemotax_up_the_chemokine_in_the_model(empty_model):
+    m = empty_model(seed=1)
+    nx, ny = m.grid.dimensions
+    m.fields["chemoattractant"][:] = np.linspace(0, 8, nx)[:, None]
+    xs = np.repeat(np.arange(30, 50, 2), 10)
+    ys = np.tile(np.arange(20, 60, 4), 10)
+    _neutrophils(m, xs, ys)
+    x0 = m.neutrophils["x"].astype(float).copy()
+    for _ in range(5):
+        sig = neutrophil.signals(m, neutrophil.viable_tumor_map(m))
+        neutrophil.move(m, sig)
+    assert (m.neutrophils["x"] - x0).mean() > 2.0
+
+
+def test_contact_binds_and_activates(empty_model):
+    m = empty_model(seed=2)
+    rows = m.spawn(TumorCell, [40], [40], state=tumor.PROLIFERATING, divided_min=-1e9)
+    _neutrophils(m, [41, 10], [40, 10])  # one touching the tumor cell, one far away
+    for _ in range(200):
+        va = neutrophil.viable_tumor_map(m)
+        neutrophil.bind_and_activate(m, neutrophil.signals(m, va), va)
+    st = m.neutrophils["state"]
+    assert st[0] == neutrophil.BOUND and m.neutrophils["partner"][0] == rows[0]
+    assert st[1] == neutrophil.NAIVE  # no contact, no tumor signal: stays naive
+
+
+def test_tumor_divides_only_into_free_space(empty_model):
+    m = empty_model(seed=3, **{"tumor.cycle_rate_per_min": 0.5})
+    # a cell boxed in by tumor cells and a vessel cannot divide
+    ring = [(40 + dx, 40 + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
+    m.spawn(TumorCell, [40], [40], state=tumor.PROLIFERATING, divided_min=-1e9)
+    m.spawn(EndothelialCell, [ring[0][0]], [ring[0][1]], state=endothelial.STALK, born_min=0.0)
+    xs, ys = zip(*ring[1:])
+    m.spawn(TumorCell, xs, ys, state=tumor.NECROTIC, divided_min=-1e9)
+    m.fields["oxygen"][:] = 38.0
+    n0 = m.tumor.n
+    for _ in range(20):
+        tumor.divide(m, tumor.signals(m))
+    assert m.tumor.n == n0
+    # a free cell divides, and only into voxels that held no tumor cell and no vessel
+    m.spawn(TumorCell, [10], [10], state=tumor.PROLIFERATING, divided_min=-1e9)
+    m.spawn(EndothelialCell, [11], [10], state=endothelial.STALK, born_min=0.0)
+    before = {(int(x), int(y)) for x, y in zip(m.tumor["x"], m.tumor["y"])}
+    for _ in range(3):
+        tumor.divide(m, tumor.signals(m))
+    after = {(int(x), int(y)) for x, y in zip(m.tumor["x"], m.tumor["y"])}
+    born = after - before
+    assert born, "a free proliferating cell should divide at 0.5/min"
+    assert (11, 10) not in born
+    assert len(after) == m.tumor.n  # never two in one voxel
+
+
+def test_hypoxia_raises_the_proangiogenic_factor(empty_model):
+    out = {}
+    for o2 in (5.0, 30.0):
+        m = empty_model(seed=4)
+        xs, ys = np.meshgrid(np.arange(30, 50), np.arange(30, 50))
+        m.spawn(TumorCell, xs.ravel(), ys.ravel(), state=tumor.PROLIFERATING, divided_min=-1e9)
+        m.fields["oxygen"][:] = o2
+        src = Sources.zeros(m.grid.dimensions)
+        sig = tumor.signals(m)
+        tumor.update_oxygen_state(m, sig)
+        tumor.secrete(m, sig, src)
+        out[o2] = src.release["proangiogenic"].sum()
+        assert (m.tumor["state"] == (tumor.HYPOXIC if o2 < 15 else tumor.PROLIFERATING)).all()
+    assert out[30.0] == 0.0 and out[5.0] > 0.0
+
+
+def test_new_vessel_only_where_factor_above_threshold(empty_model):
+    m = empty_model(seed=5, **{"endothelial.sprouting_per_min": 0.05})
+    nx, ny = m.grid.dimensions
+    vx = np.full(ny, 40)
+    m.spawn(EndothelialCell, vx, np.arange(ny), state=endothelial.STALK, born_min=-np.inf)
+    thr = m.p.endothelial.sprout_threshold_ng_ml
+    vegf = m.fields["proangiogenic"]
+    vegf[:] = 0.5 * thr
+    vegf[:, 50:] = 3.0 * thr  # only the upper part of the vessel sits above threshold
+    for _ in range(50):
+        endothelial.sprout(m)
+        endothelial.extend(m)
+    e = m.endothelial
+    new = e["born_min"] > -np.inf
+    assert new.sum() > 5
+    assert (e["y"][new] >= 49).all(), "vessel grew where the factor is below threshold"
+
+
+def test_depletion_removes_the_stated_fraction_and_cuts_recruitment(empty_model):
+    m = empty_model(seed=6, scenario="depletion", **{"intervention.start_day": 0.0})
+    flat = m.rng.choice(80 * 80, size=2000, replace=False)
+    _neutrophils(m, *np.unravel_index(flat, (80, 80)))
+    m.apply_interventions()
+    eff = m.p.intervention.neutrophil_depletion
+    kept = m.neutrophils.n / 2000
+    assert abs(kept - (1 - eff)) < 4 * np.sqrt(eff * (1 - eff) / 2000)
+    assert m.recruit_factor == pytest.approx(1 - eff)
+
+    # recruitment: same vessels and chemokine, control vs depletion
+    counts = {}
+    for scen in ("control", "depletion"):
+        mm = empty_model(seed=7, scenario=scen, **{"intervention.start_day": 0.0,
+                                                   "neutrophil.extravasation_per_min": 0.002})
+        mm.spawn(EndothelialCell, np.arange(80), np.full(80, 40), state=endothelial.STALK,
+                 born_min=-np.inf)
+        mm.apply_interventions()
+        for _ in range(200):
+            neutrophil.recruit(mm)
+        counts[scen] = mm.neutrophils.n
+    ratio = counts["depletion"] / counts["control"]
+    assert abs(ratio - (1 - eff)) < 0.06, counts
+
+
+@pytest.mark.parametrize("scenario", ["control", "depletion", "cxcr2_inhibition",
+                                      "macrophage_depletion", "contact_blockade"])
+def test_each_scenario_changes_what_it_claims_and_nothing_else(empty_model, scenario):
+    m = empty_model(seed=8, scenario=scenario, **{"intervention.start_day": 0.0})
+    m.spawn(TumorCell, [40], [40], state=tumor.PROLIFERATING, divided_min=-1e9)
+    flat = m.rng.choice(80 * 80, size=1200, replace=False)
+    fx, fy = np.unravel_index(flat, (80, 80))
+    _neutrophils(m, fx[:600], fy[:600], state=neutrophil.BOUND)
+    m.neutrophils["partner"][:] = 0
+    m.spawn(Macrophage, fx[600:], fy[600:], state=macrophage.RESTING,
+            heading=np.zeros(600, np.int8))
+    m.apply_interventions()
+    iv = m.p.intervention
+    removed_n = 600 - m.neutrophils.n
+    removed_m = 600 - m.macrophages.n
+    freed = int((m.neutrophils["state"] != neutrophil.BOUND).sum())
+    effects = {
+        "neutrophils_removed": removed_n > 0,
+        "macrophages_removed": removed_m > 0,
+        "bonds_released": freed > 0,
+        "recruitment_cut": m.recruit_factor < 1,
+        "chemotaxis_cut": m.chemotaxis_factor < 1,
+        "contact_cut": m.contact_factor < 1,
+    }
+    claims = {
+        "control": set(),
+        "depletion": {"neutrophils_removed", "recruitment_cut"},
+        "cxcr2_inhibition": {"recruitment_cut", "chemotaxis_cut"},
+        "macrophage_depletion": {"macrophages_removed"},
+        "contact_blockade": {"bonds_released", "contact_cut"},
+    }[scenario]
+    assert {k for k, v in effects.items() if v} == claims
+    if scenario == "contact_blockade":
+        assert abs(freed / 600 - iv.contact_blockade) < 0.06
+    if scenario == "macrophage_depletion":
+        assert abs(removed_m / 600 - iv.macrophage_depletion) < 0.06
+
+
+def test_nothing_acts_before_the_start_day(empty_model):
+    m = empty_model(seed=9, scenario="depletion", **{"intervention.start_day": 1.0})
+    _neutrophils(m, np.arange(10), np.arange(10))
+    m.apply_interventions()
+    assert m.neutrophils.n == 10 and m.recruit_factor == 1.0 and not m.treated

@@ -1,0 +1,102 @@
+"""The model as a whole: reproducibility, arrays agreeing with Mesa agents, batch_run."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim import run_one
+from sim.agents import EndothelialCell, Macrophage, Neutrophil, TumorCell
+from sim.model import NeutroModel
+from sim.params import load_params
+
+from .conftest import SMALL
+
+
+def assert_arrays_match_agents(m: NeutroModel) -> None:
+    """Every population row has its Mesa agent in the right cell, and nothing else exists."""
+    classes = {"tumor": TumorCell, "neutrophils": Neutrophil, "macrophages": Macrophage,
+               "endothelial": EndothelialCell}
+    total = 0
+    for kind, pop in m.populations.items():
+        assert len(pop.agents) == pop.n
+        for i, agent in enumerate(pop.agents):
+            assert type(agent) is classes[kind]
+            assert agent.slot == i
+            assert agent.cell.coordinate == (pop["x"][i], pop["y"][i])
+        occupied = np.argwhere(pop.at >= 0)
+        assert len(occupied) == pop.n
+        assert np.all(pop.at[pop["x"], pop["y"]] == np.arange(pop.n))
+        total += pop.n
+    assert len(m.agents) == total
+    in_cells = sum(len(c.agents) for c in m.grid.all_cells.cells)
+    assert in_cells == total
+    immune = (m.neutrophils.at >= 0) & (m.macrophages.at >= 0)
+    tissue = (m.tumor.at >= 0) & (m.endothelial.at >= 0)
+    assert not immune.any(), "two immune cells share a voxel"
+    # a vessel may run through a tumor voxel only where it grew in or was co-opted
+    assert tissue.sum() <= m.endothelial.n
+
+
+def test_arrays_and_mesa_agents_agree_after_every_step(small_params):
+    m = NeutroModel(small_params.replace({"intervention.start_day": 0.5}), rng=3)
+    assert_arrays_match_agents(m)
+    for _ in range(300):  # 30 h, through an intervention-free control
+        m.step()
+        assert_arrays_match_agents(m)
+    assert m.neutrophils.n > 0 and m.tumor.n > 0
+
+
+def test_arrays_and_agents_agree_through_depletion(small_params):
+    p = load_params(scenario="depletion", overrides={**SMALL, "intervention.start_day": 0.25})
+    m = NeutroModel(p, rng=4)
+    for _ in range(100):
+        m.step()
+        assert_arrays_match_agents(m)
+    assert m.treated
+
+
+def test_same_seed_identical_different_seed_differs(small_params):
+    a = run_one(small_params, 7, days=1.0)
+    b = run_one(small_params, 7, days=1.0)
+    c = run_one(small_params, 8, days=1.0)
+    pd.testing.assert_frame_equal(a.timeseries, b.timeseries, check_exact=True)
+    for k in a.final:
+        np.testing.assert_array_equal(a.final[k], b.final[k])
+    assert not a.timeseries.equals(c.timeseries)
+
+
+def test_timeseries_columns_and_cadence(small_params):
+    r = run_one(small_params, 1, days=1.0)
+    ts = r.timeseries
+    need = ["time_h", "tumor_cells", "neutrophils", "macrophages", "endothelial_cells",
+            "proliferation_index", "vessel_density_per_mm2", "neutrophils_in_contact",
+            "neutrophil_tumor_pairs", "activated_neutrophils", "activated_macrophages",
+            "hypoxic_fraction", "necrotic_cells", "invasive_cells", "mean_oxygen",
+            "mean_chemoattractant", "mean_proangiogenic", "mean_proinvasive", "mean_tumor_signal"]
+    assert set(need) <= set(ts.columns)
+    np.testing.assert_allclose(ts["time_h"], np.arange(0, 24.1, 6.0))
+    assert ((ts["proliferation_index"] >= 0) & (ts["proliferation_index"] <= 1)).all()
+
+
+def test_batch_run_drives_the_model_with_plain_keywords():
+    import mesa
+
+    res = mesa.batch_run(
+        NeutroModel,
+        parameters={"width": 60, "height": 60, "initial__tumor_radius_um": 250.0,
+                    "scenario": ["control", "depletion"], "time__warmup_steps": 2},
+        rng=[1], max_steps=5, number_processes=1, data_collection_period=-1,
+        display_progress=False,
+    )
+    df = pd.DataFrame(res)
+    assert sorted(df["scenario"]) == ["control", "depletion"]
+    assert (df["tumor_cells"] > 0).all()
+    assert "neutrophil_tumor_pairs" in df
+
+
+def test_model_keywords_are_validated():
+    from sim.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="tumor.cycle_rate_per_min"):
+        NeutroModel(rng=1, width=60, height=60, initial__tumor_radius_um=200.0,
+                    tumor__cycle_rate_per_min=-1.0)
