@@ -74,6 +74,20 @@ def _run(args) -> int:
     return 0
 
 
+def _add_params(sub) -> None:
+    p = sub.add_parser("params", help="print every parameter and rule with unit, value and source",
+                       description="Print the parameter reference (Markdown) built from "
+                       "params/default.toml and params/rules.csv.")
+    p.set_defaults(func=_params)
+
+
+def _params(args) -> int:
+    from .paramdoc import render
+
+    sys.stdout.write(render())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neutrosim",
@@ -81,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
+    _add_params(sub)
     return parser
 
 

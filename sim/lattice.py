@@ -44,14 +44,43 @@ def _free_neighbour(xi, yi, a, b, include_self, r):
 
 
 @nb.njit(cache=True)
-def place_near(order, sx, sy, a, b, include_self, u, out_x, out_y):
+def _free_within(xi, yi, a, b, include_self, reach, r):
+    """A free voxel at the smallest Chebyshev distance <= ``reach`` (uniform within it)."""
+    tx, ty = _free_neighbour(xi, yi, a, b, include_self, r)
+    if tx >= 0 or reach <= 1:
+        return tx, ty
+    nx, ny = a.shape
+    size = 8 * reach
+    cand_x = np.empty(size, np.int64)
+    cand_y = np.empty(size, np.int64)
+    for ring in range(2, reach + 1):
+        k = 0
+        for dx in range(-ring, ring + 1):
+            for dy in range(-ring, ring + 1):
+                if max(abs(dx), abs(dy)) != ring:
+                    continue
+                px, py = xi + dx, yi + dy
+                if 0 <= px < nx and 0 <= py < ny and a[px, py] == -1 and b[px, py] < 0:
+                    cand_x[k] = px
+                    cand_y[k] = py
+                    k += 1
+        if k > 0:
+            j = min(int(r * k), k - 1)
+            return cand_x[j], cand_y[j]
+    return -1, -1
+
+
+@nb.njit(cache=True)
+def place_near(order, sx, sy, a, b, include_self, u, out_x, out_y, reach=1):
     """For each source in ``order`` find a free voxel near (sx, sy) for a newcomer.
 
-    Chosen voxels are reserved in ``a`` (set to -2) so later sources skip them; the
-    caller adds the newcomers there. Sources with no free voxel get (-1, -1).
+    The nearest free voxels within Chebyshev distance ``reach`` are preferred (a daughter
+    placed two voxels away stands for a local shove of the cell between). Chosen voxels
+    are reserved in ``a`` (set to -2) so later sources skip them; the caller adds the
+    newcomers there. Sources with no free voxel get (-1, -1).
     """
     for i in order:
-        tx, ty = _free_neighbour(sx[i], sy[i], a, b, include_self, u[i])
+        tx, ty = _free_within(sx[i], sy[i], a, b, include_self, reach, u[i])
         out_x[i] = tx
         out_y[i] = ty
         if tx >= 0:
@@ -116,8 +145,33 @@ def walk(order, x, y, heading, n_moves, bias, persist, field, own, other, u):
                 y[i] = ty
 
 
+@nb.njit(cache=True)
+def _box3(mask):
+    """3x3 box sums of a boolean grid, separably (columns then rows)."""
+    nx, ny = mask.shape
+    col = np.zeros((nx, ny), np.int32)
+    for i in range(nx):
+        for j in range(ny):
+            col[i, j] = mask[i, j]
+    for i in range(nx - 1):
+        for j in range(ny):
+            col[i, j] += mask[i + 1, j]
+    for i in range(nx - 1, 0, -1):
+        for j in range(ny):
+            col[i, j] += mask[i - 1, j]
+    out = col.copy()
+    for i in range(nx):
+        for j in range(ny - 1):
+            out[i, j] += col[i, j + 1]
+        for j in range(1, ny):
+            out[i, j] += col[i, j - 1]
+    return out
+
+
 def box_sum(mask: np.ndarray, radius: int = 1) -> np.ndarray:
-    """Sum of ``mask`` over the (2r+1)^2 box around every voxel (zero outside the grid)."""
+    """Sum of a boolean ``mask`` over the (2r+1)^2 box around every voxel (zero outside)."""
+    if radius == 1:
+        return _box3(np.ascontiguousarray(mask, dtype=np.bool_))
     m = np.asarray(mask, dtype=np.int32)
     nx, ny = m.shape
     p = np.zeros((nx + 2 * radius, ny + 2 * radius), dtype=np.int32)

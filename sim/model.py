@@ -26,6 +26,8 @@ __all__ = ["NeutroModel"]
 
 #: fields advanced in time by the LOD solver; oxygen is solved quasi-steadily
 TRANSIENT_FIELDS = tuple(f for f in FIELD_NAMES if f != "oxygen")
+#: relative residual of the oxygen solve (mmHg-scale errors ~1e-5: far below any threshold)
+OXYGEN_TOL = 1e-6
 
 
 @dataclass
@@ -40,6 +42,12 @@ class Sources:
     def zeros(cls, shape) -> "Sources":
         return cls({f: np.zeros(shape) for f in FIELD_NAMES},
                    {f: np.zeros(shape) for f in FIELD_NAMES}, np.zeros(shape))
+
+    def clear(self) -> "Sources":
+        """Zero every array in place (reused from step to step) and return self."""
+        for arr in (*self.release.values(), *self.uptake.values(), self.supply_rate):
+            arr.fill(0.0)
+        return self
 
 
 class NeutroModel(Model):
@@ -83,7 +91,8 @@ class NeutroModel(Model):
         # oxygen relaxes in well under a minute: solved to its quasi-steady state each step
         self.oxygen_solver = SteadySolver(shape, params.domain.voxel_um,
                                           params.oxygen.diffusion_um2_per_min, "dirichlet",
-                                          params.oxygen.boundary_mmHg)
+                                          params.oxygen.boundary_mmHg, tol=OXYGEN_TOL)
+        self._sources = Sources.zeros(shape)
         self.populations = {
             "tumor": Population("tumor", tumor.COLUMNS, shape),
             "neutrophils": Population("neutrophils", neutrophil.COLUMNS, shape),
@@ -183,11 +192,11 @@ class NeutroModel(Model):
 
     def _collect_sources(self) -> Sources:
         """Sources from the current cells without changing them (used in warm-up)."""
-        src = Sources.zeros(self.grid.dimensions)
+        src = self._sources.clear()
         tumor.secrete(self, tumor.signals(self), src)
         viable_at = neutrophil.viable_tumor_map(self)
         neutrophil.secrete(self, neutrophil.signals(self, viable_at), src)
-        macrophage.secrete(self, macrophage.signals(self), src)
+        macrophage.secrete(self, macrophage.signals(self, viable_at), src)
         endothelial.absorb(self, src)
         return src
 
@@ -223,11 +232,12 @@ class NeutroModel(Model):
     def step(self) -> None:
         """Advance one model step (``time.dt_min`` minutes)."""
         self.apply_interventions()
-        src = Sources.zeros(self.grid.dimensions)
+        src = self._sources.clear()
         endothelial.step(self, src)
         tumor.step(self, src)
-        macrophage.step(self, src)
-        neutrophil.step(self, src)
+        viable_at = neutrophil.viable_tumor_map(self)
+        macrophage.step(self, src, viable_at)
+        neutrophil.step(self, src, viable_at)
         self._advance_fields(src)
         if self.steps % self.steps_per_record == 0:
             self.datacollector.collect(self)

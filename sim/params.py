@@ -110,6 +110,7 @@ class Tumor:
     secrete_proangiogenic: float = _rng(0.0, 1e4)
     secrete_chemoattractant: float = _rng(0.0, 1e4)
     secrete_tumor_signal: float = _rng(0.0, 1e4)
+    push_distance_um: float = _rng(0.0, 200.0)
     ki67_window_h: float = _rng(0.0, 1e3, lo_open=True)
     invasive_neighbours_max: int = _rng(0, 7)
 

@@ -72,8 +72,11 @@ def test_contact_binds_and_activates(empty_model):
 
 def test_tumor_divides_only_into_free_space(empty_model):
     m = empty_model(seed=3, **{"tumor.cycle_rate_per_min": 0.5})
-    # a cell boxed in by tumor cells and a vessel cannot divide
-    ring = [(40 + dx, 40 + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
+    reach = int(m.p.tumor.push_distance_um / m.p.domain.voxel_um)
+    assert reach == 2
+    # a cell boxed in (within its reach) by tumor cells and a vessel cannot divide
+    ring = [(40 + dx, 40 + dy) for dx in range(-reach, reach + 1) for dy in range(-reach, reach + 1)
+            if (dx, dy) != (0, 0)]
     m.spawn(TumorCell, [40], [40], state=tumor.PROLIFERATING, divided_min=-1e9)
     m.spawn(EndothelialCell, [ring[0][0]], [ring[0][1]], state=endothelial.STALK, born_min=0.0)
     xs, ys = zip(*ring[1:])

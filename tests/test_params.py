@@ -105,3 +105,12 @@ def test_schema_and_default_file_agree():
         tree = tomllib.load(fh)
     flat = load_params().flat()
     assert {f"{s}.{k}" for s, d in tree.items() for k in d} == set(flat)
+
+
+def test_parameter_reference_in_docs_is_current():
+    from sim.paramdoc import render
+
+    doc = params_dir().parent / "docs" / "parameters.md"
+    if not doc.is_file():
+        pytest.skip("docs/ not present (installed package without checkout)")
+    assert doc.read_text() == render(), "run: neutrosim params > docs/parameters.md"

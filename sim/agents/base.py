@@ -1,11 +1,14 @@
 """What every agent type shares: Mesa agents as thin views of the population arrays."""
 
+from functools import partial
+from typing import Callable
+
 import numpy as np
 from mesa.discrete_space import CellAgent
 
 from ..params import FIELD_NAMES
 
-__all__ = ["ArrayAgent", "field_signals"]
+__all__ = ["ArrayAgent", "Signals", "field_signals"]
 
 
 class ArrayAgent(CellAgent):
@@ -28,6 +31,39 @@ class ArrayAgent(CellAgent):
         return self.STATES[self.model.populations[self.kind]["state"][self.slot]]
 
 
-def field_signals(model, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    """Field concentrations at the given voxels, one array per field."""
-    return {name: model.fields[name][x, y] for name in FIELD_NAMES}
+class Signals(dict):
+    """Signal arrays of a population, each computed on first use.
+
+    Built from zero-argument functions; the rules engine reads only the signals its rules
+    name, so unused ones (a field gather, a neighbourhood count) are never computed.
+    """
+
+    def __init__(self, lazy: dict[str, Callable[[], np.ndarray]]):
+        super().__init__()
+        self._lazy = dict(lazy)
+
+    def __missing__(self, key: str) -> np.ndarray:
+        value = self._lazy[key]()
+        self[key] = value
+        return value
+
+    def __setitem__(self, key: str, value) -> None:
+        self._lazy[key] = lambda: value
+        super().__setitem__(key, value)
+
+    def subset(self, rows) -> "Signals":
+        """The same signals for a subset of the agents (an index or boolean array)."""
+        return Signals({k: partial(_take, self, k, rows) for k in self._lazy})
+
+
+def _take(signals: Signals, key: str, rows) -> np.ndarray:
+    return signals[key][rows]
+
+
+def field_signals(model, x: np.ndarray, y: np.ndarray) -> dict[str, Callable[[], np.ndarray]]:
+    """Lazy getters of the field concentrations at the given voxels, one per field."""
+    return {name: partial(_gather, model.fields[name], x, y) for name in FIELD_NAMES}
+
+
+def _gather(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return field[x, y]

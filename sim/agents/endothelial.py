@@ -9,7 +9,7 @@ boxed in. Equations in docs/model.md.
 import numpy as np
 
 from ..lattice import DX, DY, box_sum
-from .base import ArrayAgent, field_signals
+from .base import ArrayAgent, Signals, field_signals
 
 STALK, TIP = 0, 1
 COLUMNS = {"prev_x": np.int32, "prev_y": np.int32, "moves": np.int32, "born_min": np.float64}
@@ -24,13 +24,14 @@ class EndothelialCell(ArrayAgent):
     STATES = ("stalk", "tip")
 
 
-def signals(m, rows) -> dict[str, np.ndarray]:
+def signals(m, rows) -> Signals:
+    """Everything the given endothelial rows can sense (see sim.rules.SIGNALS)."""
     e = m.endothelial
     x, y = e["x"][rows], e["y"][rows]
-    return {
+    return Signals({
         **field_signals(m, x, y),
-        "neutrophil_contact": box_sum(m.neutrophils.at >= 0)[x, y],
-    }
+        "neutrophil_contact": lambda: box_sum(m.neutrophils.at >= 0)[x, y],
+    })
 
 
 def _best_free(m, x, y, u_bias, u_pick):

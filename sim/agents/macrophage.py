@@ -7,8 +7,7 @@ tumor -> macrophage -> neutrophil recruitment chain). Equations in docs/model.md
 import numpy as np
 
 from ..lattice import box_sum, walk
-from .base import ArrayAgent, field_signals
-from .neutrophil import viable_tumor_map
+from .base import ArrayAgent, Signals, field_signals
 
 RESTING, ACTIVATED = 0, 1
 COLUMNS = {"heading": np.int8}
@@ -21,14 +20,15 @@ class Macrophage(ArrayAgent):
     STATES = ("resting", "activated")
 
 
-def signals(m) -> dict[str, np.ndarray]:
+def signals(m, viable_at) -> Signals:
+    """Everything a macrophage can sense (see sim.rules.SIGNALS['macrophage'])."""
     mc = m.macrophages
     x, y = mc["x"], mc["y"]
-    return {
+    return Signals({
         **field_signals(m, x, y),
-        "tumor_contact": box_sum(viable_tumor_map(m) >= 0)[x, y],
-        "activated": (mc["state"] == ACTIVATED).astype(float),
-    }
+        "tumor_contact": lambda: box_sum(viable_at >= 0)[x, y],
+        "activated": lambda: (mc["state"] == ACTIVATED).astype(float),
+    })
 
 
 def switch(m, sig) -> None:
@@ -73,9 +73,9 @@ def secrete(m, sig, sources) -> None:
     sources.uptake["oxygen"][x, y] += m.p.oxygen.immune_uptake_per_min
 
 
-def step(m, sources) -> None:
-    """One model step of all macrophages."""
-    sig = signals(m)
+def step(m, sources, viable_at) -> None:
+    """One model step of all macrophages (``viable_at``: viable tumor cell per voxel)."""
+    sig = signals(m, viable_at)
     switch(m, sig)
     secrete(m, sig, sources)
     move(m, sig)

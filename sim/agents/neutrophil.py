@@ -8,7 +8,7 @@ lifespan at entry and redrawn, longer, on activation. Equations in docs/model.md
 import numpy as np
 
 from ..lattice import DX, DY, box_sum, place_near, walk
-from .base import ArrayAgent, field_signals
+from .base import ArrayAgent, Signals, field_signals
 from .tumor import NECROTIC
 
 NAIVE, ACTIVATED, BOUND = 0, 1, 2
@@ -37,16 +37,16 @@ def viable_tumor_map(m) -> np.ndarray:
     return at
 
 
-def signals(m, viable_at) -> dict[str, np.ndarray]:
+def signals(m, viable_at) -> Signals:
     """Everything a neutrophil can sense (see sim.rules.SIGNALS['neutrophil'])."""
     nb = m.neutrophils
     x, y, state = nb["x"], nb["y"], nb["state"]
-    return {
+    return Signals({
         **field_signals(m, x, y),
-        "tumor_contact": box_sum(viable_at >= 0)[x, y] * m.contact_factor,
-        "activated": (state != NAIVE).astype(float),
-        "bound": (state == BOUND).astype(float),
-    }
+        "tumor_contact": lambda: box_sum(viable_at >= 0)[x, y] * m.contact_factor,
+        "activated": lambda: (state != NAIVE).astype(float),
+        "bound": lambda: (state == BOUND).astype(float),
+    })
 
 
 def die(m) -> None:
@@ -55,7 +55,7 @@ def die(m) -> None:
     m.discard(nb, np.flatnonzero(nb["death_min"] <= m.time_min))
 
 
-def release_bonds(m, viable_at) -> None:
+def release_bonds(m, sig) -> None:
     """Bonds end at the unbinding rate, or when the partner died or is out of reach."""
     nb = m.neutrophils
     bound = np.flatnonzero(nb["state"] == BOUND)
@@ -65,8 +65,8 @@ def release_bonds(m, viable_at) -> None:
     t = m.tumor
     lost = (t["state"][p] == NECROTIC) | (np.maximum(
         np.abs(t["x"][p] - nb["x"][bound]), np.abs(t["y"][p] - nb["y"][bound])) > 1)
-    sig = {k: v[bound] for k, v in signals(m, viable_at).items()}
-    rate = m.behaviour("neutrophil", "unbinding", sig, bound.size)
+    sub = sig.subset(bound)
+    rate = m.behaviour("neutrophil", "unbinding", sub, bound.size)
     let_go = lost | (m.rng.random(bound.size) < m.scales.prob(rate))
     nb["state"][bound[let_go]] = ACTIVATED
     nb["partner"][bound[let_go]] = -1
@@ -135,9 +135,9 @@ def recruit(m) -> None:
     n = e.n
     if n == 0:
         return
-    sig = field_signals(m, e["x"], e["y"])
     zeros = np.zeros(n)
-    sig.update(tumor_contact=zeros, activated=zeros, bound=zeros)
+    sig = Signals({**field_signals(m, e["x"], e["y"]), "tumor_contact": lambda: zeros,
+                   "activated": lambda: zeros, "bound": lambda: zeros})
     rate = m.behaviour("neutrophil", "extravasation", sig, n)
     rate = rate * m.p.neutrophil.circulating_supply * m.recruit_factor
     src = np.flatnonzero(m.rng.random(n) < m.scales.prob(rate))
@@ -165,15 +165,20 @@ def secrete(m, sig, sources) -> None:
     sources.uptake["oxygen"][x, y] += m.p.oxygen.immune_uptake_per_min
 
 
-def step(m, sources) -> None:
-    """One model step of all neutrophils."""
+def _refresh_states(m, sig) -> None:
+    state = m.neutrophils["state"]
+    sig["activated"] = (state != NAIVE).astype(float)
+    sig["bound"] = (state == BOUND).astype(float)
+
+
+def step(m, sources, viable_at) -> None:
+    """One model step of all neutrophils (``viable_at``: see :func:`viable_tumor_map`)."""
     die(m)
-    viable_at = viable_tumor_map(m)
-    release_bonds(m, viable_at)
     sig = signals(m, viable_at)
+    release_bonds(m, sig)
+    _refresh_states(m, sig)
     bind_and_activate(m, sig, viable_at)
-    sig["activated"] = (m.neutrophils["state"] != NAIVE).astype(float)
-    sig["bound"] = (m.neutrophils["state"] == BOUND).astype(float)
+    _refresh_states(m, sig)
     secrete(m, sig, sources)
     move(m, sig)
     recruit(m)

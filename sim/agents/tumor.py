@@ -7,7 +7,7 @@ factor), 2 necrotic (dead, keeps its voxel). Equations in docs/model.md.
 import numpy as np
 
 from ..lattice import box_sum, move_to_free, place_near
-from .base import ArrayAgent, field_signals
+from .base import ArrayAgent, Signals, field_signals
 
 PROLIFERATING, HYPOXIC, NECROTIC = 0, 1, 2
 #: ``divided_min``: time of the cell's last division (birth), for the Ki67-like index
@@ -25,17 +25,21 @@ class TumorCell(ArrayAgent):
         return bool(self.model.invasive_mask()[self.slot])
 
 
-def signals(m) -> dict[str, np.ndarray]:
+def signals(m) -> Signals:
     """Everything a tumor cell can sense (see sim.rules.SIGNALS['tumor'])."""
     t, nb = m.tumor, m.neutrophils
-    bound = nb["state"] == 2
-    per_cell = np.bincount(nb["partner"][bound], minlength=t.n)[: t.n]
-    return {
-        **field_signals(m, t["x"], t["y"]),
-        "bound_neutrophils": per_cell * m.contact_factor,
-        "neutrophil_contact": box_sum(nb.at >= 0)[t["x"], t["y"]] * m.contact_factor,
-        "hypoxic": (t["state"] == HYPOXIC).astype(float),
-    }
+    x, y, n = t["x"], t["y"], t.n
+
+    def bound_neutrophils():
+        bound = nb["state"] == 2
+        return np.bincount(nb["partner"][bound], minlength=n)[:n] * m.contact_factor
+
+    return Signals({
+        **field_signals(m, x, y),
+        "bound_neutrophils": bound_neutrophils,
+        "neutrophil_contact": lambda: box_sum(nb.at >= 0)[x, y] * m.contact_factor,
+        "hypoxic": lambda: (t["state"] == HYPOXIC).astype(float),
+    })
 
 
 def update_oxygen_state(m, sig) -> None:
@@ -57,7 +61,7 @@ def necrosis(m, sig) -> None:
 
 
 def divide(m, sig) -> None:
-    """Proliferating cells divide into a free neighbouring voxel (no tumor, no vessel)."""
+    """Proliferating cells divide into the nearest free voxel (no tumor, no vessel) within reach."""
     t = m.tumor
     rate = m.behaviour("tumor", "division", sig, t.n)
     u = m.rng.random(t.n)
@@ -67,7 +71,9 @@ def divide(m, sig) -> None:
     order = m.rng.permutation(parents)
     cx = np.full(t.n, -1, np.int64)
     cy = np.full(t.n, -1, np.int64)
-    place_near(order, t["x"], t["y"], t.at, m.endothelial.at, False, m.rng.random(t.n), cx, cy)
+    reach = max(int(round(m.scales.voxels(m.p.tumor.push_distance_um))), 1)
+    place_near(order, t["x"], t["y"], t.at, m.endothelial.at, False, m.rng.random(t.n), cx, cy,
+               reach)
     ok = parents[cx[parents] >= 0]
     t["divided_min"][ok] = m.time_min
     m.spawn(TumorCell, cx[ok], cy[ok], state=PROLIFERATING, divided_min=m.time_min)
@@ -91,7 +97,7 @@ def secrete(m, sig, sources) -> None:
     t = m.tumor
     viable = t["state"] != NECROTIC
     x, y = t["x"][viable], t["y"][viable]
-    sub = {k: v[viable] for k, v in sig.items()}
+    sub = sig.subset(viable)
     for field in ("proangiogenic", "chemoattractant", "tumor_signal"):
         sources.release[field][x, y] += m.behaviour("tumor", f"secrete_{field}", sub, x.size)
     sources.uptake["oxygen"][x, y] += m.p.oxygen.tumor_uptake_per_min
