@@ -5,7 +5,8 @@ of length h (min) is
 
 1. reaction, implicit and pointwise: ``u <- A u + B`` with ``A = 1/(1 + h (decay + uptake +
    supply_rate))`` and ``B = h (release + supply_rate * supply_target) A``
-   (:func:`reaction_factors` fills A and B once per model step);
+   (:func:`reaction_factors` fills A and B once per model step, or
+   :func:`lod_steps_sources` makes them on the fly);
 2. x sweep: solve ``(I - h D d2/dx2) u' = u`` along axis 0 for every y;
 3. y sweep: solve ``(I - h D d2/dy2) u'' = u'`` along axis 1 for every x.
 
@@ -16,19 +17,24 @@ boundary value just outside the edge; it adds ``r * value`` to the edge voxel's 
 side. "noflux" mirrors the edge voxel (zero gradient). All factors are >= 0, so
 non-negative inputs give non-negative outputs.
 
-How the kernel is fast on one core (see ``benchmarks/bench_diffusion.py``):
+How it is fast on one core (``benchmarks/bench_diffusion.py`` measures it):
 
-* The x sweep's recurrence runs across contiguous rows: reaction and forward elimination
-  are one pass over rows of 8-wide vectors.
-* The y sweep's recurrence runs along contiguous rows, a chain of dependent operations.
-  Rows are taken in blocks of 16 (two groups of 8). Each 8x8 tile is transposed in
-  registers, so the recurrence runs on 8-wide vectors whose lanes are 8 different rows;
-  the two groups give two independent chains. The back substitution of the x sweep is done
-  block by block just before, while the block is in cache.
-* Vectors, fused multiply-adds and transposes are written as LLVM IR through numba
-  intrinsics (``_vload``, ``_vfma``, ``_vtranspose``...): numba's auto-vectoriser did not
-  produce them. The arithmetic is plain IEEE (fused multiply-adds, no reassociation), so the
-  same inputs give bit-identical outputs on every call.
+* Reaction and the x forward elimination are one pass over rows of 8-wide vectors (the x
+  recurrence runs across contiguous rows).
+* The rest goes in blocks of 16 rows, from the end of the elimination order. For each 8x8
+  tile the x back substitution runs down its rows (vectors along y), the tile is transposed
+  in registers, and the y forward elimination continues on vectors whose 8 lanes are 8
+  rows: the y recurrence, a chain of dependent operations along each contiguous row, runs
+  for 8 rows at once, and the block's two groups of 8 rows give two independent chains.
+  The y back substitution transposes back and stores the block's final rows.
+* Successive sub-steps run the x elimination in alternate directions, so the next
+  sub-step's reaction and forward elimination follow each block while it is in cache: one
+  pass over memory a sub-step. Large grids are limited by memory: a sub-step reads u, A
+  and B and writes u, 32 bytes a voxel.
+* Vectors, fused multiply-adds and transposes are LLVM IR written through numba intrinsics
+  (``_vload``, ``_vfma``, ``_vtranspose``...); numba's auto-vectoriser did not produce
+  them. The arithmetic is plain IEEE (fused multiply-adds, no reassociation), so the same
+  inputs give bit-identical outputs on every call, whatever the arrays' alignment.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ __all__ = [
     "axis_factors",
     "lod_step",
     "lod_steps",
+    "lod_steps_sources",
     "reaction_factors",
     "reaction_steps",
     "work_size",
@@ -72,8 +79,9 @@ class _F64x8Model(models.PrimitiveModel):
         super().__init__(dmm, fe_type, _VEC)
 
 
-def _check_array(a):
-    if not (isinstance(a, types.Array) and a.dtype == types.float64 and a.layout == "C"):
+def _check_array(a, writing=False):
+    if not (isinstance(a, types.Array) and a.dtype == types.float64 and a.layout == "C"
+            and (a.mutable or not writing)):
         raise TypingError(f"vector access needs a C-contiguous float64 array, got {a}")
 
 
@@ -96,7 +104,7 @@ def _vload(typingctx, a, offset):
 @intrinsic
 def _vstore(typingctx, a, offset, v):
     """Store vector ``v`` into elements offset..offset+7 of ``a`` (flat index)."""
-    _check_array(a)
+    _check_array(a, writing=True)
 
     def codegen(context, builder, sig, args):
         builder.store(args[2], _vec_ptr(context, builder, sig.args[0], args[0], args[1]),
@@ -128,6 +136,43 @@ def _vfma(typingctx, a, b, c):
         return builder.call(fn, list(args))
 
     return _f64x8(_f64x8, _f64x8, _f64x8), codegen
+
+
+@intrinsic
+def _vmul(typingctx, a, b):
+    """``a * b`` lane by lane."""
+
+    def codegen(context, builder, sig, args):
+        return builder.fmul(*args)
+
+    return _f64x8(_f64x8, _f64x8), codegen
+
+
+@intrinsic
+def _vdiv(typingctx, a, b):
+    """``a / b`` lane by lane (IEEE division)."""
+
+    def codegen(context, builder, sig, args):
+        return builder.fdiv(*args)
+
+    return _f64x8(_f64x8, _f64x8), codegen
+
+
+@intrinsic
+def _vcount_valid(typingctx, v):
+    """How many lanes of ``v`` are >= 0 and finite (NaN is not)."""
+
+    def codegen(context, builder, sig, args):
+        inf = ir.Constant(_VEC, [float("inf")] * 8)
+        zero = ir.Constant(_VEC, [0.0] * 8)
+        ok = builder.and_(builder.fcmp_ordered(">=", args[0], zero),
+                          builder.fcmp_ordered("<", args[0], inf))
+        bits = builder.bitcast(ok, ir.IntType(8))
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(8), [ir.IntType(8)]), "llvm.ctpop.i8")
+        return builder.zext(builder.call(fn, [bits]), ir.IntType(64))
+
+    return types.int64(_f64x8), codegen
 
 
 def _shuffle(builder, a, b, idx):
@@ -192,7 +237,7 @@ def work_size(nx: int, ny: int) -> int:
     return ny * (_LANES + 1)
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")  # numpy: division unchecked
 def reaction_factors(a, b, h, decay, release, uptake, supply_rate, supply_target):
     """Fill ``a``, ``b`` (shape of the field) for the implicit reaction ``u <- a u + b``.
 
@@ -200,87 +245,155 @@ def reaction_factors(a, b, h, decay, release, uptake, supply_rate, supply_target
     supply_target) a``; h in min, decay in 1/min, the others arrays or None (zero).
     Returns how many entries are negative or not finite (0 when all are valid).
     """
-    nx, ny = a.shape
-    bad = 0
-    for i in range(nx):
-        for j in range(ny):
-            loss = decay
-            gain = 0.0
-            if uptake is not None:
-                k = uptake[i, j]
-                loss += k
-                bad += not 0.0 <= k < np.inf
-            if supply_rate is not None:
-                p = supply_rate[i, j]
-                loss += p
-                bad += not 0.0 <= p < np.inf
-                if supply_target is not None:
-                    target = supply_target[i, j]
-                    gain += p * target
-                    bad += not 0.0 <= target < np.inf
-            if release is not None:
-                s = release[i, j]
-                gain += s
-                bad += not 0.0 <= s < np.inf
-            f = 1.0 / (1.0 + h * loss)
-            a[i, j] = f
-            b[i, j] = h * gain * f
-    return bad
+    af = a.reshape(-1)
+    bf = b.reshape(-1)
+    n = af.size
+    checks = 0
+    good = 0
+    if uptake is not None:
+        k = uptake.reshape(-1)
+        checks += n
+    if supply_rate is not None:
+        p = supply_rate.reshape(-1)
+        checks += n
+        if supply_target is not None:
+            target = supply_target.reshape(-1)
+            checks += n
+    if release is not None:
+        s = release.reshape(-1)
+        checks += n
+    for m in range(n):  # branch-free body, so that it vectorises
+        loss = decay
+        gain = 0.0
+        if uptake is not None:
+            loss += k[m]
+            good += (k[m] >= 0.0) & (k[m] < np.inf)
+        if supply_rate is not None:
+            loss += p[m]
+            good += (p[m] >= 0.0) & (p[m] < np.inf)
+            if supply_target is not None:
+                gain += p[m] * target[m]
+                good += (target[m] >= 0.0) & (target[m] < np.inf)
+        if release is not None:
+            gain += s[m]
+            good += (s[m] >= 0.0) & (s[m] < np.inf)
+        f = 1.0 / (1.0 + h * loss)
+        af[m] = f
+        bf[m] = h * gain * f
+    return checks - good
 
 
 # --------------------------------------------------------------------------------------
 # One sub-step
 # --------------------------------------------------------------------------------------
 @njit(cache=True, fastmath=_FASTMATH)
-def _reaction_and_x_forward(u, a, b, cx):
-    """Reaction ``u <- a u + b`` fused with the x sweep's forward elimination (in place)."""
+def _x_forward_rows(u, a, b, cx, d, i0, i1):
+    """Reaction ``u <- a u + b`` fused with the x sweep's forward elimination, in place, for
+    rows i0..i1-1 in elimination order ``d`` (+1: row i is physical row i; -1: physical
+    row nx-1-i; the line's matrix is the same read backwards, so ``cx`` serves both)."""
     nx, ny = u.shape
     uf = u.reshape(-1)
     af = a.reshape(-1)
     bf = b.reshape(-1)
     ny8 = ny - ny % 8
-    for i in range(nx):
+    for i in range(i0, i1):
+        row = i if d > 0 else nx - 1 - i
+        o = row * ny
         inv = _vsplat(cx[0, i])
         edge = _vsplat(cx[1, i])
-        o = i * ny
         if i == 0:
             for j in range(0, ny8, 8):
                 w = _vfma(_vload(uf, o + j), _vload(af, o + j), _vload(bf, o + j))
                 _vstore(uf, o + j, _vfma(w, inv, edge))
+            for j in range(ny8, ny):
+                u[row, j] = (u[row, j] * a[row, j] + b[row, j]) * cx[0, i] + cx[1, i]
         else:
             fwd = _vsplat(cx[2, i])
+            op = o - d * ny  # the previous row in elimination order
             for j in range(0, ny8, 8):
                 w = _vfma(_vload(uf, o + j), _vload(af, o + j), _vload(bf, o + j))
-                _vstore(uf, o + j, _vfma(fwd, _vload(uf, o + j - ny), _vfma(w, inv, edge)))
-        for j in range(ny8, ny):
-            d = (u[i, j] * a[i, j] + b[i, j]) * cx[0, i] + cx[1, i]
+                _vstore(uf, o + j, _vfma(fwd, _vload(uf, op + j), _vfma(w, inv, edge)))
+            for j in range(ny8, ny):
+                u[row, j] = ((u[row, j] * a[row, j] + b[row, j]) * cx[0, i] + cx[1, i]
+                             + cx[2, i] * uf[op + j])
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _x_forward_rows_sources(u, release, uptake, h, decay, a, b, keep, cx):
+    """As :func:`_x_forward_rows` (all rows, order +1) with the reaction factors computed on
+    the fly from ``release`` and ``uptake`` (as :func:`reaction_factors`); with ``keep``
+    they are also stored in ``a``, ``b`` for later sub-steps. Returns how many source
+    values are negative or not finite."""
+    nx, ny = u.shape
+    uf = u.reshape(-1)
+    sf = release.reshape(-1)
+    kf = uptake.reshape(-1)
+    af = a.reshape(-1)
+    bf = b.reshape(-1)
+    ny8 = ny - ny % 8
+    one_decay = 1.0 + h * decay
+    hv = _vsplat(h)
+    one_decay_v = _vsplat(one_decay)
+    one = _vsplat(1.0)
+    valid = 0
+    for i in range(nx):
+        o = i * ny
+        inv = _vsplat(cx[0, i])
+        edge = _vsplat(cx[1, i])
+        fwd = _vsplat(cx[2, i])
+        for j in range(o, o + ny8, 8):
+            k = _vload(kf, j)
+            sv = _vload(sf, j)
+            valid += _vcount_valid(k) + _vcount_valid(sv)
+            fa = _vdiv(one, _vfma(hv, k, one_decay_v))
+            fb = _vmul(_vmul(hv, sv), fa)
+            if keep:
+                _vstore(af, j, fa)
+                _vstore(bf, j, fb)
+            d = _vfma(_vfma(_vload(uf, j), fa, fb), inv, edge)
             if i > 0:
-                d += cx[2, i] * u[i - 1, j]
-            u[i, j] = d
+                d = _vfma(fwd, _vload(uf, j - ny), d)
+            _vstore(uf, j, d)
+        for j in range(o + ny8, o + ny):
+            valid += (kf[j] >= 0.0) & (kf[j] < np.inf)
+            valid += (sf[j] >= 0.0) & (sf[j] < np.inf)
+            fa = 1.0 / (h * kf[j] + one_decay)
+            fb = h * sf[j] * fa
+            if keep:
+                af[j] = fa
+                bf[j] = fb
+            d = (uf[j] * fa + fb) * cx[0, i] + cx[1, i]
+            if i > 0:
+                d += cx[2, i] * uf[j - ny]
+            uf[j] = d
+    return 2 * nx * ny - valid
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _x_back_rows(u, cx, carry, i0, i1):
-    """x back substitution on rows i1-1 .. i0; ``carry`` holds row i1 (zeros below the
-    grid) and on return holds row i0."""
-    ny = u.shape[1]
+def _x_back_rows(u, cx, carry, d, i0, i1):
+    """x back substitution on rows i1-1 .. i0 (elimination order ``d``); ``carry`` holds
+    row i1 (zeros past the end) and on return holds row i0."""
+    nx, ny = u.shape
     uf = u.reshape(-1)
     ny8 = ny - ny % 8
     for i in range(i1 - 1, i0 - 1, -1):
+        row = i if d > 0 else nx - 1 - i
+        o = row * ny
         bwd = _vsplat(cx[3, i])
-        o = i * ny
         if i == i1 - 1:
             for j in range(0, ny8, 8):
                 _vstore(uf, o + j, _vfma(bwd, _vload(carry, j), _vload(uf, o + j)))
             for j in range(ny8, ny):
-                u[i, j] += cx[3, i] * carry[j]
+                uf[o + j] += cx[3, i] * carry[j]
         else:
+            on = o + d * ny  # the next row in elimination order
             for j in range(0, ny8, 8):
-                _vstore(uf, o + j, _vfma(bwd, _vload(uf, o + j + ny), _vload(uf, o + j)))
+                _vstore(uf, o + j, _vfma(bwd, _vload(uf, on + j), _vload(uf, o + j)))
             for j in range(ny8, ny):
-                u[i, j] += cx[3, i] * u[i + 1, j]
+                uf[o + j] += cx[3, i] * uf[on + j]
+    row = i0 if d > 0 else nx - 1 - i0
     for j in range(ny):
-        carry[j] = u[i0, j]
+        carry[j] = u[row, j]
 
 
 @njit(cache=True, inline="always")
@@ -300,15 +413,52 @@ def _store_tile(uf, o, ny, c0, c1, c2, c3, c4, c5, c6, c7):
 
 
 @njit(cache=True, inline="always")
-def _y_forward_tile(uf, o, ny, t, to, cy, j0, m0, p):
-    """Forward elimination along y over tile columns j0+m0 .. j0+7 of 8 rows; column j's
-    result (one lane per row) goes to ``t[to + j*_LANES:][:8]``."""
-    c = _load_tile(uf, o, ny)
+def _y_forward_cols(c, t, to, cy, j0, m0, p):
+    """Forward elimination along y over columns j0+m0 .. j0+7 of 8 rows (``c``: the 8
+    columns, one lane per row; ``p``: the value at column j0+m0-1); column j's result goes
+    to ``t[to + j*_LANES:][:8]``. Returns the last one."""
     for m in range(m0, 8):
         j = j0 + m
         p = _vfma(_vsplat(cy[2, j]), p, _vfma(c[m], _vsplat(cy[0, j]), _vsplat(cy[1, j])))
         _vstore(t, to + j * _LANES, p)
     return p
+
+
+@njit(cache=True, inline="always")
+def _y_forward_tile(uf, o, ny, t, to, cy, j0, m0, p):
+    """:func:`_y_forward_cols` on the 8x8 tile whose top-left element is uf[o]."""
+    return _y_forward_cols(_load_tile(uf, o, ny), t, to, cy, j0, m0, p)
+
+
+@njit(cache=True, inline="always")
+def _x_back_up(uf, o, ny, bwd, i, v):
+    """x back substitution of the 8 rows from uf[o] (rows ny apart; 8 columns), from the
+    last row up; ``v``: the row below, ``bwd[i + k]`` the weight of row k. Returns the
+    rows' columns (transposed) and row 0."""
+    v7 = _vfma(_vsplat(bwd[i + 7]), v, _vload(uf, o + 7 * ny))
+    v6 = _vfma(_vsplat(bwd[i + 6]), v7, _vload(uf, o + 6 * ny))
+    v5 = _vfma(_vsplat(bwd[i + 5]), v6, _vload(uf, o + 5 * ny))
+    v4 = _vfma(_vsplat(bwd[i + 4]), v5, _vload(uf, o + 4 * ny))
+    v3 = _vfma(_vsplat(bwd[i + 3]), v4, _vload(uf, o + 3 * ny))
+    v2 = _vfma(_vsplat(bwd[i + 2]), v3, _vload(uf, o + 2 * ny))
+    v1 = _vfma(_vsplat(bwd[i + 1]), v2, _vload(uf, o + ny))
+    v0 = _vfma(_vsplat(bwd[i]), v1, _vload(uf, o))
+    return _vtranspose(v0, v1, v2, v3, v4, v5, v6, v7), v0
+
+
+@njit(cache=True, inline="always")
+def _x_back_down(uf, o, ny, bwd, i, v):
+    """As :func:`_x_back_up` from row 0 down (``v``: the row above; ``bwd[i - k]`` the
+    weight of row k, the elimination order being reversed). Returns columns and row 7."""
+    v0 = _vfma(_vsplat(bwd[i]), v, _vload(uf, o))
+    v1 = _vfma(_vsplat(bwd[i - 1]), v0, _vload(uf, o + ny))
+    v2 = _vfma(_vsplat(bwd[i - 2]), v1, _vload(uf, o + 2 * ny))
+    v3 = _vfma(_vsplat(bwd[i - 3]), v2, _vload(uf, o + 3 * ny))
+    v4 = _vfma(_vsplat(bwd[i - 4]), v3, _vload(uf, o + 4 * ny))
+    v5 = _vfma(_vsplat(bwd[i - 5]), v4, _vload(uf, o + 5 * ny))
+    v6 = _vfma(_vsplat(bwd[i - 6]), v5, _vload(uf, o + 6 * ny))
+    v7 = _vfma(_vsplat(bwd[i - 7]), v6, _vload(uf, o + 7 * ny))
+    return _vtranspose(v0, v1, v2, v3, v4, v5, v6, v7), v7
 
 
 @njit(cache=True, inline="always")
@@ -327,80 +477,135 @@ def _y_back_tile(uf, o, ny, t, to, cy, j0, q):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _y_line(u, i, cy):
-    """y sweep of row i alone (scalar; for grids narrower than 8)."""
+def _y_lines(u, r0, r1, cy):
+    """y sweep of rows r0..r1-1, one line at a time (scalar; for grids narrower than 8)."""
     ny = u.shape[1]
-    p = 0.0
-    for j in range(ny):
-        p = cy[2, j] * p + (u[i, j] * cy[0, j] + cy[1, j])
-        u[i, j] = p
-    p = 0.0
-    for j in range(ny - 1, -1, -1):
-        p = cy[3, j] * p + u[i, j]
-        u[i, j] = p
+    for i in range(r0, r1):
+        p = 0.0
+        for j in range(ny):
+            p = cy[2, j] * p + (u[i, j] * cy[0, j] + cy[1, j])
+            u[i, j] = p
+        p = 0.0
+        for j in range(ny - 1, -1, -1):
+            p = cy[3, j] * p + u[i, j]
+            u[i, j] = p
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _x_back_and_y_sweep(u, cx, cy, work):
-    """x back substitution and the whole y sweep, in blocks of up to 16 rows from the
-    bottom. ``work``: scratch of length ny * 17."""
+def _y_block(u, r0, r1, cy, t):
+    """y sweep of rows r0..r1-1 (8 <= r1 - r0 <= 16, ny >= 8) as two groups of 8 rows; when
+    they overlap, the shared rows are computed twice, identically. ``t``: ny * 16 scratch."""
+    ny = u.shape[1]
+    uf = u.reshape(-1)
+    rem = ny % 8
+    ny8 = ny - rem
+    o0 = (r1 - 8) * ny
+    o1 = r0 * ny
+    p0 = _vsplat(0.0)
+    p1 = p0
+    for j0 in range(0, ny8, 8):
+        p0 = _y_forward_tile(uf, o0 + j0, ny, t, 0, cy, j0, 0, p0)
+        p1 = _y_forward_tile(uf, o1 + j0, ny, t, 8, cy, j0, 0, p1)
+    if rem:  # the last rem columns come from a tile overlapping the previous one
+        p0 = _y_forward_tile(uf, o0 + ny - 8, ny, t, 0, cy, ny - 8, 8 - rem, p0)
+        p1 = _y_forward_tile(uf, o1 + ny - 8, ny, t, 8, cy, ny - 8, 8 - rem, p1)
+    _y_backward(uf, ny, o0, o1, cy, t)
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _y_backward(uf, ny, o0, o1, cy, t):
+    """y back substitution of the two groups of 8 rows at uf[o0], uf[o1] from the forward
+    results in ``t``; stores the final rows."""
+    rem = ny % 8
+    ny8 = ny - rem
+    q0 = _vsplat(0.0)
+    q1 = q0
+    if rem:
+        for j in range(ny - 1, ny8 - 1, -1):
+            bwd = _vsplat(cy[3, j])
+            q0 = _vfma(bwd, q0, _vload(t, j * _LANES))
+            _vstore(t, j * _LANES, q0)
+            q1 = _vfma(bwd, q1, _vload(t, j * _LANES + 8))
+            _vstore(t, j * _LANES + 8, q1)
+        # stores columns ny-8 .. ny-1; those below ny8 are placeholders, overwritten next
+        for g in range(2):
+            og = o0 if g == 0 else o1
+            to = (ny - 8) * _LANES + 8 * g
+            _store_tile(uf, og + ny - 8, ny,
+                        _vload(t, to), _vload(t, to + _LANES), _vload(t, to + 2 * _LANES),
+                        _vload(t, to + 3 * _LANES), _vload(t, to + 4 * _LANES),
+                        _vload(t, to + 5 * _LANES), _vload(t, to + 6 * _LANES),
+                        _vload(t, to + 7 * _LANES))
+    for j0 in range(ny8 - 8, -1, -8):
+        q0 = _y_back_tile(uf, o0 + j0, ny, t, 0, cy, j0, q0)
+        q1 = _y_back_tile(uf, o1 + j0, ny, t, 8, cy, j0, q1)
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _xy_block(u, r0, cx, cy, carry, t, d):
+    """A block of 16 rows from physical row r0 (ny >= 8): x back substitution (order
+    ``d``; ``carry`` holds the next row in that order, and gets this block's last) fused
+    with the forward y elimination on the transposed tiles, then the y back substitution."""
     nx, ny = u.shape
     uf = u.reshape(-1)
+    bwd = cx[3]
+    rem = ny % 8
+    ny8 = ny - rem
+    o0 = (r0 + 8) * ny  # group 0: rows r0+8 .. r0+15
+    o1 = r0 * ny  # group 1: rows r0 .. r0+7
+    ctail = _vload(carry, ny - 8)  # read before the full tiles overwrite part of it
+    p0 = _vsplat(0.0)
+    p1 = p0
+    for j0 in range(0, ny8 + 8 * (rem > 0), 8):
+        m0 = 0
+        cin = _vload(carry, j0) if j0 < ny8 else ctail
+        if j0 == ny8:  # the last rem columns: a tile overlapping the previous one
+            m0 = 8 - rem
+            j0 = ny - 8
+        if d > 0:
+            c0, v = _x_back_up(uf, o0 + j0, ny, bwd, r0 + 8, cin)
+            c1, v = _x_back_up(uf, o1 + j0, ny, bwd, r0, v)
+        else:
+            c1, v = _x_back_down(uf, o1 + j0, ny, bwd, nx - 1 - r0, cin)
+            c0, v = _x_back_down(uf, o0 + j0, ny, bwd, nx - 9 - r0, v)
+        _vstore(carry, j0, v)
+        p0 = _y_forward_cols(c0, t, 0, cy, j0, m0, p0)
+        p1 = _y_forward_cols(c1, t, 8, cy, j0, m0, p1)
+    _y_backward(uf, ny, o0, o1, cy, t)
+
+
+@njit(cache=True)
+def _sweep(u, a, b, cx, cy, work, d, fuse):
+    """x back substitution (order ``d``) and the y sweep, block by block from the end of
+    the elimination order; with ``fuse``, each finished block then gets the next
+    sub-step's reaction and forward elimination, in order ``-d``, while it is in cache."""
+    nx, ny = u.shape
     t = work[: ny * _LANES]
     carry = work[ny * _LANES: ny * (_LANES + 1)]
     carry[:] = 0.0
-    if nx < 8 or ny < 8:
-        _x_back_rows(u, cx, carry, 0, nx)
-        for i in range(nx):
-            _y_line(u, i, cy)
-        return
-    rem = ny % 8
-    ny8 = ny - rem
-    zero = _vsplat(0.0)
+    narrow = nx < 8 or ny < 8
     i1 = nx
     while i1 > 0:
-        # a block of 16 rows, fewer only at the top (never fewer than 8)
-        n_rows = _LANES
-        if i1 < _LANES:
+        n_rows = _LANES  # 16 rows a block, fewer only at the end (never fewer than 8)
+        if narrow:
+            n_rows = i1
+        elif i1 < _LANES:
             n_rows = i1
         elif i1 < _LANES + 8:
             n_rows = i1 - 8
         i0 = i1 - n_rows
-        _x_back_rows(u, cx, carry, i0, i1)
-        # two groups of 8 rows; in a block of 8..15 rows they overlap and the shared rows
-        # are computed twice, identically
-        o0 = (i1 - 8) * ny
-        o1 = i0 * ny
-        p0 = zero
-        p1 = zero
-        for j0 in range(0, ny8, 8):
-            p0 = _y_forward_tile(uf, o0 + j0, ny, t, 0, cy, j0, 0, p0)
-            p1 = _y_forward_tile(uf, o1 + j0, ny, t, 8, cy, j0, 0, p1)
-        q0 = zero
-        q1 = zero
-        if rem:
-            # the last rem columns come from a tile overlapping the previous one
-            j0 = ny - 8
-            p0 = _y_forward_tile(uf, o0 + j0, ny, t, 0, cy, j0, 8 - rem, p0)
-            p1 = _y_forward_tile(uf, o1 + j0, ny, t, 8, cy, j0, 8 - rem, p1)
-            for j in range(ny - 1, ny8 - 1, -1):
-                bwd = _vsplat(cy[3, j])
-                q0 = _vfma(bwd, q0, _vload(t, j * _LANES))
-                _vstore(t, j * _LANES, q0)
-                q1 = _vfma(bwd, q1, _vload(t, j * _LANES + 8))
-                _vstore(t, j * _LANES + 8, q1)
-            # stores columns ny-8 .. ny-1; those below ny8 are placeholders, overwritten next
-            for g in range(2):
-                og = o0 if g == 0 else o1
-                to = (ny - 8) * _LANES + 8 * g
-                _store_tile(uf, og + ny - 8, ny,
-                            _vload(t, to), _vload(t, to + _LANES), _vload(t, to + 2 * _LANES),
-                            _vload(t, to + 3 * _LANES), _vload(t, to + 4 * _LANES),
-                            _vload(t, to + 5 * _LANES), _vload(t, to + 6 * _LANES),
-                            _vload(t, to + 7 * _LANES))
-        for j0 in range(ny8 - 8, -1, -8):
-            q0 = _y_back_tile(uf, o0 + j0, ny, t, 0, cy, j0, q0)
-            q1 = _y_back_tile(uf, o1 + j0, ny, t, 8, cy, j0, q1)
+        r0 = i0 if d > 0 else nx - i1  # the block's physical rows
+        r1 = i1 if d > 0 else nx - i0
+        if narrow:
+            _x_back_rows(u, cx, carry, d, i0, i1)
+            _y_lines(u, r0, r1, cy)
+        elif n_rows == _LANES:
+            _xy_block(u, r0, cx, cy, carry, t, d)
+        else:
+            _x_back_rows(u, cx, carry, d, i0, i1)
+            _y_block(u, r0, r1, cy, t)
+        if fuse:
+            _x_forward_rows(u, a, b, cx, -d, nx - i1, nx - i0)
         i1 = i0
 
 
@@ -419,20 +624,45 @@ def lod_steps(u, a, b, cx, cy, work, n_steps):
     Each sub-step: reaction ``u <- a u + b`` (``a``, ``b`` from :func:`reaction_factors`),
     then the x and y backward-Euler sweeps with factors ``cx = axis_factors(nx, ...)`` and
     ``cy = axis_factors(ny, ...)``. ``work``: float64 scratch of length
-    :func:`work_size`. Allocates nothing.
+    :func:`work_size`. Allocates nothing. Successive sub-steps run the x elimination in
+    alternate directions, so that one pass over memory ends a sub-step and starts the next.
     """
     _check_shapes(u, a, b, cx, cy, work)
-    for _ in range(n_steps):
-        _reaction_and_x_forward(u, a, b, cx)
-        _x_back_and_y_sweep(u, cx, cy, work)
+    nx = u.shape[0]
+    d = 1
+    if n_steps > 0:
+        _x_forward_rows(u, a, b, cx, d, 0, nx)
+    for k in range(n_steps):
+        _sweep(u, a, b, cx, cy, work, d, k < n_steps - 1)
+        d = -d
+
+
+@njit(cache=True)
+def lod_steps_sources(u, release, uptake, h, decay, a, b, cx, cy, work, n_steps):
+    """:func:`lod_steps` for a field with release and uptake only (no supply), computing the
+    reaction factors in the first pass over the field instead of a separate one; ``a``,
+    ``b`` are scratch of the field's shape (written only when n_steps > 1). h in min,
+    decay in 1/min. Returns how many source values are negative or not finite; if any,
+    ``u`` is left partly updated."""
+    _check_shapes(u, a, b, cx, cy, work)
+    if release.shape != u.shape or uptake.shape != u.shape:
+        raise ValueError("lod_steps_sources: source shapes do not match the field")
+    if n_steps < 1:
+        return 0
+    bad = _x_forward_rows_sources(u, release, uptake, h, decay, a, b, n_steps > 1, cx)
+    if bad:
+        return bad
+    d = 1
+    for k in range(n_steps):
+        _sweep(u, a, b, cx, cy, work, d, k < n_steps - 1)
+        d = -d
+    return 0
 
 
 @njit(cache=True)
 def lod_step(u, a, b, cx, cy, work):
     """One sub-step of :func:`lod_steps` (the unit the benchmark counts)."""
-    _check_shapes(u, a, b, cx, cy, work)
-    _reaction_and_x_forward(u, a, b, cx)
-    _x_back_and_y_sweep(u, cx, cy, work)
+    lod_steps(u, a, b, cx, cy, work, 1)
 
 
 @njit(cache=True, fastmath=_FASTMATH)

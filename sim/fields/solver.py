@@ -11,30 +11,53 @@ and keeps ``u >= 0``; a step never produces values outside the range of the init
 boundary value and supply target (maximum principle) when there is no release.
 
 Accuracy: the split scheme's steady state is not the true one
--------------------------------------------------------------------
-The fixed point of "reaction, then x sweep, then y sweep" satisfies
+-------------------------------------------------------------
+The fixed point of "reaction, then x sweep, then y sweep" solves
 
-    (decay + uptake) u - (1 + h (decay + uptake)) D lap(u) + O(h D^2 dxx dyy u) = release,
+    lambda u - (1 + h lambda) D lap(u) + (1 + h lambda) h D^2 dxx dyy u = release + supply
 
-so the diffusion coefficient is effectively ``D (1 + h lambda)`` with ``lambda`` the local
-loss rate, plus the LOD cross term. Where uptake is strong the first term dominates: with
-tumor uptake 10/min the oxygen penetration length ``sqrt(D/lambda)`` comes out
-``sqrt(1 + 10 h)`` times too long. Measured (``tests/test_fields.py`` and the lead's
-report): point source of oxygen (D = 1e5 um^2/min, dx = 20 um), 301 x 301 no-flux grid,
-converged fixed point against the exact continuum answer ``q/(2 pi D) K0(r sqrt(lambda/D))``
-at r = 3..15 voxels; worst relative error:
+(``lambda`` = decay + uptake + supply rate, locally; supply = supply rate * target):
+diffusion is effectively ``D (1 + h lambda)``, and the LOD cross term grows with
+``h D / dx^2`` where the field is sharp. With tumor uptake of oxygen (10/min) the first
+term dominates. Measured with
+``benchmarks/bench_diffusion.py --split-error`` (and held by ``tests/test_fields.py``): a
+point source on a 301 x 301 no-flux grid, dx = 20 um, the scheme's converged fixed point;
+worst relative error over r = 3..15 voxels from the source.
 
-    h (min)   normal tissue (lambda = 0.1/min)   tumor (lambda = 0.1 + 10/min)
-    ------    --------------------------------   -----------------------------
-    SPLIT_ERROR_TABLE
+Oxygen, D = 1e5 um^2/min, against the exact ``q/(2 pi D) K0(r sqrt(lambda/D))``:
 
-Choose ``max_substep_min`` per field from this table: the error is set by ``h * lambda``
-(and by ``h D / dx^2`` through the cross term), not by stability.
+    h (min)   normal tissue, lambda = 0.1/min   tumor, lambda = 0.1 + 10/min
+    6         60%                               97%
+    3         47%                               94%
+    1         27%                               84%
+    0.3       11%                               144%
+    0.1       5.4%                              122%
+    0.03      4.3%                              48%
+    0.01      3.5%                              16%
+    0.003     2.1%                              5.5%
+    0.001     1.2%                              2.9%
+    (h -> 0: 0.6% and 1.1%, the grid's own error at r = 3 voxels)
+
+Other fields, against the unsplit discrete steady state (the split error alone):
+
+    h (min)   chemokine, D = 5e4, lambda = 0.01   VEGF-like, D = 2500, lambda = 0.015
+    6         30%                                 10.5%
+    1         12%                                 5.2%
+    0.3       3.8%                                3.5%
+    0.1       3.1%                                1.8%
+    0.03      2.4%                                0.6%
+    0.01      1.6%                                0.2%
+
+These are worst cases (a point source, 3 voxels away); smooth sources do better. Choose
+``max_substep_min`` per field from them: the error is set by ``h lambda`` and ``h D /
+dx^2``, not by stability. Oxygen in tumor needs h <= 0.003 min for 5% (2000 sub-steps a
+6-minute step); a quasi-steady solve is the better tool there.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -112,11 +135,14 @@ class FieldSolver:
         nx, ny = self.shape
         self._a = np.empty(self.shape)
         self._b = np.empty(self.shape)
+        self._zeros = np.zeros(self.shape)  # stands for a missing release or uptake
         self._work = np.zeros(kernels.work_size(nx, ny))
-        # compile (or load from numba's cache) the sub-step kernel now, not mid-run
+        # compile (or load from numba's disk cache) the sub-step kernels now, not mid-run
         cx = kernels.axis_factors(nx, 0.0, False)
         cy = kernels.axis_factors(ny, 0.0, False)
         kernels.lod_steps(self._a, self._a, self._b, cx, cy, self._work, 0)
+        kernels.lod_steps_sources(self._a, self._zeros, self._zeros, 1.0, 0.0, self._a, self._b,
+                                  cx, cy, self._work, 0)
 
     def _add(self, spec: FieldSpec) -> None:
         name = spec.name
@@ -133,7 +159,7 @@ class FieldSolver:
         _check(_finite(ub) and ub >= 0,
                f"field {name!r}: boundary_value must be >= 0 and finite, got {ub!r}")
         hmax = spec.max_substep_min
-        _check(isinstance(hmax, (int, float)) and hmax > 0,
+        _check(isinstance(hmax, numbers.Real) and hmax > 0,
                f"field {name!r}: max_substep_min must be > 0, got {hmax!r}")
         n_sub = max(1, math.ceil(self.dt_min / hmax - 1e-9))
         h = self.dt_min / n_sub
@@ -160,7 +186,8 @@ class FieldSolver:
         """Advance field ``name`` (array u, modified in place) by one model step dt_min.
 
         Source arrays are (nx, ny) float64 or None (zero): release (concentration/min),
-        uptake and supply_rate (1/min), supply_target (concentration); all >= 0.
+        uptake and supply_rate (1/min), supply_target (concentration); all >= 0, else
+        ValueError.
         """
         if name not in self.specs:
             raise KeyError(f"unknown field {name!r}; known: {sorted(self.specs)}")
@@ -175,11 +202,20 @@ class FieldSolver:
         spec = self.specs[name]
         n_sub = self.n_substeps[name]
         h = self.substep_min[name]
+        cx, cy = self._factors[name]
+        if supply_rate is None and spec.diffusion_um2_per_min > 0:
+            # common case: the reaction factors are made in the first pass over the field
+            bad = kernels.lod_steps_sources(
+                u, self._zeros if release is None else release,
+                self._zeros if uptake is None else uptake, h, spec.decay_per_min,
+                self._a, self._b, cx, cy, self._work, n_sub)
+            _check(bad == 0, f"field {name!r}: {bad} source values are negative or not "
+                             "finite (the field is left partly updated)")
+            return
         bad = kernels.reaction_factors(self._a, self._b, h, spec.decay_per_min, release, uptake,
                                        supply_rate, supply_target)
         _check(bad == 0, f"field {name!r}: {bad} source values are negative or not finite")
         if spec.diffusion_um2_per_min == 0:
             kernels.reaction_steps(u, self._a, self._b, n_sub)
         else:
-            cx, cy = self._factors[name]
             kernels.lod_steps(u, self._a, self._b, cx, cy, self._work, n_sub)
