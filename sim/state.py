@@ -91,7 +91,8 @@ class Population:
 
     def attach(self, rows: np.ndarray, agents: list) -> None:
         """Record the Mesa agents created for freshly added rows."""
-        assert len(self.agents) == rows[0] if len(rows) else True
+        if len(rows) and len(self.agents) != rows[0]:
+            raise RuntimeError(f"{self.name}: agents attached out of order")
         for r, a in zip(rows, agents):
             a.slot = int(r)
             self.agents.append(a)

@@ -13,6 +13,9 @@ import pytest
 from scipy import ndimage
 
 from sim import load_params, run_one
+from sim.agents import tumor
+from sim.model import NeutroModel
+from sim.recorders import tumor_region
 
 SEEDS = range(1, 9)  # 8 paired seeds: the same tissue and draws in every arm
 WORKERS = min(2, os.cpu_count() or 1)
@@ -35,35 +38,42 @@ def _arms(scenarios, overrides=None) -> pd.DataFrame:
 
 
 def test_control_course_tumor_grows_neutrophils_gather_vessels_seek_hypoxia():
-    r = run_one(load_params(), 1)
-    ts, final = r.timeseries, r.final
+    m = NeutroModel(load_params(), rng=1)
+    nx, ny = m.grid.dimensions
+    closer = farther = 0
+    while m.time_min < 21 * 1440:
+        watch = 3 * 1440 <= m.time_min < 10 * 1440
+        if watch:  # distance of every voxel to the nearest hypoxic tumor cell, before the step
+            t = m.tumor
+            hyp = t["state"] == tumor.HYPOXIC
+            free = np.ones((nx, ny), bool)
+            free[t["x"][hyp], t["y"][hyp]] = False
+            dist = ndimage.distance_transform_edt(free)
+            n0 = m.endothelial.n
+        m.step()
+        if watch:  # each tip step of this step: from (prev_x, prev_y) to (x, y)
+            e = m.endothelial
+            new = np.arange(n0, e.n)
+            new = new[e["moves"][new] >= 1]
+            d1 = dist[e["x"][new], e["y"][new]]
+            d0 = dist[e["prev_x"][new], e["prev_y"][new]]
+            closer += int((d1 < d0).sum())
+            farther += int((d1 > d0).sum())
+    ts = m.datacollector.get_model_vars_dataframe()
     start, end = ts.iloc[0], ts.iloc[-1]
     assert end["time_h"] == 21 * 24
     assert end["tumor_cells"] > 1.5 * start["tumor_cells"], "the tumor grows"
     assert end["neutrophils_in_tumor"] > 3 * start["neutrophils_in_tumor"], "neutrophils accumulate"
     assert end["neutrophil_tumor_pairs"] > 0.3 * end["neutrophils"], "and bind tumor cells"
-    # in and around it: neutrophil density in the tumor region far above the density elsewhere
-    kind, x, y, st = (final[k] for k in ("agent_kind", "agent_x", "agent_y", "agent_state"))
-    nx, ny = final["field_oxygen"].shape
-    tumor_mask = np.zeros((nx, ny), bool)
-    tumor_mask[x[kind == 0], y[kind == 0]] = True
-    region = ndimage.binary_dilation(tumor_mask, iterations=5)
-    neut = kind == 1
-    n_in = region[x[neut], y[neut]].sum()
-    n_out = neut.sum() - n_in
-    density_in = n_in / region.sum()
-    density_out = n_out / (~region).sum()
-    assert density_in > 10 * density_out
-    # vessels grow toward hypoxic regions: new vessel segments lie closer to hypoxic cells
-    # than the vessels present at t=0 do
-    hyp = np.zeros((nx, ny), bool)
-    hyp[x[(kind == 0) & (st == 1)], y[(kind == 0) & (st == 1)]] = True
-    dist = ndimage.distance_transform_edt(~hyp)
-    e = kind == 3
-    n_old = int(ts.iloc[0]["endothelial_cells"])
-    ex, ey = x[e], y[e]  # rows in order of creation: the first n_old are the t=0 vessels
-    assert len(ex) > n_old + 100, "angiogenesis adds vessel"
-    assert dist[ex[n_old:], ey[n_old:]].mean() < 0.7 * dist[ex[:n_old], ey[:n_old]].mean()
+    # in and around it: neutrophil density near the tumor far above the density elsewhere
+    region = tumor_region(m)
+    nb = m.neutrophils
+    n_in = region[nb["x"], nb["y"]].sum()
+    assert n_in / region.sum() > 10 * (nb.n - n_in) / (~region).sum()
+    # vessels grow toward hypoxic regions: tip steps approach hypoxic cells far more often
+    # than they move away (tips follow VEGF, which hypoxic cells secrete)
+    assert end["endothelial_cells"] > start["endothelial_cells"] + 100, "angiogenesis"
+    assert closer > 100 and closer > 1.5 * farther, (closer, farther)
 
 
 def test_depletion_cuts_growth_vessels_and_proliferation_paired_seeds():
