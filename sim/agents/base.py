@@ -6,9 +6,10 @@ from typing import Callable
 import numpy as np
 from mesa.discrete_space import CellAgent
 
+from ..lattice import walk
 from ..params import FIELD_NAMES
 
-__all__ = ["ArrayAgent", "Signals", "field_signals"]
+__all__ = ["ArrayAgent", "Signals", "field_signals", "crawl"]
 
 
 class ArrayAgent(CellAgent):
@@ -67,3 +68,25 @@ def field_signals(model, x: np.ndarray, y: np.ndarray) -> dict[str, Callable[[],
 
 def _gather(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return field[x, y]
+
+
+def crawl(m, pop, speed, bias, persistence_min: float, field, other_at, still=None) -> None:
+    """Biased persistent walk of a population for one step (see sim.lattice.walk).
+
+    ``speed`` (um/min) gives ``floor(v dt/dx + u)`` moves per step; ``bias`` the
+    probability a move climbs ``field``; persistence per move is
+    ``exp(-(dx / v) / persistence_min)``. Rows in ``still`` do not move. Voxels taken in
+    ``other_at`` are excluded. Mesa agents follow their rows.
+    """
+    n = pop.n
+    n_moves = np.floor(m.scales.voxels_per_step(speed) + m.rng.random(n)).astype(np.int64)
+    if still is not None:
+        n_moves[still] = 0
+    with np.errstate(divide="ignore"):
+        t_move = np.where(speed > 0, m.p.domain.voxel_um / speed, np.inf)
+    persist = np.exp(-t_move / max(persistence_min, 1e-12))
+    u = m.rng.random((n, max(int(n_moves.max()), 1), 3))
+    old_x, old_y = pop["x"].copy(), pop["y"].copy()
+    walk(m.rng.permutation(n), pop["x"], pop["y"], pop["heading"], n_moves, bias, persist,
+         field, pop.at, other_at, u)
+    m.sync_cells(pop, old_x, old_y)

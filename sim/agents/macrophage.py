@@ -6,8 +6,8 @@ tumor -> macrophage -> neutrophil recruitment chain). Equations in docs/model.md
 
 import numpy as np
 
-from ..lattice import box_sum, walk
-from .base import ArrayAgent, Signals, field_signals
+from ..lattice import box_sum
+from .base import ArrayAgent, Signals, crawl, field_signals
 
 RESTING, ACTIVATED = 0, 1
 COLUMNS = {"heading": np.int8}
@@ -49,20 +49,12 @@ def switch(m, sig) -> None:
 def move(m, sig) -> None:
     """Slow biased persistent walk up the tumor signal."""
     mc = m.macrophages
-    n = mc.n
-    if n == 0:
+    if mc.n == 0:
         return
-    speed = m.behaviour("macrophage", "migration_speed", sig, n)
-    n_moves = np.floor(m.scales.voxels_per_step(speed) + m.rng.random(n)).astype(np.int64)
-    bias = m.behaviour("macrophage", "chemotaxis_bias", sig, n)
-    with np.errstate(divide="ignore"):
-        t_move = np.where(speed > 0, m.p.domain.voxel_um / speed, np.inf)
-    persist = np.exp(-t_move / max(m.p.macrophage.persistence_min, 1e-12))
-    u = m.rng.random((n, max(int(n_moves.max()), 1), 3))
-    old_x, old_y = mc["x"].copy(), mc["y"].copy()
-    walk(m.rng.permutation(n), mc["x"], mc["y"], mc["heading"], n_moves, bias, persist,
-         m.fields["tumor_signal"], mc.at, m.neutrophils.at, u)
-    m.sync_cells(mc, old_x, old_y)
+    speed = m.behaviour("macrophage", "migration_speed", sig, mc.n)
+    bias = m.behaviour("macrophage", "chemotaxis_bias", sig, mc.n)
+    crawl(m, mc, speed, bias, m.p.macrophage.persistence_min, m.fields["tumor_signal"],
+          m.neutrophils.at)
 
 
 def secrete(m, sig, sources) -> None:

@@ -7,8 +7,8 @@ lifespan at entry and redrawn, longer, on activation. Equations in docs/model.md
 
 import numpy as np
 
-from ..lattice import DX, DY, box_sum, place_near, walk
-from .base import ArrayAgent, Signals, field_signals
+from ..lattice import DX, DY, box_sum, place_near
+from .base import ArrayAgent, Signals, crawl, field_signals
 from .tumor import NECROTIC
 
 NAIVE, ACTIVATED, BOUND = 0, 1, 2
@@ -110,23 +110,12 @@ def bind_and_activate(m, sig, viable_at) -> None:
 def move(m, sig) -> None:
     """Unbound neutrophils crawl: biased persistent walk up the chemokine, several moves a step."""
     nb = m.neutrophils
-    n = nb.n
-    if n == 0:
+    if nb.n == 0:
         return
-    speed = m.behaviour("neutrophil", "migration_speed", sig, n)
-    per_step = m.scales.voxels_per_step(speed)
-    n_moves = np.floor(per_step + m.rng.random(n)).astype(np.int64)
-    n_moves[nb["state"] == BOUND] = 0
-    bias = m.behaviour("neutrophil", "chemotaxis_bias", sig, n) * m.chemotaxis_factor
-    # persistence per move: exp(-(time per move) / persistence time)
-    with np.errstate(divide="ignore"):
-        t_move = np.where(speed > 0, m.p.domain.voxel_um / speed, np.inf)
-    persist = np.exp(-t_move / max(m.p.neutrophil.persistence_min, 1e-12))
-    u = m.rng.random((n, max(int(n_moves.max()), 1), 3))
-    old_x, old_y = nb["x"].copy(), nb["y"].copy()
-    walk(m.rng.permutation(n), nb["x"], nb["y"], nb["heading"], n_moves, bias, persist,
-         m.fields["chemoattractant"], nb.at, m.macrophages.at, u)
-    m.sync_cells(nb, old_x, old_y)
+    speed = m.behaviour("neutrophil", "migration_speed", sig, nb.n)
+    bias = m.behaviour("neutrophil", "chemotaxis_bias", sig, nb.n) * m.chemotaxis_factor
+    crawl(m, nb, speed, bias, m.p.neutrophil.persistence_min, m.fields["chemoattractant"],
+          m.macrophages.at, still=nb["state"] == BOUND)
 
 
 def recruit(m) -> None:
