@@ -4,6 +4,7 @@ These run full simulations (about a minute each on 2 cores); the paired-seed tes
 process pool, one run per worker.
 """
 
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
@@ -19,6 +20,8 @@ from sim.recorders import tumor_region
 
 SEEDS = range(1, 9)  # 8 paired seeds: the same tissue and draws in every arm
 WORKERS = min(2, os.cpu_count() or 1)
+#: forkserver: forking a process that already runs numba/xdist threads is unsafe
+CONTEXT = multiprocessing.get_context("forkserver")
 #: recruitment is easy to see on a small window; growth effects need the default one
 SMALL = {"domain.nx": 120, "domain.ny": 120, "initial.tumor_radius_um": 250.0}
 
@@ -33,7 +36,7 @@ def _endpoint(job):
 
 def _arms(scenarios, overrides=None) -> pd.DataFrame:
     jobs = [(s, seed, overrides or {}) for seed in SEEDS for s in scenarios]
-    with ProcessPoolExecutor(WORKERS) as pool:
+    with ProcessPoolExecutor(WORKERS, mp_context=CONTEXT) as pool:
         return pd.DataFrame(list(pool.map(_endpoint, jobs)))
 
 
@@ -98,7 +101,7 @@ def test_halving_the_time_step_changes_outcomes_less_than_seed_spread():
     for dt in (6.0, 3.0):
         over = {**SMALL, "time.dt_min": dt, "time.warmup_steps": int(120 / dt)}
         jobs = [("control", s, over) for s in seeds]
-        with ProcessPoolExecutor(WORKERS) as pool:
+        with ProcessPoolExecutor(WORKERS, mp_context=CONTEXT) as pool:
             out[dt] = pd.DataFrame(list(pool.map(_endpoint, jobs)))
     for readout in ("tumor_cells", "endothelial_cells", "neutrophils", "neutrophil_tumor_pairs",
                     "proliferation_index", "hypoxic_fraction"):
