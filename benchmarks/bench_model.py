@@ -1,0 +1,869 @@
+"""Whole-model throughput of neutrosim, and an idiomatic-Mesa baseline in the same run.
+
+Sections (all seeds fixed):
+
+1. Default grid (200x200, default parameters, the default 21-day run): wall time of
+   ``run_one(load_params(), 1)``, simulated days per wall-clock minute; then the same run
+   stepped by hand (a ``NeutroModel`` with the same seed, so the same trajectory) to count
+   agent-updates (the sum over steps of the agents alive at the start of each step) and to
+   time the stages of ``NeutroModel.step``; then a cProfile of a short continuation.
+2. Large tissue: 1000x1000 voxels (20 mm), initial tumor radius 2500 um (5x the default
+   radius on a 5x wider window), everything else default. The full 21 days is run when a
+   probe projects it to finish in under LARGE_FULL_LIMIT_MIN minutes; otherwise a shorter
+   span is run and extrapolated linearly in steps (the output says so).
+3. Cost against the number of agents: four initial tumor radii on the default grid,
+   a short warm-up, then a few model days each: s/step, us per agent-step, and the
+   log-log slope of agent-stage time against agents (<= 1: no worse than linear).
+4. Idiomatic Mesa baseline: plain ``CellAgent``s on an ``OrthogonalMooreGrid`` of the
+   same size, as many as the section-1 run had on average and for as many steps, each
+   reading property layers, evaluating two Hill rules and taking a biased random walk
+   step over empty neighbours (``cell.neighborhood.select`` / ``select_random_cell``),
+   scheduled with ``model.agents.shuffle_do("step")``. A second, type-matched variant walks
+   only the neutrosim share of mobile agents (neutrophils + macrophages).
+
+Stage timing wraps the model's own functions in this process only (module attributes and
+instance attributes, restored afterwards); no file of the package is changed.
+
+Usage: python benchmarks/bench_model.py [--quick] [--skip-large]
+           [--large-days D] [--baseline-steps N]
+"""
+
+import argparse
+import cProfile
+import gc
+import math
+import os
+import platform
+import pstats
+import resource
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout
+
+SEED = 1  # neutrosim seed (as in the brief: run_one(load_params(), 1))
+BASELINE_SEED = 0
+LARGE_OVERRIDES = {"domain.nx": 1000, "domain.ny": 1000, "initial.tumor_radius_um": 2500.0}
+GOAL_LARGE_MIN = 15.0  # project goal: 21 days of the large tissue in under 15 min
+LARGE_FULL_LIMIT_MIN = 25.0  # run the large tissue in full when projected under this
+LARGE_SHORT_DAYS = 2.0  # otherwise run this span and extrapolate
+GOAL_RATIO = 50.0  # neutrosim agent-updates/s over the idiomatic baseline's
+SCALING_RADII_UM = (300.0, 600.0, 1200.0, 1800.0)  # on the default 200x200 grid
+
+
+# ---------------------------------------------------------------------------- helpers
+def import_sim(retries: int = 5, wait_s: float = 60.0):
+    """Import the package; other people edit it, so a failed import is retried."""
+    for attempt in range(retries + 1):
+        try:
+            import sim
+            from sim import load_params, run_one
+            from sim.model import NeutroModel
+
+            return sim, load_params, run_one, NeutroModel
+        except Exception as exc:  # noqa: BLE001 - any import failure while mid-edit
+            if attempt == retries:
+                raise
+            print(f"[bench] import of sim failed ({type(exc).__name__}: {exc}); "
+                  f"retrying in {wait_s:.0f} s", file=sys.stderr, flush=True)
+            for name in [m for m in sys.modules if m == "sim" or m.startswith("sim.")]:
+                del sys.modules[name]
+            time.sleep(wait_s)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def loadavg() -> str:
+    try:
+        return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def version(pkg: str) -> str:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def fmt_rate(x: float) -> str:
+    """1234567 -> '1.23 M'."""
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g} {suffix}"
+    return f"{x:.3g}"
+
+
+def fmt_s(s: float) -> str:
+    if s >= 120:
+        return f"{s:.0f} s ({s / 60:.1f} min)"
+    return f"{s:.2f} s"
+
+
+def table(headers, rows, indent: str = "  ") -> None:
+    """Print a plain table: first column left-aligned, the others right-aligned."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(r):
+        return indent + "  ".join(
+            (c.ljust(w) if i == 0 else c.rjust(w)) for i, (c, w) in enumerate(zip(r, widths)))
+
+    print(line(cells[0]))
+    print(indent + "  ".join("-" * w for w in widths))
+    for r in cells[1:]:
+        print(line(r))
+
+
+def section(title: str) -> None:
+    print()
+    print("=" * 100)
+    print(title)
+    print("=" * 100)
+
+
+def say(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- stage timers
+class StageTimers:
+    """Wrap the model's own functions with timers, in this process only.
+
+    ``top`` stages partition ``model.step()`` (a top stage called inside another top stage
+    is not counted twice); ``sub`` stages are inclusive timers reported as "of which".
+    Every wrapper is undone by :meth:`restore`.
+    """
+
+    def __init__(self):
+        self.top: dict[str, list] = {}
+        self.sub: dict[str, list] = {}
+        self.counts: dict[str, int] = {}
+        self._undo: list = []
+        self._in_top = False
+
+    def _install(self, owner, attr: str, wrapper_of) -> bool:
+        orig = getattr(owner, attr, None)
+        if orig is None:
+            return False
+        try:
+            instance_attr = not isinstance(owner, type(sys)) and attr not in vars(owner)
+        except TypeError:  # no __dict__
+            return False
+        setattr(owner, attr, wrapper_of(orig))
+        self._undo.append((owner, attr, orig, instance_attr))
+        return True
+
+    def wrap_top(self, owner, attr: str, label: str) -> bool:
+        acc = self.top.setdefault(label, [0, 0.0])
+        pc = time.perf_counter
+
+        def wrapper_of(orig):
+            def timed(*a, **k):
+                if self._in_top:
+                    return orig(*a, **k)
+                self._in_top = True
+                t0 = pc()
+                try:
+                    return orig(*a, **k)
+                finally:
+                    acc[0] += 1
+                    acc[1] += pc() - t0
+                    self._in_top = False
+            return timed
+
+        return self._install(owner, attr, wrapper_of)
+
+    def wrap_sub(self, owner, attr: str, label: str, count=None, count_label=None) -> bool:
+        """Inclusive timer; ``count(args, kwargs, result)`` (an int, or a (label, int) pair) is
+        accumulated in counts[count_label] (or counts[label])."""
+        acc = self.sub.setdefault(label, [0, 0.0])
+        pc = time.perf_counter
+        if count is not None:
+            self.counts.setdefault(count_label, 0)
+
+        def wrapper_of(orig):
+            def timed(*a, **k):
+                t0 = pc()
+                r = None
+                try:
+                    r = orig(*a, **k)
+                    return r
+                finally:
+                    acc[0] += 1
+                    acc[1] += pc() - t0
+                    if count is not None:
+                        try:
+                            c = count(a, k, r)
+                            key, c = c if isinstance(c, tuple) else (count_label, c)
+                            self.counts[key] = self.counts.get(key, 0) + int(c)
+                        except Exception:  # noqa: BLE001 - a counter must never break the run
+                            pass
+            return timed
+
+        return self._install(owner, attr, wrapper_of)
+
+    def restore(self) -> None:
+        for owner, attr, orig, instance_attr in reversed(self._undo):
+            if instance_attr:
+                try:
+                    delattr(owner, attr)
+                except AttributeError:
+                    setattr(owner, attr, orig)
+            else:
+                setattr(owner, attr, orig)
+        self._undo.clear()
+
+
+def _moved(a, k, r):
+    """Agents whose voxel changed, from sync_cells(pop, old_x, old_y)'s arguments."""
+    pop, old_x, old_y = a[0], a[1], a[2]
+    return f"mesa_moves:{pop.name}", np.count_nonzero((pop["x"] != old_x) | (pop["y"] != old_y))
+
+
+def instrument(model, detail: bool = True) -> StageTimers:
+    """Timers on the stages of ``model.step()`` and (``detail``) on known hot functions."""
+    from sim.agents import endothelial, macrophage, neutrophil, tumor
+
+    t = StageTimers()
+    t.wrap_top(model, "apply_interventions", "interventions")
+    t.wrap_top(endothelial, "step", "endothelial.step")
+    t.wrap_top(tumor, "step", "tumor.step")
+    t.wrap_top(neutrophil, "viable_tumor_map", "viable_tumor_map")
+    t.wrap_top(macrophage, "step", "macrophage.step")
+    t.wrap_top(neutrophil, "step", "neutrophil.step")
+    t.wrap_top(model, "_advance_fields", "fields (_advance_fields)")
+    if getattr(model, "_sources", None) is not None:
+        t.wrap_top(model._sources, "clear", "zero the field sources (Sources.clear)")
+    if getattr(model, "datacollector", None) is not None:
+        t.wrap_top(model.datacollector, "collect", "record (datacollector.collect)")
+    if not detail:
+        return t
+    if getattr(model, "oxygen_solver", None) is not None:
+        t.wrap_sub(model.oxygen_solver, "solve", "fields: oxygen multigrid (oxygen_solver.solve)",
+                   count=lambda a, k, r: r.cycles, count_label="oxygen_cycles")
+    if getattr(model, "solver", None) is not None:
+        t.wrap_sub(model.solver, "advance", "fields: transient LOD (solver.advance)")
+    t.wrap_sub(model, "behaviour", "agents: Hill rules (model.behaviour)")
+    t.wrap_sub(model, "sync_cells", "agents: Mesa cell moves (model.sync_cells)",
+               count=_moved, count_label="mesa_moves")
+    t.wrap_sub(model, "spawn", "agents: new agents (model.spawn)",
+               count=lambda a, k, r: len(a[1]), count_label="spawned")
+    t.wrap_sub(model, "discard", "agents: removals (model.discard)",
+               count=lambda a, k, r: np.atleast_1d(a[1]).size, count_label="discarded")
+    import sim.agents.base as base
+    import sim.recorders as recorders
+
+    if hasattr(base, "_gather"):
+        t.wrap_sub(base, "_gather", "agents: field gathers (field[x, y], base._gather)")
+    for mod in (tumor, neutrophil, macrophage, endothelial, recorders):
+        if hasattr(mod, "box_sum"):
+            t.wrap_sub(mod, "box_sum", "neighbour counts (lattice.box_sum, all callers)")
+    for mod in (base, neutrophil, macrophage):  # wherever the kernel is imported by name
+        if hasattr(mod, "walk"):
+            t.wrap_sub(mod, "walk", "agents: walk kernel (lattice.walk, numba)")
+    for mod in (tumor, neutrophil):
+        if hasattr(mod, "place_near"):
+            t.wrap_sub(mod, "place_near", "agents: placement kernel (lattice.place_near)")
+    if hasattr(tumor, "move_to_free"):
+        t.wrap_sub(tumor, "move_to_free", "agents: tumor migration kernel (lattice.move_to_free)")
+    return t
+
+
+class StepLog:
+    """Per-step wall time and agents alive at the start of each step, by type."""
+
+    def __init__(self, kinds):
+        self.kinds = list(kinds)
+        self.dt: list[float] = []
+        self.n: list[list[int]] = []
+
+    def run(self, model, n_steps: int, progress: str = "", every: int = 240) -> float:
+        pops = model.populations
+        pc = time.perf_counter
+        t_start = pc()
+        for i in range(n_steps):
+            self.n.append([pops[k].n for k in self.kinds])
+            t0 = pc()
+            model.step()
+            self.dt.append(pc() - t0)
+            if progress and (i + 1) % every == 0:
+                done = i + 1
+                el = pc() - t_start
+                say(f"{progress}: {done}/{n_steps} steps, {el / done * 1e3:.1f} ms/step, "
+                    f"{sum(self.n[-1])} agents, ETA {el / done * (n_steps - done):.0f} s")
+        return pc() - t_start
+
+    @property
+    def steps(self) -> int:
+        return len(self.dt)
+
+    @property
+    def wall(self) -> float:
+        return float(np.sum(self.dt))
+
+    @property
+    def updates(self) -> int:
+        return int(np.sum(self.n)) if self.n else 0
+
+    def updates_by_kind(self) -> dict[str, int]:
+        arr = np.asarray(self.n)
+        return {k: int(arr[:, j].sum()) for j, k in enumerate(self.kinds)}
+
+    def mean_agents(self) -> float:
+        return self.updates / max(self.steps, 1)
+
+
+def print_stages(timers: StageTimers, log: StepLog) -> None:
+    n = log.steps
+    total = log.wall
+    rows = []
+    accounted = 0.0
+    for label, (calls, s) in sorted(timers.top.items(), key=lambda kv: -kv[1][1]):
+        accounted += s
+        rows.append([label, f"{s / n * 1e3:.3f}", f"{100 * s / total:.1f}", f"{calls / n:.2f}"])
+    rest = total - accounted
+    rows.append(["rest of step() (Mesa step wrapper, glue)", f"{rest / n * 1e3:.3f}",
+                 f"{100 * rest / total:.1f}", ""])
+    rows.append(["TOTAL step", f"{total / n * 1e3:.3f}", "100.0", ""])
+    if timers.sub:
+        rows.append(["of which (inclusive, across stages):", "", "", ""])
+        for label, (calls, s) in sorted(timers.sub.items(), key=lambda kv: -kv[1][1]):
+            if calls:
+                rows.append(["  " + label, f"{s / n * 1e3:.3f}", f"{100 * s / total:.1f}",
+                             f"{calls / n:.2f}"])
+    table(["stage", "ms/step", "% step", "calls/step"], rows)
+    c = timers.counts
+    if c:
+        parts = []
+        moves = {k.split(":", 1)[1]: v for k, v in c.items() if k.startswith("mesa_moves:")}
+        if moves:
+            parts.append(f"Mesa agents moved to a new cell: {sum(moves.values()) / n:.1f}/step ("
+                         + ", ".join(f"{k} {v / n:.1f}" for k, v in moves.items()) + ")")
+        if "spawned" in c:
+            parts.append(f"created: {c['spawned'] / n:.2f}/step")
+        if "discarded" in c:
+            parts.append(f"removed: {c['discarded'] / n:.2f}/step")
+        solves = timers.sub.get("fields: oxygen multigrid (oxygen_solver.solve)", [0])[0]
+        if c.get("oxygen_cycles") and solves:
+            parts.append(f"oxygen V-cycles per solve: {c['oxygen_cycles'] / solves:.2f}")
+        print("  " + "; ".join(parts))
+
+
+def short_path(path: str) -> str:
+    for prefix in ("site-packages/", str(ROOT) + "/"):
+        if prefix in path:
+            return path.split(prefix, 1)[1]
+    return path
+
+
+def print_profile(prof: cProfile.Profile, n_steps: int, top: int = 15) -> None:
+    st = pstats.Stats(prof)
+    entries = []
+    groups: dict[str, float] = {}
+    total_tt = 0.0
+    for (file, line, func), (cc, nc, tt, ct, _callers) in st.stats.items():
+        total_tt += tt
+        entries.append((tt, ct, nc, file, line, func))
+        if file == "~":
+            g = "builtins (numpy, list, dict methods)"
+        elif "/mesa/" in file:
+            g = "mesa"
+        elif str(ROOT) in file:
+            rel = short_path(file)
+            g = rel.rsplit(".", 1)[0].replace("/", ".")
+        else:
+            g = "other libraries (numba dispatch, pandas, ...)"
+        groups[g] = groups.get(g, 0.0) + tt
+    entries.sort(reverse=True)
+    rows = []
+    for tt, ct, nc, file, line, func in entries[:top]:
+        where = func if file == "~" else f"{short_path(file)}:{line}({func})"
+        rows.append([where[:88], f"{tt / n_steps * 1e3:.3f}", f"{ct / n_steps * 1e3:.3f}",
+                     f"{nc / n_steps:.1f}"])
+    print(f"  cProfile over {n_steps} steps (profiler overhead inflates Python-heavy code;"
+          " numba kernel time is counted as own time of the Python function that calls it):")
+    table(["function (top by own time)", "own ms/step", "cum ms/step", "calls/step"], rows)
+    print("  own time grouped by where the code lives:")
+    grows = [[g, f"{s / n_steps * 1e3:.3f}", f"{100 * s / total_tt:.1f}"]
+             for g, s in sorted(groups.items(), key=lambda kv: -kv[1])[:12]]
+    table(["code", "ms/step", "%"], grows)
+
+
+def by_day_table(log: StepLog, steps_per_day: float, rows_wanted: int = 7) -> None:
+    n = log.steps
+    arr = np.asarray(log.n)
+    dt = np.asarray(log.dt)
+    edges = np.linspace(0, n, min(rows_wanted, n) + 1).astype(int)
+    rows = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b <= a:
+            continue
+        per = arr[a:b].mean(axis=0)
+        tot = arr[a:b].sum(axis=1)
+        rows.append([f"{a / steps_per_day:5.2f}-{b / steps_per_day:5.2f}",
+                     *[f"{x:.0f}" for x in per], f"{tot.mean():.0f}",
+                     f"{dt[a:b].mean() * 1e3:.2f}", f"{np.median(dt[a:b]) * 1e3:.2f}",
+                     f"{dt[a:b].sum() / tot.sum() * 1e6:.3f}"])
+    table(["days", *log.kinds, "total", "ms/step", "median", "us/agent-step"], rows)
+
+
+# ---------------------------------------------------------------------------- section 1
+def bench_default(args, load_params, run_one, NeutroModel):
+    section("1. Default grid: 200x200, default parameters, seed "
+            f"{SEED}" + (" (--quick: 3 days instead of 21)" if args.quick else ""))
+    params = load_params()
+    days = 3.0 if args.quick else float(params.time.days)
+    la0 = loadavg()
+    say(f"section 1: run_one({days:g} days)")
+    cpu0 = time.process_time()
+    res = run_one(params, SEED, days=days)
+    cpu_run = time.process_time() - cpu0
+    steps = int(res.meta.get("steps", round(days * 1440 / params.time.dt_min)))
+    print(f"run_one(load_params(), {SEED}, days={days:g}): {steps} steps of "
+          f"{params.time.dt_min:g} min, grid {params.domain.nx}x{params.domain.ny}")
+    print(f"  wall {fmt_s(res.wall_s)} (CPU {cpu_run:.1f} s; includes model build, the first "
+          f"step's JIT/cache load, recording and final state)")
+    print(f"  {days / (res.wall_s / 60):.2f} simulated days per wall-clock minute "
+          f"(21 days would take {fmt_s(res.wall_s * 21 / days)})")
+
+    say("section 1: the same run stepped by hand with stage timers")
+    t0 = time.perf_counter()
+    model = NeutroModel(params, rng=SEED)
+    build_s = time.perf_counter() - t0
+    timers = instrument(model)
+    log = StepLog(model.populations.keys())
+    try:
+        log.run(model, steps, progress="default grid", every=480)
+    finally:
+        timers.restore()
+    ts = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+    same = (len(ts) == len(res.timeseries)
+            and bool((ts.iloc[-1].to_numpy() == res.timeseries.iloc[-1].to_numpy()).all()))
+    ups = log.updates
+    print(f"\nStepped by hand (NeutroModel(params, rng={SEED}), {log.steps} x model.step()): "
+          f"same trajectory as run_one: {'yes' if same else 'NO (check determinism)'}")
+    print(f"  build {build_s:.2f} s; steps {fmt_s(log.wall)}; first step {log.dt[0] * 1e3:.1f} ms;"
+          f" median step {np.median(log.dt) * 1e3:.2f} ms")
+    print(f"  run_one wall - (build + step loop here) = {res.wall_s - build_s - log.wall:+.2f} s "
+          "(run_one also pays the first step's JIT/cache load and final_state; the rest is "
+          "load jitter)")
+    print(f"  agent-updates (agents alive at the start of each step, summed): {ups:,} "
+          f"(mean {log.mean_agents():,.0f} agents/step)")
+    by_kind = log.updates_by_kind()
+    print("  share of agent-updates: " + ", ".join(
+        f"{k} {100 * v / ups:.1f}%" for k, v in by_kind.items()))
+    print(f"  agent-updates/s over the step loop: {fmt_rate(ups / log.wall)} "
+          f"({log.wall / ups * 1e6:.3f} us per agent-update, fields and recording included)")
+    print(f"  agent-updates/s over run_one's wall time (build included): "
+          f"{fmt_rate(ups / res.wall_s)}")
+    print("\nAgents and step cost through the run:")
+    by_day_table(log, 1440.0 / params.time.dt_min)
+    print("\nWhere the time goes per step (stage timers around the model's own functions):")
+    print_stages(timers, log)
+    agent_s = sum(s for label, (_, s) in timers.top.items()
+                  if label.endswith(".step") or label == "viable_tumor_map")
+    fields_s = timers.top.get("fields (_advance_fields)", [0, 0.0])[1]
+
+    n_prof = 60 if args.quick else 120
+    say(f"section 1: cProfile of {n_prof} more steps")
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(n_prof):
+        model.step()
+    prof.disable()
+    day_a = log.steps / (1440.0 / params.time.dt_min)
+    print(f"\nProfile of a continuation, days {day_a:.2f}-"
+          f"{day_a + n_prof * params.time.dt_min / 1440:.2f} "
+          f"({sum(p.n for p in model.populations.values())} agents at its end):")
+    print_profile(prof, n_prof)
+    print(f"  load average at the end of section 1: {loadavg()} (at its start: {la0})")
+    out = {
+        "steps": log.steps, "mean_agents": log.mean_agents(), "updates": ups,
+        "wall": log.wall, "rate": ups / log.wall, "agent_rate": ups / max(agent_s, 1e-12),
+        "fields_s": fields_s, "agent_s": agent_s, "by_kind": by_kind,
+        "moves_per_step": sum(v for k, v in timers.counts.items()
+                              if k.startswith("mesa_moves:")) / log.steps,
+        "run_one_wall": res.wall_s, "days": days,
+        "growth": sum(log.n[-1]) / max(sum(log.n[0]), 1),
+    }
+    del model, res
+    gc.collect()
+    return out
+
+
+# ---------------------------------------------------------------------------- section 2
+def bench_large(args, ref, load_params, NeutroModel):
+    params = load_params(overrides=LARGE_OVERRIDES)
+    full_days = float(params.time.days)
+    spd = 1440.0 / params.time.dt_min
+    total_steps = int(round(full_days * spd))
+    section(f"2. Large tissue: {params.domain.nx}x{params.domain.ny} voxels "
+            f"({params.domain.nx * params.domain.voxel_um / 1000:g} mm window), initial tumor "
+            f"radius {params.initial.tumor_radius_um:g} um, otherwise default; seed {SEED}")
+    la0 = loadavg()
+    say("section 2: building the large model")
+    t0 = time.perf_counter()
+    model = NeutroModel(params, rng=SEED)
+    build_s = time.perf_counter() - t0
+    n0 = {k: p.n for k, p in model.populations.items()}
+    print(f"  build {build_s:.1f} s (Mesa grid of {params.domain.nx * params.domain.ny:,} cells, "
+          f"{sum(n0.values()):,} agents, {params.time.warmup_steps} field warm-up steps); "
+          f"peak RSS so far {peak_rss_mib():.0f} MiB")
+    print("  agents at t=0: " + ", ".join(f"{k} {v:,}" for k, v in n0.items()))
+    timers = instrument(model)
+    log = StepLog(model.populations.keys())
+    try:
+        if args.quick:
+            span_days = 0.5
+            log.run(model, int(round(span_days * spd)), progress="large (quick)", every=30)
+        else:
+            probe = int(round(0.25 * spd))
+            log.run(model, probe, progress="large probe", every=30)
+            proj_min = (build_s + log.wall / probe * total_steps) / 60
+            if args.large_days is not None:
+                span_days = min(args.large_days, full_days)
+            elif proj_min <= LARGE_FULL_LIMIT_MIN:
+                span_days = full_days
+            else:
+                span_days = LARGE_SHORT_DAYS
+            print(f"  probe: {probe} steps at {log.wall / probe * 1e3:.0f} ms/step -> 21 days "
+                  f"projected at {proj_min:.1f} min; running {span_days:g} days")
+            more = int(round(span_days * spd)) - probe
+            if more > 0:
+                log.run(model, more, progress="large", every=120)
+    finally:
+        timers.restore()
+    done = log.steps
+    sim_days = done / spd
+    ups = log.updates
+    wall = build_s + log.wall
+    full = done >= total_steps
+    print(f"  ran {done} steps = {sim_days:g} simulated days"
+          + ("" if full else f" of {full_days:g} (NOT the full run: extrapolated below)"))
+    print(f"  steps {fmt_s(log.wall)} ({np.mean(log.dt) * 1e3:.1f} ms/step mean, "
+          f"{np.median(log.dt) * 1e3:.1f} median); first step {log.dt[0] * 1e3:.0f} ms")
+    print(f"  {sim_days / (log.wall / 60):.2f} simulated days per wall-clock minute (steps only); "
+          f"{sim_days / (wall / 60):.2f} with the build")
+    print(f"  agent-updates: {ups:,} (mean {log.mean_agents():,.0f} agents/step); "
+          f"agent-updates/s {fmt_rate(ups / log.wall)} "
+          f"({log.wall / ups * 1e6:.3f} us per agent-update)")
+    n1 = {k: p.n for k, p in model.populations.items()}
+    print("  agents at the end: " + ", ".join(f"{k} {v:,}" for k, v in n1.items())
+          + f" (total x{sum(n1.values()) / sum(n0.values()):.2f} since t=0)")
+    if full:
+        est = wall
+        print(f"  21-day wall time (build + steps, measured): {fmt_s(est)}")
+    else:
+        est = build_s + log.wall / done * total_steps
+        print(f"  21-day wall time EXTRAPOLATED linearly in steps from {sim_days:g} days: "
+              f"{fmt_s(est)} (build {build_s:.0f} s + {total_steps} steps at the measured mean "
+              f"{log.wall / done * 1e3:.0f} ms/step)")
+        print(f"  caveat: agents grow during the run (on the default grid the total grew "
+              f"x{ref['growth']:.1f} in {ref['days']:g} days), so the cost per step rises later "
+              "in the run; treat this as a lower bound")
+    verdict = "meets" if est <= GOAL_LARGE_MIN * 60 else "MISSES"
+    print(f"  goal < {GOAL_LARGE_MIN:g} min for 21 days: {verdict} ({est / 60:.1f} min)")
+    print("\nAgents and step cost through the run:")
+    by_day_table(log, spd)
+    print("\nWhere the time goes per step:")
+    print_stages(timers, log)
+    n_prof = 10 if args.quick else 20
+    say(f"section 2: cProfile of {n_prof} more steps")
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(n_prof):
+        model.step()
+    prof.disable()
+    print(f"\nProfile of {n_prof} more steps after day {sim_days:g}:")
+    print_profile(prof, n_prof, top=12)
+    print(f"  peak RSS of the process: {peak_rss_mib():.0f} MiB")
+    print(f"  load average at the end of section 2: {loadavg()} (at its start: {la0})")
+    del model, timers
+    gc.collect()  # a million Mesa cells: free them before the next sections
+
+
+# ---------------------------------------------------------------------------- section 3
+def bench_scaling(args, load_params, NeutroModel):
+    warm = 20 if args.quick else 60
+    days = 1.0 if args.quick else 2.0
+    section("3. Cost against the number of agents: default 200x200 grid, initial tumor radius "
+            f"varied; {warm} warm-up steps, then {days:g} model days each; seed {SEED}")
+    la0 = loadavg()
+    rows = []
+    pts = []
+    for radius in SCALING_RADII_UM:
+        say(f"section 3: radius {radius:g} um")
+        params = load_params(overrides={"initial.tumor_radius_um": radius})
+        spd = 1440.0 / params.time.dt_min
+        model = NeutroModel(params, rng=SEED)
+        for _ in range(warm):
+            model.step()
+        timers = instrument(model, detail=False)
+        log = StepLog(model.populations.keys())
+        try:
+            log.run(model, int(round(days * spd)))
+        finally:
+            timers.restore()
+        n = log.steps
+        fields_s = timers.top.get("fields (_advance_fields)", [0, 0.0])[1]
+        agent_s = sum(s for label, (_, s) in timers.top.items()
+                      if label.endswith(".step") or label == "viable_tumor_map")
+        other_s = log.wall - fields_s - agent_s
+        ups = log.updates
+        pts.append((log.mean_agents(), agent_s / n, log.wall / n))
+        rows.append([f"{radius:g}", f"{log.mean_agents():,.0f}", f"{log.wall / n * 1e3:.2f}",
+                     f"{np.median(log.dt) * 1e3:.2f}",
+                     f"{fields_s / n * 1e3:.2f}", f"{agent_s / n * 1e3:.2f}",
+                     f"{other_s / n * 1e3:.2f}", f"{log.wall / ups * 1e6:.3f}",
+                     f"{agent_s / ups * 1e6:.3f}"])
+        del model, timers
+        gc.collect()
+    print("  ms/step: mean over the window = fields + agent stages (4 types' step + "
+          "viable_tumor_map)\n  + other (recording every 60 steps, zeroing sources, glue); "
+          "median: of the per-step times (less\n  sensitive to other jobs on the machine)")
+    table(["radius um", "agents", "ms/step", "median", "fields", "agents", "other",
+           "us/agent-step", "agent stages us/agent-step"], rows)
+    a = np.log([p[0] for p in pts])
+    for label, j in (("agent stages", 1), ("whole step", 2)):
+        slope = np.polyfit(a, np.log([p[j] for p in pts]), 1)[0]
+        print(f"  log-log slope of {label} time per step against agents: {slope:.2f} "
+              f"({'no worse than linear' if slope <= 1.05 else 'WORSE than linear'})")
+    per = [p[1] / p[0] * 1e6 for p in pts]
+    print(f"  agent-stage cost per agent-step from {pts[0][0]:,.0f} to {pts[-1][0]:,.0f} agents: "
+          + " -> ".join(f"{x:.3f}" for x in per) + " us")
+    print(f"  load average at the end of section 3: {loadavg()} (at its start: {la0})")
+
+
+# ---------------------------------------------------------------------------- section 4
+# Hill rules copied from params/rules.csv (neutrophil rows) and params/default.toml:
+#   chemoattractant increases chemotaxis_bias: base 0.3, saturation 0.85, half-max 1, power 2
+#   tumor_signal increases activation:         base 0,   saturation 0.02/min, half-max 3, power 2
+BIAS_BASE, BIAS_MAX, BIAS_HALF, BIAS_POW = 0.3, 0.85, 1.0, 2.0
+ACT_BASE, ACT_MAX, ACT_HALF, ACT_POW = 0.0, 0.02, 3.0, 2.0
+DEACT_PER_MIN = 0.00035
+DT_MIN = 6.0
+
+
+def make_baseline(n_agents: int, shape, mobile_fraction: float = 1.0, seed: int = BASELINE_SEED):
+    """An idiomatic Mesa 3.5 model: CellAgents on an OrthogonalMooreGrid with property layers."""
+    from mesa import Model
+    from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
+
+    class Walker(CellAgent):
+        """Senses two property layers, evaluates two Hill rules, takes a biased walk step."""
+
+        def __init__(self, model, cell, mobile):
+            super().__init__(model)
+            self.cell = cell
+            self.mobile = mobile
+            self.active = False
+
+        def step(self):
+            cell = self.cell
+            # rule 1: chemotactic bias from the chemoattractant at the agent's voxel
+            x = (cell.chemoattractant / BIAS_HALF) ** BIAS_POW
+            bias = BIAS_BASE + (BIAS_MAX - BIAS_BASE) * (x / (1.0 + x))
+            # rule 2: activation rate from the tumor signal; stochastic state switch
+            y = (cell.tumor_signal / ACT_HALF) ** ACT_POW
+            rate = ACT_BASE + (ACT_MAX - ACT_BASE) * (y / (1.0 + y))
+            if self.active:
+                rate = DEACT_PER_MIN
+            if self.random.random() < -math.expm1(-rate * DT_MIN):
+                self.active = not self.active
+            if not self.mobile:
+                return
+            # biased random walk over the empty Moore neighbours
+            empties = cell.neighborhood.select(lambda c: c.is_empty)
+            if len(empties):
+                if self.random.random() < bias:
+                    self.cell = max(empties.cells, key=lambda c: c.chemoattractant)
+                else:
+                    self.cell = empties.select_random_cell()
+                self.model.moves += 1
+
+    class Baseline(Model):
+        def __init__(self, n, rng=None):
+            super().__init__(rng=rng)
+            self.moves = 0
+            self.grid = OrthogonalMooreGrid(tuple(shape), torus=False, capacity=1,
+                                            random=self.random)
+            chemo = self.grid.create_property_layer("chemoattractant", default_value=0.0,
+                                                    dtype=float)
+            signal = self.grid.create_property_layer("tumor_signal", default_value=0.0,
+                                                     dtype=float)
+            chemo.data[:] = 2.0 * self.rng.random(shape)  # around the Hill half-max
+            signal.data[:] = 6.0 * self.rng.random(shape)
+            cells = self.random.sample(self.grid.all_cells.cells, n)
+            n_mobile = int(round(mobile_fraction * n))
+            for i, c in enumerate(cells):
+                Walker(self, c, i < n_mobile)
+
+        def step(self):
+            self.agents.shuffle_do("step")
+
+    return Baseline(n_agents, rng=seed)
+
+
+def time_baseline(n_agents: int, steps: int, shape, mobile_fraction: float, label: str):
+    t0 = time.perf_counter()
+    m = make_baseline(n_agents, shape, mobile_fraction)
+    build = time.perf_counter() - t0
+    dts = []
+    every = max(steps // 10, 1)
+    t_start = time.perf_counter()
+    for i in range(steps):
+        t0 = time.perf_counter()
+        m.step()
+        dts.append(time.perf_counter() - t0)
+        if (i + 1) % every == 0:
+            el = time.perf_counter() - t_start
+            say(f"{label}: {i + 1}/{steps} steps, ETA {el / (i + 1) * (steps - i - 1):.0f} s")
+    dts = np.asarray(dts)
+    out = {"build": build, "wall": float(dts.sum()), "first": float(dts[0]),
+           "median": float(np.median(dts)), "moves": m.moves / steps,
+           "updates": n_agents * steps}
+    half = steps // 2
+    if half:
+        out["rate_halves"] = (n_agents * half / dts[:half].sum(),
+                              n_agents * (steps - half) / dts[half:].sum())
+    del m
+    gc.collect()
+    return out
+
+
+def bench_baseline(args, ref, load_params):
+    params = load_params()
+    shape = (params.domain.nx, params.domain.ny)
+    n_agents = int(round(ref["mean_agents"]))
+    steps = ref["steps"] if args.baseline_steps is None else min(args.baseline_steps, ref["steps"])
+    mobile_kinds = ("neutrophils", "macrophages")
+    mobile_frac = sum(ref["by_kind"].get(k, 0) for k in mobile_kinds) / ref["updates"]
+    section(f"4. Idiomatic Mesa baseline vs neutrosim: {shape[0]}x{shape[1]} grid, "
+            f"{n_agents:,} agents (the section-1 mean), {steps} steps")
+    if steps != ref["steps"]:
+        print(f"  NOTE: --baseline-steps: the baseline runs {steps} steps, not the {ref['steps']} "
+              "of section 1 (its per-step cost is stationary: see the half-run rates)")
+    la0 = loadavg()
+    say(f"section 4: baseline A ({n_agents} walkers x {steps} steps)")
+    a = time_baseline(n_agents, steps, shape, 1.0, "baseline A")
+    say(f"section 4: baseline B ({mobile_frac:.1%} walkers)")
+    b = time_baseline(n_agents, steps, shape, mobile_frac, "baseline B")
+    rate_a = a["updates"] / a["wall"]
+    rate_b = b["updates"] / b["wall"]
+    print("What one agent-update is:")
+    print("  neutrosim: one agent of one type through one NeutroModel.step() (6 simulated min),\n"
+          "    vectorised per type over numpy arrays + numba kernels: every agent senses its fields\n"
+          "    and neighbour counts and evaluates its Hill rules (PhysiCell grammar) for each of\n"
+          "    its behaviours; tumor cells update their oxygen state, may die, secrete, migrate\n"
+          "    (rarely) and divide into free space; neutrophils die, bind/unbind/activate, secrete,\n"
+          "    crawl up to 3 voxels/step up the chemokine (persistent biased walk; slower in\n"
+          "    contact with tumor, not while bound) and are recruited at vessels; macrophages\n"
+          "    switch state, secrete, walk ~0.3 voxels/step; vessels supply oxygen, sprout and\n"
+          "    extend tips. Mesa CellAgents are moved/created/removed to mirror\n"
+          f"    the arrays ({ref['moves_per_step']:.0f} cell moves/step on average). The step also "
+          "diffuses 5 fields\n    (multigrid oxygen + 4 LOD fields on 40,000 voxels) and records "
+          "every 60 steps:\n    that time IS included in neutrosim's rate.")
+    print("  baseline A (the brief's): every agent, in a Python step() called by\n"
+          "    model.agents.shuffle_do('step'): reads 2 property layers at its cell, evaluates\n"
+          "    2 Hill rules (chemotactic bias; activation rate -> stochastic state switch), then\n"
+          "    cell.neighborhood.select(lambda c: c.is_empty) and moves to the empty neighbour\n"
+          "    with the highest chemoattractant (probability = bias) or to\n"
+          "    empties.select_random_cell(). capacity=1, static random fields (no diffusion cost).")
+    print(f"  baseline B (type-matched): the same, but only {mobile_frac:.1%} of the agents walk "
+          "(the neutrophil +\n    macrophage share of neutrosim's agent-updates); the others "
+          "only sense and run the 2 rules\n    (tumor cells and vessels barely move in neutrosim).")
+    rows = [
+        ["neutrosim (whole step: agents + fields + recording)", f"{ref['updates']:,}",
+         fmt_s(ref["wall"]), fmt_rate(ref["rate"]), f"{1e6 / ref['rate']:.3f}", "1.0"],
+        ["neutrosim (agent stages only, fields/recording excluded)", f"{ref['updates']:,}",
+         fmt_s(ref["agent_s"]), fmt_rate(ref["agent_rate"]), f"{1e6 / ref['agent_rate']:.3f}",
+         ""],
+        ["Mesa baseline A: all agents walk", f"{a['updates']:,}", fmt_s(a["wall"]),
+         fmt_rate(rate_a), f"{1e6 / rate_a:.3f}", f"{ref['rate'] / rate_a:.1f}"],
+        [f"Mesa baseline B: {mobile_frac:.0%} walk (type-matched)", f"{b['updates']:,}",
+         fmt_s(b["wall"]), fmt_rate(rate_b), f"{1e6 / rate_b:.3f}", f"{ref['rate'] / rate_b:.1f}"],
+    ]
+    table(["", "agent-updates", "wall", "updates/s", "us/update", "neutrosim x"], rows)
+    for name, r in (("A", a), ("B", b)):
+        halves = r.get("rate_halves")
+        hs = (f"; rate 1st/2nd half {fmt_rate(halves[0])}/{fmt_rate(halves[1])}/s"
+              if halves else "")
+        print(f"  baseline {name}: build {r['build']:.2f} s (not timed), first step "
+              f"{r['first'] * 1e3:.0f} ms (neighbourhood caches), median step "
+              f"{r['median'] * 1e3:.1f} ms, {r['moves']:.0f} moves/step{hs}")
+    ratio = ref["rate"] / rate_a
+    print(f"  neutrosim / idiomatic Mesa (A): {ratio:.1f}x -> goal >= {GOAL_RATIO:g}x "
+          f"{'met' if ratio >= GOAL_RATIO else 'NOT met'}; type-matched (B): "
+          f"{ref['rate'] / rate_b:.1f}x; agent stages alone vs A: "
+          f"{ref['agent_rate'] / rate_a:.1f}x")
+    print(f"  load average at the end of section 4: {loadavg()} (at its start: {la0})")
+
+
+# ---------------------------------------------------------------------------- main
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="3-day default run, 0.5-day large run (extrapolated), short scaling")
+    ap.add_argument("--skip-large", action="store_true", help="skip the 1000x1000 tissue")
+    ap.add_argument("--large-days", type=float, default=None,
+                    help="simulate this many days of the large tissue (default: all 21 when "
+                         f"projected under {LARGE_FULL_LIMIT_MIN:g} min, else "
+                         f"{LARGE_SHORT_DAYS:g}, extrapolated)")
+    ap.add_argument("--baseline-steps", type=int, default=None,
+                    help="cap the Mesa baseline's steps (default: as many as section 1)")
+    args = ap.parse_args()
+
+    t_all = time.perf_counter()
+    sim, load_params, run_one, NeutroModel = import_sim()
+    import mesa
+    import numba
+
+    print("neutrosim whole-model benchmark" + (" (--quick)" if args.quick else "")
+          + time.strftime(", %Y-%m-%d %H:%M:%S %Z"))
+    print(f"CPU: {cpu_model()}; {os.cpu_count()} logical CPUs; load average at start "
+          f"{loadavg()} (1, 5, 15 min)")
+    print(f"python {platform.python_version()}, numpy {np.__version__}, numba "
+          f"{numba.__version__} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}), "
+          f"mesa {mesa.__version__}, scipy {version('scipy')}, pandas {version('pandas')}")
+    try:
+        from sim.run import git_revision
+
+        rev = git_revision()
+    except Exception:  # noqa: BLE001
+        rev = "unknown"
+    print(f"checkout: {ROOT} at {rev}; seeds: neutrosim {SEED}, Mesa baseline {BASELINE_SEED}")
+    print("Times are wall-clock (time.perf_counter) on a shared machine; single-threaded code.")
+
+    ref = bench_default(args, load_params, run_one, NeutroModel)
+    if args.skip_large:
+        print("\n(2. large tissue skipped: --skip-large)")
+    else:
+        bench_large(args, ref, load_params, NeutroModel)
+    bench_scaling(args, load_params, NeutroModel)
+    bench_baseline(args, ref, load_params)
+    print(f"\nTotal benchmark time {fmt_s(time.perf_counter() - t_all)}; load average at the end "
+          f"{loadavg()}; peak RSS {peak_rss_mib():.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
