@@ -1,7 +1,8 @@
 """Neutrophils: recruitment at vessels, chemotaxis, binding tumor cells, activation, secretion.
 
 States: 0 naive, 1 activated, 2 bound (to the tumor cell in column ``partner``; bound
-implies activated). Each carries the time it dies (``death_min``), drawn from a gamma
+implies activated). ``partner`` is a row of the tumor population; tumor rows are never
+removed (necrotic cells keep their voxel), so it stays valid. Each carries the time it dies (``death_min``), drawn from a gamma
 lifespan at entry and redrawn, longer, on activation. Equations in docs/model.md.
 """
 
