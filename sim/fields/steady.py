@@ -106,15 +106,12 @@ def _sweep(u, f, dinv, amx, apx, amy, apy, ky, ghost, ub, tmp):
 def _residual(u, f, d, amx, apx, amy, apy, ghost, ub, aggx, rwx, rwy, rc, row):
     """Residual f - A u, area-averaged into the coarse array ``rc``; returns sum(r^2).
 
-    Along y, coarse cell J takes fine cells 2J, 2J + 1 (and 2J + 2 for the last one when
-    ny is odd), or just cell J when ``rc`` has as many columns as ``u`` (thin grids).
+    The averaging along y is :func:`_restrict_row`.
     """
     nx, ny = u.shape
-    nyc = rc.shape[1]
     rc[:] = 0.0
     s0 = s1 = s2 = s3 = 0.0
     m4 = ny - ny % 4
-    jl = 2 * (nyc - 1)
     for i in range(nx):
         un = u[i - 1] if i > 0 else ghost
         us = u[i + 1] if i < nx - 1 else ghost
@@ -133,41 +130,39 @@ def _residual(u, f, d, amx, apx, amy, apy, ghost, ub, aggx, rwx, rwy, rc, row):
             s3 += row[j + 3] * row[j + 3]
         for j in range(m4, ny):
             s0 += row[j] * row[j]
-        rci, w = rc[aggx[i]], rwx[i]
-        if nyc == ny:
-            for j in range(ny):
-                rci[j] += w * rwy[j] * row[j]
-            continue
-        for jc in range(nyc - 1):
-            j = 2 * jc
-            rci[jc] += w * (rwy[j] * row[j] + rwy[j + 1] * row[j + 1])
-        acc = rwy[jl] * row[jl] + rwy[jl + 1] * row[jl + 1]
-        if ny - jl == 3:
-            acc += rwy[jl + 2] * row[jl + 2]
-        rci[nyc - 1] += w * acc
+        _restrict_row(rc[aggx[i]], rwx[i], rwy, row, ny)
     return (s0 + s1) + (s2 + s3)
+
+
+@njit(**_JIT)
+def _restrict_row(out_row, w, rwy, row, ny):
+    """Add fine row ``row[:ny]`` (weight ``w``) area-averaged along y into ``out_row``.
+
+    Coarse cell J takes fine cells 2J, 2J + 1 (and 2J + 2 for the last one when ny is
+    odd), or just cell J when ``out_row`` is as long as the fine row (thin grids).
+    """
+    nyc = out_row.shape[0]
+    if nyc == ny:
+        for j in range(ny):
+            out_row[j] += w * rwy[j] * row[j]
+        return
+    for jc in range(nyc - 1):
+        j = 2 * jc
+        out_row[jc] += w * (rwy[j] * row[j] + rwy[j + 1] * row[j + 1])
+    jl = 2 * (nyc - 1)
+    acc = rwy[jl] * row[jl] + rwy[jl + 1] * row[jl + 1]
+    if ny - jl == 3:
+        acc += rwy[jl + 2] * row[jl + 2]
+    out_row[nyc - 1] += w * acc
 
 
 @njit(**_JIT)
 def _restrict(a, out, aggx, rwx, rwy):
     """Area-weighted average of ``a`` over each coarse cell into ``out`` (as _residual)."""
     nx, ny = a.shape
-    nyc = out.shape[1]
     out[:] = 0.0
-    jl = 2 * (nyc - 1)
     for i in range(nx):
-        oi, ai, w = out[aggx[i]], a[i], rwx[i]
-        if nyc == ny:
-            for j in range(ny):
-                oi[j] += w * rwy[j] * ai[j]
-            continue
-        for jc in range(nyc - 1):
-            j = 2 * jc
-            oi[jc] += w * (rwy[j] * ai[j] + rwy[j + 1] * ai[j + 1])
-        acc = rwy[jl] * ai[jl] + rwy[jl + 1] * ai[jl + 1]
-        if ny - jl == 3:
-            acc += rwy[jl + 2] * ai[jl + 2]
-        oi[nyc - 1] += w * acc
+        _restrict_row(out[aggx[i]], rwx[i], rwy, a[i], ny)
 
 
 @njit(**_JIT)
