@@ -74,6 +74,92 @@ def _run(args) -> int:
     return 0
 
 
+def _arms(text: str) -> tuple[str, ...]:
+    arms = tuple(a.strip() for a in text.split(",") if a.strip())
+    if not arms:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of scenarios")
+    return arms
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _add_deplete(sub) -> None:
+    p = sub.add_parser(
+        "deplete",
+        help="the depletion experiment: control vs neutrophil-targeting arms, paired replicates, "
+        "statistics, figures and report",
+        description="Run control versus anti-Ly6G-like neutrophil depletion (or other arms) "
+        "with paired replicates (replicate r uses seed SEED + r in every arm), in parallel, and "
+        "write runs.parquet/.csv, summary.csv, figures (PNG and SVG), report.md and "
+        "manifest.json. Each run is written as it finishes; --resume finishes an interrupted "
+        "folder. Options left out on --resume are taken from the folder's experiment.json.",
+    )
+    p.add_argument("--arms", type=_arms, default=None, metavar="A,B,...",
+                   help="comma-separated scenarios from params/scenarios/, including control "
+                   "(default control,depletion; also cxcr2_inhibition, contact_blockade, "
+                   "macrophage_depletion)")
+    p.add_argument("--replicates", type=_positive_int, default=None, metavar="N",
+                   help="paired replicates per arm (default 8)")
+    p.add_argument("--days", type=float, default=None, help="simulated days (default 21)")
+    p.add_argument("--start-day", type=float, default=None, metavar="DAY",
+                   help="treatment start day (default intervention.start_day, 7)")
+    p.add_argument("--efficiency", type=float, default=None, metavar="F",
+                   help="strength in [0, 1] of every treated arm's intervention "
+                   "(default: the scenario's, e.g. 0.9 for depletion)")
+    p.add_argument("--params", type=Path, default=None, metavar="FILE",
+                   help="TOML overlay on the default parameters, for every arm")
+    p.add_argument("--set", dest="sets", type=_key_value, action="append", default=None,
+                   metavar="KEY=VALUE", help="override one parameter in every arm (repeatable)")
+    p.add_argument("--seed", type=int, default=None, help="seed of replicate 0 (default 1)")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="worker processes (default: one per core)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="results folder (default results/depletion/<timestamp>/)")
+    p.add_argument("--resume", action="store_true",
+                   help="finish the runs missing from --out (default: the newest folder in "
+                   "results/depletion/) and redo the analysis")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_deplete)
+
+
+def _deplete(args) -> int:
+    import time as _time
+
+    from .depletion import DepletionSetup, main_summary, read_setup, run_depletion
+
+    given = {"arms": args.arms, "replicates": args.replicates, "days": args.days,
+             "start_day": args.start_day, "efficiency": args.efficiency,
+             "params_file": str(args.params.resolve()) if args.params else None,
+             "sets": tuple(args.sets) if args.sets is not None else None, "seed": args.seed}
+    out = args.out
+    stored: dict = {}
+    if args.resume:
+        if out is None:
+            folders = sorted(p for p in Path("results/depletion").glob("*") if p.is_dir())
+            if not folders:
+                raise ParameterError("--resume: no --out given and no folder in results/depletion/")
+            out = folders[-1]
+            print(f"resuming {out}", file=sys.stderr)
+        stored = read_setup(out)
+    elif out is None:
+        out = Path("results/depletion") / _time.strftime("%Y%m%d-%H%M%S")
+    setup = DepletionSetup(**{**stored, **{k: v for k, v in given.items() if v is not None}})
+    result = run_depletion(setup, out, workers=args.workers, resume=args.resume,
+                           progress=not args.quiet,
+                           command=" ".join(["neutrosim", *sys.argv[1:]]))
+    if not args.quiet:
+        print(main_summary(result, setup))
+    return 1 if result.failures else 0
+
+
 def _add_params(sub) -> None:
     p = sub.add_parser("params", help="print every parameter and rule with unit, value and source",
                        description="Print the parameter reference (Markdown) built from "
@@ -95,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
+    _add_deplete(sub)
     _add_params(sub)
     return parser
 

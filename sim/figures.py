@@ -55,7 +55,8 @@ def agent_image(state: dict, shape: tuple[int, int]) -> np.ndarray:
     return img
 
 
-def plot_final_state(state: dict, field: str = "proangiogenic", *, ax=None, title: str = ""):
+def plot_final_state(state: dict, field: str = "proangiogenic", *, ax=None, title: str = "",
+                     legend: bool = True):
     """Agents over one field; returns the figure. ``state`` is ``sim.run.final_state``."""
     data = np.asarray(state[f"field_{field}"])
     nx, ny = data.shape
@@ -77,6 +78,20 @@ def plot_final_state(state: dict, field: str = "proangiogenic", *, ax=None, titl
             sel = (kind == kinds.index(name)) & (st == s)
             ax.scatter(x[sel] + 0.5, y[sel] + 0.5, s=size, marker=marker, c=STYLE[(name, s)][1],
                        linewidths=0.2, edgecolors="black")
+    if legend:
+        _legend(ax)
+    bar_vox = 1.0 / voxel_mm
+    ax.add_artist(AnchoredSizeBar(ax.transData, bar_vox, "1 mm", loc="lower right",
+                                  color="black", frameon=True, size_vertical=max(nx / 200, 1)))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    t_day = float(state["time_h"]) / 24.0
+    ax.set_title(f"{title}  —  day {t_day:.1f}" if title else f"day {t_day:.1f}")
+    return fig
+
+
+def _legend(ax) -> None:
+    """One legend entry per (kind, state) of STYLE, below the axes."""
     handles = []
     for (kname, s), (label, colour) in STYLE.items():
         if kname in ("macrophages", "neutrophils"):
@@ -87,11 +102,3 @@ def plot_final_state(state: dict, field: str = "proangiogenic", *, ax=None, titl
             handles.append(Patch(color=colour, label=label))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=3,
               fontsize=8, frameon=False)
-    bar_vox = 1.0 / voxel_mm
-    ax.add_artist(AnchoredSizeBar(ax.transData, bar_vox, "1 mm", loc="lower right",
-                                  color="black", frameon=True, size_vertical=max(nx / 200, 1)))
-    ax.set_xticks([])
-    ax.set_yticks([])
-    t_day = float(state["time_h"]) / 24.0
-    ax.set_title(f"{title}  —  day {t_day:.1f}" if title else f"day {t_day:.1f}")
-    return fig

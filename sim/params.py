@@ -8,6 +8,8 @@ Loading merges the defaults, an optional scenario, an optional overlay file and
 """
 
 import dataclasses
+import hashlib
+import json
 import math
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -24,6 +26,7 @@ __all__ = [
     "load_params",
     "params_dir",
     "scenario_names",
+    "scenario_interventions",
     "describe",
 ]
 
@@ -196,6 +199,16 @@ class Params:
         """``{"section.key": value}`` for every parameter."""
         return {f"{s}.{k}": v for s, d in self.to_dict().items() for k, v in d.items()}
 
+    def digest(self) -> str:
+        """Short hash of every resolved value, the rules and the scenario (not provenance).
+
+        Two runs with equal digests and seeds are the same simulation; ensembles use it to
+        recognise finished runs when they resume.
+        """
+        blob = json.dumps({"parameters": self.to_dict(), "rules": self.rules.to_rows(),
+                           "scenario": self.scenario}, sort_keys=True, default=repr)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
     def replace(self, overrides: Mapping[str, Any], origin: str = "override") -> "Params":
         """A new Params with dotted-key overrides applied and validated."""
         raw = {s: dict(d) for s, d in self.to_dict().items()}
@@ -224,6 +237,15 @@ def params_dir() -> Path:
 def scenario_names() -> list[str]:
     """Names of the scenarios shipped in params/scenarios/."""
     return sorted(p.stem for p in (params_dir() / "scenarios").glob("*.toml"))
+
+
+def scenario_interventions(name: str) -> list[str]:
+    """The ``intervention.*`` efficiency keys a scenario sets (empty for control)."""
+    path = params_dir() / "scenarios" / f"{name}.toml"
+    if not path.is_file():
+        raise ParameterError(f"unknown scenario '{name}'; allowed: {', '.join(scenario_names())}")
+    keys = _read_toml(path).get("intervention", {})
+    return [f"intervention.{k}" for k in keys if k != "start_day"]
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

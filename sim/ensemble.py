@@ -1,0 +1,260 @@
+"""Ensembles of keyed runs: each spec -> :func:`sim.run_one` -> one Parquet part, resumable.
+
+An ensemble is a list of :class:`RunSpec` (a key, the resolved parameters, a seed, and
+labels such as arm and replicate). :func:`run_ensemble` sends the runs not yet done to an
+executor (:mod:`sim.executors`), and this process writes each result the moment it
+arrives, atomically (temporary file, then rename)::
+
+    DIR/runs/<key>.parquet     the run's time series, one row per time point, with its
+                               labels, seed and parameter digest as columns
+    DIR/final/<key>.npz        its final state (fields and agents), if the spec asks
+    DIR/failures/<key>.json    the error and traceback of a run that raised
+
+A part on disk is the record that a run finished. Running the same ensemble over the same
+folder again skips those keys (their digest must match) and retries failures, so an
+interrupted ensemble resumes without losing or duplicating a run. The depletion
+experiment and the sweeps share this runner; only the list of specs differs.
+"""
+
+import json
+import os
+import re
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import ParameterError
+from .executors import Executor, SerialExecutor
+from .params import Params
+
+__all__ = ["RunSpec", "RunOutcome", "EnsembleReport", "run_ensemble", "execute_run",
+           "finished_keys", "load_runs", "load_final", "load_failures"]
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
+_META = b"neutrosim"
+
+
+@dataclass(frozen=True, eq=False)
+class RunSpec:
+    """One simulation of an ensemble.
+
+    ``key`` names the run's files (letters, digits and ``_.=+-``); ``labels`` become
+    columns of its table (e.g. ``arm``, ``replicate``); ``keep_final`` also stores the
+    final state.
+    """
+
+    key: str
+    params: Params
+    seed: int
+    labels: Mapping[str, Any] = field(default_factory=dict)
+    days: float | None = None
+    keep_final: bool = False
+
+    def __post_init__(self):
+        if not _KEY.match(self.key):
+            raise ParameterError(f"run key {self.key!r}: use letters, digits and _.=+- only")
+
+    @property
+    def digest(self) -> str:
+        return self.params.digest()
+
+
+@dataclass
+class RunOutcome:
+    """What a worker sends back: a table and maybe a final state, or an error."""
+
+    key: str
+    digest: str
+    table: pd.DataFrame | None = None
+    final: dict[str, np.ndarray] | None = None
+    error: str | None = None
+    traceback: str | None = None
+    wall_s: float = 0.0
+    host: str = ""
+
+
+@dataclass
+class EnsembleReport:
+    """Keys that ran now, were already on disk, or failed (key -> error message)."""
+
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+def execute_run(spec: RunSpec) -> RunOutcome:
+    """Run one spec through :func:`sim.run_one`; an exception becomes a failure record."""
+    from .run import run_one
+
+    out = RunOutcome(spec.key, spec.digest, host=f"{socket.gethostname()}:{os.getpid()}")
+    t0 = time.perf_counter()
+    try:
+        result = run_one(spec.params, spec.seed, days=spec.days)
+        table = result.timeseries
+        front = {**spec.labels, "seed": spec.seed, "params_digest": spec.digest}
+        for i, (name, value) in enumerate(front.items()):
+            table.insert(i, name, value)
+        out.table = table
+        if spec.keep_final:
+            out.final = result.final
+    except Exception as exc:  # recorded, not raised: one bad run must not stop the others
+        out.error = f"{type(exc).__name__}: {exc}"
+        out.traceback = traceback.format_exc()
+    out.wall_s = time.perf_counter() - t0
+    return out
+
+
+def run_ensemble(
+    specs: Iterable[RunSpec],
+    out: str | Path,
+    executor: Executor | None = None,
+    *,
+    task: Callable[[RunSpec], RunOutcome] = execute_run,
+    progress: bool = True,
+    desc: str = "runs",
+) -> EnsembleReport:
+    """Run every spec whose part is not yet in ``out/runs/``; write each as it finishes.
+
+    Raises :class:`ParameterError` before running anything if keys repeat or a finished
+    part was made with different parameters. ``task`` is the function executed per spec
+    (tests substitute one that fails on purpose).
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    specs = list(specs)
+    _check_keys(specs)
+    done = finished_keys(out)
+    report = EnsembleReport()
+    todo = []
+    for spec in specs:
+        if spec.key in done:
+            if done[spec.key] != spec.digest:
+                raise ParameterError(
+                    f"{out / 'runs' / (spec.key + '.parquet')}: made with different parameters "
+                    f"(digest {done[spec.key]}, now {spec.digest}); use another output folder"
+                )
+            report.skipped.append(spec.key)
+        else:
+            todo.append(spec)
+    for sub in ("runs", "final", "failures"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    executor = executor or SerialExecutor()
+    bar = _bar(len(todo), desc, executor.workers) if progress and todo else None
+    for outcome in executor.imap_unordered(task, todo):
+        if outcome.error is None:
+            _write_outcome(out, outcome)
+            report.done.append(outcome.key)
+        else:
+            _write_failure(out, outcome)
+            report.failed[outcome.key] = outcome.error
+        if bar is not None:
+            bar.update(1)
+            if report.failed:
+                bar.set_postfix_str(f"{len(report.failed)} failed", refresh=False)
+    if bar is not None:
+        bar.close()
+    report.wall_s = time.perf_counter() - t0
+    return report
+
+
+def _check_keys(specs: list[RunSpec]) -> None:
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.key in seen:
+            raise ParameterError(f"run key {spec.key!r} appears twice in the ensemble")
+        seen.add(spec.key)
+
+
+def _bar(total: int, desc: str, workers: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="run", desc=f"{desc} ({workers} worker{'s' * (workers > 1)})",
+                file=sys.stderr, dynamic_ncols=True, smoothing=0.0)
+
+
+def _replace_into(path: Path, write: Callable[[Path], None]) -> None:
+    """Write via a temporary sibling and rename: readers never see a partial file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_outcome(out: Path, o: RunOutcome) -> None:
+    if o.final is not None:  # the state first: a part on disk means the run is complete
+        _replace_into(out / "final" / f"{o.key}.npz", lambda p: _save_npz(p, o.final))
+    table = pa.Table.from_pandas(o.table, preserve_index=False)
+    meta = {"key": o.key, "digest": o.digest, "wall_s": round(o.wall_s, 3), "host": o.host}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           _META: json.dumps(meta).encode()})
+    _replace_into(out / "runs" / f"{o.key}.parquet", lambda p: pq.write_table(table, p))
+    (out / "failures" / f"{o.key}.json").unlink(missing_ok=True)
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as fh:  # a file object: numpy would append ".npz" to a path
+        np.savez_compressed(fh, **arrays)
+
+
+def _write_failure(out: Path, o: RunOutcome) -> None:
+    record = {"key": o.key, "digest": o.digest, "error": o.error, "traceback": o.traceback,
+              "wall_s": round(o.wall_s, 3), "host": o.host}
+    _replace_into(out / "failures" / f"{o.key}.json",
+                  lambda p: p.write_text(json.dumps(record, indent=2)))
+
+
+def part_meta(path: Path) -> dict[str, Any]:
+    """The key, digest, wall time and host stored in a part's Parquet metadata."""
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta.get(_META, b"{}"))
+
+
+def finished_keys(out: str | Path) -> dict[str, str]:
+    """``{key: digest}`` of every run part in ``out/runs/``."""
+    folder = Path(out) / "runs"
+    if not folder.is_dir():
+        return {}
+    return {p.stem: part_meta(p).get("digest", "") for p in sorted(folder.glob("*.parquet"))}
+
+
+def load_runs(out: str | Path, keys: Iterable[str] | None = None,
+              columns: list[str] | None = None) -> pd.DataFrame:
+    """One tidy table of the finished runs (all, or only ``keys``), read from disk."""
+    folder = Path(out) / "runs"
+    paths = sorted(folder.glob("*.parquet")) if keys is None else [folder / f"{k}.parquet" for k in keys]
+    paths = [p for p in paths if p.is_file()]
+    if not paths:
+        return pd.DataFrame(columns=columns)
+    return pd.concat([pq.read_table(p, columns=columns).to_pandas() for p in paths],
+                     ignore_index=True)
+
+
+def load_final(out: str | Path, key: str) -> dict[str, np.ndarray] | None:
+    """The stored final state of run ``key``, or None."""
+    path = Path(out) / "final" / f"{key}.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def load_failures(out: str | Path) -> dict[str, dict[str, Any]]:
+    """``{key: failure record}`` of the runs that raised and have not since succeeded."""
+    folder = Path(out) / "failures"
+    if not folder.is_dir():
+        return {}
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}

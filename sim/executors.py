@@ -1,0 +1,119 @@
+"""Where ensemble runs execute: in this process, or in a pool of worker processes.
+
+An executor has one job: call ``fn(item)`` for every item and yield the results as they
+finish, in any order. :func:`sim.ensemble.run_ensemble` writes each result as it arrives,
+so executors keep only a bounded window of runs in flight (memory stays flat however many
+runs an ensemble has). Parallelism is across runs; each worker runs one simulation at a
+time on one thread, so a 2-core machine runs 2 simulations at once and nothing is
+oversubscribed.
+"""
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any, Protocol
+
+__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "default_workers"]
+
+#: environment that pins numeric libraries in a worker to one thread
+ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                  "NUMBA_NUM_THREADS": "1"}
+
+
+class Executor(Protocol):
+    """Runs ``fn`` over items and yields results as they finish."""
+
+    workers: int
+
+    def imap_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]: ...
+
+    def close(self, *, wait: bool = True) -> None: ...
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class SerialExecutor:
+    """Runs every item in this process, one after the other (debugging, tiny ensembles)."""
+
+    workers = 1
+
+    def imap_unordered(self, fn, items):
+        for item in items:
+            yield fn(item)
+
+    def close(self, *, wait: bool = True) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _init_worker() -> None:
+    os.environ.update(ONE_THREAD_ENV)
+
+
+class ProcessExecutor:
+    """A pool of ``workers`` processes on this machine (default: one per core).
+
+    Workers start by ``forkserver``: forking a process that already holds numba or
+    pytest-xdist threads is unsafe. At most ``2 * workers`` items are in flight, so
+    results do not pile up in memory.
+    """
+
+    def __init__(self, workers: int | None = None):
+        self.workers = int(workers or default_workers())
+        if self.workers < 1:
+            raise ValueError(f"workers = {self.workers}: must be >= 1")
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            ctx = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker)
+        return self._pool
+
+    def imap_unordered(self, fn, items):
+        pool = self._get_pool()
+        todo = iter(items)
+        running: set[Future] = set()
+        try:
+            while True:
+                while len(running) < 2 * self.workers:
+                    item = next(todo, _END)
+                    if item is _END:
+                        break
+                    running.add(pool.submit(fn, item))
+                if not running:
+                    return
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        finally:
+            for fut in running:
+                fut.cancel()
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the pool; queued items are dropped, running ones finish unless ``wait=False``."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        # on an error or Ctrl-C do not wait for running simulations (workers got SIGINT too)
+        self.close(wait=exc_type is None)
+
+
+_END = object()

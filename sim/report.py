@@ -1,0 +1,203 @@
+"""``report.md`` of the depletion experiment: what ran, the numbers, and the study's verdict.
+
+Each readout's paragraph states the direction and size of the simulated effect (change of
+the mean against control with its paired-bootstrap CI and Wilcoxon p) next to what the
+study reported, and says plainly whether they agree.
+"""
+
+import math
+import tomllib
+from typing import Any
+
+import pandas as pd
+
+from .params import params_dir
+from .stats import READOUTS
+
+__all__ = ["render_report", "STUDY", "verdict"]
+
+#: readout -> (direction the study reports or implies after interfering with neutrophils,
+#: what it says). ``None``: the study says nothing about it.
+STUDY: dict[str, tuple[str | None, str]] = {
+    "tumor_cells": ("down", "Interfering with neutrophils in mice with late-stage tumors "
+                    "substantially reduced tumor growth."),
+    "proliferation_index": ("down", "Neutrophil-tumor contact raised tumor-cell proliferation; "
+                            "interfering with neutrophils reduced it."),
+    "vessel_density_per_mm2": ("down", "Neutrophils drove endothelial proliferation and "
+                               "angiogenesis; interfering with them reduced vessel formation."),
+    "neutrophils_in_tumor": ("down", "Not a finding but the intervention's target: depletion "
+                             "removes neutrophils, and tumor-activated macrophages recruit them."),
+    "neutrophil_tumor_pairs": ("down", "Neutrophils are bound to tumor cells in advanced tumors "
+                               "(PIC-seq); pairs after depletion were not reported, fewer are implied."),
+    "invasive_cells": ("down", "Neutrophil-tumor contact raised invasiveness; the effect of "
+                       "depletion on invasion was not reported, a reduction is implied."),
+    "hypoxic_fraction": (None, "Not reported by the study (fewer vessels would predict more "
+                         "hypoxia)."),
+}
+
+#: (arm, readout) -> expectation where an arm differs from "fewer neutrophils"
+ARM_STUDY: dict[tuple[str, str], tuple[str | None, str]] = {
+    ("contact_blockade", "neutrophils_in_tumor"): (
+        None, "Contact blockade leaves the neutrophils in place by design; no direction expected."),
+}
+
+ALPHA = 0.05
+
+
+def verdict(change_pct: float, lo: float, hi: float, p: float, expected: str | None) -> str:
+    """One phrase: does a simulated change agree with the expected direction?"""
+    if change_pct is None or math.isnan(change_pct):
+        return "cannot be judged (no data)"
+    direction = "down" if change_pct < 0 else "up" if change_pct > 0 else "unchanged"
+    significant = (p is not None and not math.isnan(p) and p < ALPHA
+                   and not (lo <= 0.0 <= hi if not math.isnan(lo) else True))
+    if expected is None:
+        return f"no study statement to compare with (simulated: {direction}" + \
+            (", significant)" if significant else ", not significant)")
+    if direction == expected:
+        return "agrees with the study" if significant else \
+            "same direction as the study, but not significant with these replicates"
+    if direction == "unchanged":
+        return "does not reproduce the study's effect (no change)"
+    return "disagrees with the study (opposite direction" + \
+        (", significant)" if significant else ", not significant)")
+
+
+def _description(scenario: str) -> str:
+    try:
+        with open(params_dir() / "scenarios" / f"{scenario}.toml", "rb") as fh:
+            return tomllib.load(fh).get("description", "")
+    except OSError:
+        return ""
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    """Readable number: thousands in full with separators, otherwise ``digits`` significant."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
+
+
+def _table(summary: pd.DataFrame, time_point: str) -> str:
+    s = summary[summary["time_point"] == time_point]
+    order = {c: i for i, c in enumerate(READOUTS)}
+    s = s.sort_values("readout", key=lambda c: c.map(order), kind="stable")
+    rows = []
+    for _, r in s.iterrows():
+        treated = "change_pct" in r and not pd.isna(r.get("change_pct"))
+        rows.append({
+            "readout": READOUTS[r["readout"]][0] if r["readout"] in READOUTS else r["readout"],
+            "arm": r["arm"],
+            "n": int(r["n"]),
+            "mean ± SD": f"{_fmt(r['mean'])} ± {_fmt(r['sd'], 2)}",
+            "95% CI": f"{_fmt(r['ci95_low'])} – {_fmt(r['ci95_high'])}",
+            "change vs control [95% CI]": (f"{r['change_pct']:+.1f}% [{r['change_ci95_low']:+.1f}, "
+                                           f"{r['change_ci95_high']:+.1f}]") if treated else "",
+            "Wilcoxon p": _fmt(r.get("p_wilcoxon")) if treated else "",
+            "d_z": _fmt(r.get("effect_size_dz"), 2) if treated else "",
+            "n for 80% power": _fmt(r.get("n_for_80pct_power"), 4) if treated else "",
+        })
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def _baseline_sentence(summary: pd.DataFrame, start_day: float) -> str:
+    """Whether the arms were identical at the last record before treatment (they should be)."""
+    pre = summary[(summary["time_point"] == "treatment_start") & summary["change_pct"].notna()]
+    if pre.empty:
+        return ""
+    t = float(pre["time_h"].iloc[0])
+    same = bool((pre["change_pct"] == 0).all() and (pre["p_wilcoxon"] == 1).all())
+    if same:
+        return (f"At the last record before treatment (hour {t:g}; treatment acts from day "
+                f"{start_day:g}) every arm equals control run by run, as the paired design "
+                "requires (`summary.csv`, time point `treatment_start`).")
+    return (f"**Warning:** at the last record before treatment (hour {t:g}) the arms already "
+            "differ from control, so the pairing is broken (`summary.csv`, `treatment_start`).")
+
+
+def _n_min_p(n: int) -> str:
+    return f"{2.0 / 2 ** n:.2g}" if n > 0 else "–"
+
+
+def render_report(setup, params: dict, summary: pd.DataFrame, manifest: dict[str, Any],
+                  figures: list[str]) -> str:
+    """The Markdown report (a string)."""
+    arms = list(setup.arms)
+    ref = params[arms[0]] if arms[0] in params else next(iter(params.values()))
+    start_day = next(p.intervention.start_day for a, p in params.items() if a != "control")
+    end = summary[summary["time_point"] == "endpoint"]
+    end_day = float(end["time_h"].iloc[0]) / 24.0
+    v = manifest.get("versions", {})
+    lines = [
+        "# Neutrophil depletion experiment (in silico)",
+        "",
+        "## What was run",
+        "",
+        f"- Arms: {', '.join(arms)}; {setup.replicates} paired replicates per arm (replicate r "
+        f"uses seed {setup.seed} + r in every arm: seeds {setup.seeds()[0]}–{setup.seeds()[-1]}).",
+        f"- {end_day:g} simulated days on a {ref.domain.nx} x {ref.domain.ny} grid of "
+        f"{ref.domain.voxel_um:g} um voxels; treatment from day {start_day:g}.",
+    ]
+    for arm in arms:
+        iv = {k: val for k, val in manifest["arms"][arm]["intervention"].items()
+              if k != "start_day" and val}
+        lines.append(f"- `{arm}`: {_description(arm)}" + (f" Efficiency: {iv}." if iv else ""))
+    lines += [
+        f"- Parameters: embedded defaults"
+        + (f" overlaid with `{setup.params_file}`" if setup.params_file else "")
+        + (f", with {', '.join(f'{k}={x}' for k, x in setup.sets)}" if setup.sets else "") + ".",
+        f"- neutrosim {v.get('neutrosim', '?')}, Mesa {v.get('mesa', '?')}, numba {v.get('numba', '?')}, "
+        f"Python {v.get('python', '?')}; git {manifest.get('git_revision', '?')}; wall time "
+        f"{manifest.get('wall_time_s', '?')} s.",
+    ]
+    if manifest.get("failures"):
+        lines.append(f"- **Failed runs** (left out of the statistics, pairs dropped): "
+                     f"{', '.join(manifest['failures'])}; `neutrosim deplete --resume` retries them.")
+    lines += [
+        "",
+        "Most parameters are assumed (literature- and study-derived defaults, not fitted to the "
+        "study's raw data; `docs/parameters.md` says which), so the sizes below are the model's, "
+        "and only the directions are compared with the study.",
+        "",
+        f"## Endpoint (day {end_day:g})",
+        "",
+        "Change vs control is the change of the arm mean, with a paired bootstrap 95% CI; the "
+        f"p-value is the two-sided Wilcoxon signed-rank test over the pairs (with {setup.replicates} "
+        f"pairs the smallest possible p is {_n_min_p(setup.replicates)}); d_z is the paired effect size; the last column is the "
+        "number of pairs a paired t-test needs for 80% power (at least 6).",
+        "",
+        _table(summary, "endpoint"),
+        "",
+        _baseline_sentence(summary, start_day),
+        "",
+        "## Figures",
+        "",
+    ]
+    captions = {"growth_curves": "Growth curves: mean and 95% band per arm; dashed line: treatment start.",
+                "endpoint_panels": "Endpoint readouts: each point a replicate, lines join the same seed.",
+                "final_snapshots": "Final state of replicate 0 of each arm over the pro-angiogenic field."}
+    for name in figures:
+        lines += [f"![{name}](figures/{name}.png)", "", f"*{captions.get(name, name)}* "
+                  f"([SVG](figures/{name}.svg))", ""]
+    lines += ["## Readouts against the study", ""]
+    for col, (expected, said) in STUDY.items():
+        lines.append(f"**{READOUTS[col][0]}.** Study: {said}")
+        for arm in [a for a in arms if a != "control"]:
+            r = end[(end["arm"] == arm) & (end["readout"] == col)]
+            if r.empty:
+                continue
+            r = r.iloc[0]
+            ctrl = end[(end["arm"] == "control") & (end["readout"] == col)].iloc[0]
+            arm_expected, note = ARM_STUDY.get((arm, col), (expected, ""))
+            said_here = verdict(r["change_pct"], r["change_ci95_low"], r["change_ci95_high"],
+                                r["p_wilcoxon"], arm_expected)
+            lines.append(
+                f"- `{arm}`: {_fmt(r['mean'])} vs {_fmt(ctrl['mean'])} {READOUTS[col][1]} in control, "
+                f"{r['change_pct']:+.1f}% (95% CI {r['change_ci95_low']:+.1f} to "
+                f"{r['change_ci95_high']:+.1f}%), p = {_fmt(r['p_wilcoxon'])}, "
+                f"{int(r['pairs'])} pairs: **{said_here}**." + (f" {note}" if note else "")
+            )
+        lines.append("")
+    return "\n".join(lines)
