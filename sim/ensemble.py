@@ -151,7 +151,10 @@ def run_ensemble(
         (out / sub).mkdir(parents=True, exist_ok=True)
     executor = executor or SerialExecutor()
     bar = _bar(len(todo), desc, executor.workers) if progress and todo else None
-    for outcome in executor.imap_unordered(task, todo):
+    for spec, outcome, exc in executor.imap_unordered(task, todo):
+        if exc is not None:  # raised outside execute_run's own guard (or the worker died)
+            outcome = RunOutcome(spec.key, spec.digest, error=f"{type(exc).__name__}: {exc}",
+                                 traceback="".join(traceback.format_exception(exc)))
         if outcome.error is None:
             _write_outcome(out, outcome)
             report.done.append(outcome.key)

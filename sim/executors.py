@@ -1,7 +1,8 @@
 """Where ensemble runs execute: in this process, or in a pool of worker processes.
 
-An executor has one job: call ``fn(item)`` for every item and yield the results as they
-finish, in any order. :func:`sim.ensemble.run_ensemble` writes each result as it arrives,
+An executor has one job: call ``fn(item)`` for every item and yield ``(item, result,
+error)`` as each finishes, in any order (``error`` is the exception ``fn`` raised, or
+None). :func:`sim.ensemble.run_ensemble` writes each result as it arrives,
 so executors keep only a bounded window of runs in flight (memory stays flat however many
 runs an ensemble has). Parallelism is across runs; each worker runs one simulation at a
 time on one thread, so a 2-core machine runs 2 simulations at once and nothing is
@@ -12,6 +13,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 __all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "default_workers"]
@@ -22,11 +24,12 @@ ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_
 
 
 class Executor(Protocol):
-    """Runs ``fn`` over items and yields results as they finish."""
+    """Runs ``fn`` over items and yields ``(item, result, error)`` as each finishes."""
 
     workers: int
 
-    def imap_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]: ...
+    def imap_unordered(self, fn: Callable[[Any], Any],
+                       items: Iterable[Any]) -> Iterator[tuple[Any, Any, BaseException | None]]: ...
 
     def close(self, *, wait: bool = True) -> None: ...
 
@@ -46,7 +49,10 @@ class SerialExecutor:
 
     def imap_unordered(self, fn, items):
         for item in items:
-            yield fn(item)
+            try:
+                yield item, fn(item), None
+            except Exception as exc:
+                yield item, None, exc
 
     def close(self, *, wait: bool = True) -> None:
         pass
@@ -83,21 +89,29 @@ class ProcessExecutor:
         return self._pool
 
     def imap_unordered(self, fn, items):
-        pool = self._get_pool()
         todo = iter(items)
-        running: set[Future] = set()
+        running: dict[Future, Any] = {}
         try:
             while True:
                 while len(running) < 2 * self.workers:
                     item = next(todo, _END)
                     if item is _END:
                         break
-                    running.add(pool.submit(fn, item))
+                    running[self._get_pool().submit(fn, item)] = item
                 if not running:
                     return
-                done, running = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                broken = False
                 for fut in done:
-                    yield fut.result()
+                    item = running.pop(fut)
+                    exc = fut.exception()
+                    broken |= isinstance(exc, BrokenProcessPool)
+                    yield item, (None if exc else fut.result()), exc
+                if broken:  # a worker died (e.g. killed for memory): every run in flight is lost
+                    for fut, item in running.items():
+                        yield item, None, BrokenProcessPool("worker process died during the run")
+                    running.clear()
+                    self.close(wait=False)  # a fresh pool serves the remaining items
         finally:
             for fut in running:
                 fut.cancel()

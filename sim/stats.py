@@ -83,8 +83,8 @@ def paired_comparison(reference, treated, *, seed: int = 0) -> dict[str, float]:
            "n_for_80pct_power": math.nan}
     if n < 2:
         return out
-    if not np.any(diff):
-        return {**out, "change_ci95_low": out["change_pct"], "change_ci95_high": out["change_pct"],
+    if not np.any(diff):  # identical pairs (e.g. before treatment): no change, even at 0/0
+        return {**out, "change_pct": 0.0, "change_ci95_low": 0.0, "change_ci95_high": 0.0,
                 "p_wilcoxon": 1.0, "effect_size_dz": 0.0}
     if ref.mean() != 0:
         boot = stats.bootstrap((ref, trt), _pct_change, paired=True, vectorized=True,

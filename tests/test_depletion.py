@@ -1,0 +1,148 @@
+"""`neutrosim deplete`: clear errors before any run, the paired design, kill and resume,
+the outputs, and the notebook that reads them (executed here, as in CI)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ["--set", "domain.nx=60", "--set", "domain.ny=60", "--set", "initial.tumor_radius_um=250"]
+SETUP = ["--replicates", "3", "--days", "2", "--start-day", "1", *SMALL]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--arms", "control,bogus"], "unknown arm 'bogus'; allowed: contact_blockade, control"),
+    (["--arms", "depletion"], "needs 'control'"),
+    (["--arms", "control,depletion,control"], "listed twice"),
+    (["--efficiency", "1.5"], "--efficiency 1.5: out of range; allowed [0, 1]"),
+    (["--days", "3", "--start-day", "5"], "use --days > --start-day"),
+    (["--set", "tumor.no_such_key=1"], "unknown key 'tumor.no_such_key'"),
+    (["--set", "neutrophil.lifespan_naive_day=-3"], "out of range"),
+    (["--params", "missing.toml"], "missing.toml: file not found"),
+    (["--replicates", "1"], "must be a whole number >= 2"),
+])
+def test_bad_options_give_one_clear_error_and_write_nothing(tmp_path, capsys, argv, message):
+    out = tmp_path / "out"
+    assert main(["deplete", *argv, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_unparseable_option_values_are_usage_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["deplete", "--workers", "0", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2 and "must be >= 1" in capsys.readouterr().err
+
+
+def test_existing_folder_needs_resume(tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("user data")
+    assert main(["deplete", *SETUP, "--out", str(tmp_path), "--quiet"]) == 2
+    assert "use --resume" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def _cli(*args) -> list[str]:
+    return [sys.executable, "-m", "sim", "deplete", *args]
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """An experiment killed after two runs (SIGKILL to its process group), then resumed."""
+    out = tmp_path_factory.mktemp("depletion") / "exp"
+    proc = subprocess.Popen(_cli(*SETUP, "--workers", "1", "--out", str(out), "--quiet"),
+                            cwd=ROOT, start_new_session=True, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    while len(list((out / "runs").glob("*.parquet"))) < 2:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "no run finished in 10 minutes"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.parquet")}
+    left_behind = sorted(p.name for p in out.iterdir())
+    done = subprocess.run(_cli("--resume", "--out", str(out), "--quiet"), cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    return out, before, left_behind
+
+
+def test_killed_experiment_resumes_without_losing_or_duplicating_runs(resumed):
+    out, before, left_behind = resumed
+    assert "summary.csv" not in left_behind and "report.md" not in left_behind
+    parts = sorted(p.name for p in (out / "runs").glob("*.parquet"))
+    assert parts == [f"{a}-r0{r}.parquet" for a in ("control", "depletion") for r in range(3)]
+    for name, mtime in before.items():  # finished runs were kept, not redone
+        assert (out / "runs" / name).stat().st_mtime_ns == mtime
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["runs_resumed_from_disk"] == len(before)
+    assert manifest["runs_this_call"] == 6 - len(before)
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert not runs.duplicated(["arm", "replicate", "time_h"]).any()
+    assert len(runs) == 6 * runs["time_h"].nunique()
+    csv = pd.read_csv(out / "runs.csv")
+    assert len(csv) == len(runs)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp") or ".partial" in p.name]
+
+
+def test_arms_are_paired_by_seed_and_identical_before_treatment(resumed):
+    out, _, _ = resumed
+    runs = pd.read_parquet(out / "runs.parquet")
+    seeds = runs.groupby(["arm", "replicate"])["seed"].first().unstack("arm")
+    assert (seeds["control"] == seeds["depletion"]).all()
+    assert list(seeds["control"]) == [1, 2, 3]
+    pre = runs[runs["time_h"] < 24.0]
+    c, d = (pre[pre["arm"] == a].drop(columns=["arm", "params_digest"]).reset_index(drop=True)
+            for a in ("control", "depletion"))
+    pd.testing.assert_frame_equal(c, d, check_exact=True)
+    summary = pd.read_csv(out / "summary.csv")
+    start = summary[(summary["time_point"] == "treatment_start") & (summary["arm"] == "depletion")]
+    assert (start["change_pct"] == 0).all() and (start["p_wilcoxon"] == 1).all()
+    # depletion removes 90% of the neutrophils from day 1 on, in every pair
+    end = runs[runs["time_h"] == runs["time_h"].max()].pivot(index="replicate", columns="arm",
+                                                               values="neutrophils")
+    assert (end["depletion"] < end["control"]).all()
+
+
+def test_outputs_figures_report_and_manifest(resumed):
+    out, _, _ = resumed
+    for name in ("growth_curves", "endpoint_panels", "final_snapshots"):
+        for ext in ("png", "svg"):
+            assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["time_point"]) == {"treatment_start", "endpoint"}
+    assert {"mean", "sd", "ci95_low", "ci95_high", "change_pct", "change_ci95_low",
+            "change_ci95_high", "p_wilcoxon", "effect_size_dz", "n_for_80pct_power"} <= set(summary)
+    report = (out / "report.md").read_text()
+    assert "Arms: control, depletion; 3 paired replicates" in report
+    assert "figures/growth_curves.png" in report and "Readouts against the study" in report
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seeds"] == [1, 2, 3]
+    assert manifest["arms"]["depletion"]["intervention"]["neutrophil_depletion"] == 0.9
+    assert manifest["arms"]["depletion"]["intervention"]["start_day"] == 1.0
+
+
+def test_notebook_reproduces_the_main_figure_from_the_folder(resumed, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    out, _, _ = resumed
+    monkeypatch.setenv("NEUTROSIM_RESULTS", str(out))
+    # the kernel is started as "python": make that this interpreter
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    nb = nbformat.read(ROOT / "notebooks" / "depletion.ipynb", as_version=4)
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # growth curves and endpoint panels
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert str(out) in text and "3 paired replicates" in text
