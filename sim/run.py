@@ -24,7 +24,7 @@ import pandas as pd
 from .errors import ParameterError
 from .params import FIELD_NAMES, Params, load_params
 
-__all__ = ["RunResult", "run_one", "final_state", "write_atomic"]
+__all__ = ["RunResult", "build_model", "run_one", "final_state", "write_atomic"]
 
 AGENT_KINDS = ("tumor", "neutrophils", "macrophages", "endothelial")
 
@@ -128,6 +128,14 @@ def _agent_classes():
     return (TumorCell, Neutrophil, Macrophage, EndothelialCell)
 
 
+def build_model(params: Params | None = None, seed: int = 0):
+    """The model of one run at t=0: what :func:`run_one` steps, and what the browser view
+    steps interactively (same parameters, same seed, same results)."""
+    from .model import NeutroModel
+
+    return NeutroModel(params if params is not None else load_params(), rng=int(seed))
+
+
 def run_one(
     params: Params | None = None,
     seed: int = 0,
@@ -139,14 +147,12 @@ def run_one(
 
     The same ``params`` and ``seed`` give bit-identical results.
     """
-    from .model import NeutroModel
-
     params = params if params is not None else load_params()
     days = params.time.days if days is None else days
     if not days > 0:
         raise ParameterError(f"days = {days}: must be > 0")
     t0 = time.perf_counter()
-    model = NeutroModel(params, rng=int(seed))
+    model = build_model(params, seed)
     n_steps = model.scales.steps(days * 1440.0)
     bar = _progress_bar(n_steps, model.scales.dt_min) if progress else None
     for _ in range(n_steps):

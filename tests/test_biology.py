@@ -1,43 +1,37 @@
 """Whole-model behaviour over 21 days: what the study reports must emerge from the rules.
 
-These run full simulations (about a minute each on 2 cores); the paired-seed tests use a
-process pool, one run per worker.
+These run full simulations (about a minute each on 2 cores). The paired-seed tests run
+through the depletion experiment itself (``sim.depletion``, the ensemble runner and its
+process pool), so the product path is what is tested.
 """
-
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
-import pytest
 from scipy import ndimage
 
-from sim import load_params, run_one
+from sim import load_params
 from sim.agents import tumor
+from sim.depletion import DepletionSetup, run_depletion
+from sim.ensemble import RunSpec, load_runs, run_ensemble
+from sim.executors import ProcessExecutor
 from sim.model import NeutroModel
 from sim.recorders import tumor_region
+from sim.stats import at_time
 
-SEEDS = range(1, 9)  # 8 paired seeds: the same tissue and draws in every arm
-WORKERS = min(2, os.cpu_count() or 1)
-#: forkserver: forking a process that already runs numba/xdist threads is unsafe
-CONTEXT = multiprocessing.get_context("forkserver")
+REPLICATES = 8  # 8 paired seeds: the same tissue and draws in every arm
+WORKERS = 2
 #: recruitment is easy to see on a small window; growth effects need the default one
 SMALL = {"domain.nx": 120, "domain.ny": 120, "initial.tumor_radius_um": 250.0}
 
 
-def _endpoint(job):
-    scenario, seed, overrides = job
-    r = run_one(load_params(scenario=scenario, overrides=overrides), seed)
-    row = r.timeseries.iloc[-1].to_dict()
-    row.update(scenario=scenario, seed=seed)
-    return row
-
-
-def _arms(scenarios, overrides=None) -> pd.DataFrame:
-    jobs = [(s, seed, overrides or {}) for seed in SEEDS for s in scenarios]
-    with ProcessPoolExecutor(WORKERS, mp_context=CONTEXT) as pool:
-        return pd.DataFrame(list(pool.map(_endpoint, jobs)))
+def _endpoints(tmp_path, arms, overrides=None) -> pd.DataFrame:
+    """Endpoint rows of a paired experiment over ``arms`` (seeds 1..8), via ``run_depletion``."""
+    sets = tuple((k, str(v)) for k, v in (overrides or {}).items())
+    setup = DepletionSetup(arms=tuple(arms), replicates=REPLICATES, sets=sets)
+    result = run_depletion(setup, tmp_path / "exp", workers=WORKERS, progress=False)
+    assert not result.failures
+    runs = load_runs(result.out)
+    return at_time(runs, runs["time_h"].max())
 
 
 def test_control_course_tumor_grows_neutrophils_gather_vessels_seek_hypoxia():
@@ -79,30 +73,33 @@ def test_control_course_tumor_grows_neutrophils_gather_vessels_seek_hypoxia():
     assert closer > 100 and closer > 1.5 * farther, (closer, farther)
 
 
-def test_depletion_cuts_growth_vessels_and_proliferation_paired_seeds():
-    df = _arms(["control", "depletion"])
-    wide = df.pivot(index="seed", columns="scenario")
+def test_depletion_cuts_growth_vessels_and_proliferation_paired_seeds(tmp_path):
+    end = _endpoints(tmp_path, ["control", "depletion"])
+    wide = end.pivot(index="seed", columns="arm")
     for readout in ("tumor_cells", "vessel_density_per_mm2", "proliferation_index"):
         diff = wide[readout]["depletion"] - wide[readout]["control"]
         assert diff.mean() < 0, f"{readout}: depletion should end lower"
         assert (diff < 0).sum() >= 7, f"{readout}: {diff.to_dict()}"
 
 
-def test_macrophage_depletion_cuts_neutrophil_recruitment_paired_seeds():
-    df = _arms(["control", "macrophage_depletion"], SMALL)
-    wide = df.pivot(index="seed", columns="scenario")["neutrophils_recruited"]
+def test_macrophage_depletion_cuts_neutrophil_recruitment_paired_seeds(tmp_path):
+    end = _endpoints(tmp_path, ["control", "macrophage_depletion"], SMALL)
+    wide = end.pivot(index="seed", columns="arm")["neutrophils_recruited"]
     assert (wide["macrophage_depletion"] < wide["control"]).all()
     assert wide["macrophage_depletion"].mean() < 0.6 * wide["control"].mean()
 
 
-def test_halving_the_time_step_changes_outcomes_less_than_seed_spread():
-    seeds = range(1, 7)
-    out = {}
+def test_halving_the_time_step_changes_outcomes_less_than_seed_spread(tmp_path):
+    specs = []
     for dt in (6.0, 3.0):
-        over = {**SMALL, "time.dt_min": dt, "time.warmup_steps": int(120 / dt)}
-        jobs = [("control", s, over) for s in seeds]
-        with ProcessPoolExecutor(WORKERS, mp_context=CONTEXT) as pool:
-            out[dt] = pd.DataFrame(list(pool.map(_endpoint, jobs)))
+        p = load_params(overrides={**SMALL, "time.dt_min": dt, "time.warmup_steps": int(120 / dt)})
+        specs += [RunSpec(f"dt{dt:g}-s{s}", p, s, {"dt": dt}) for s in range(1, 7)]
+    with ProcessExecutor(WORKERS) as pool:
+        report = run_ensemble(specs, tmp_path, pool, progress=False)
+    assert not report.failed
+    runs = load_runs(tmp_path)
+    end = at_time(runs, runs["time_h"].max(), by=("dt", "seed"))
+    out = {dt: g.reset_index(drop=True) for dt, g in end.groupby("dt")}
     for readout in ("tumor_cells", "endothelial_cells", "neutrophils", "neutrophil_tumor_pairs",
                     "proliferation_index", "hypoxic_fraction"):
         a, b = out[6.0][readout], out[3.0][readout]
