@@ -1,10 +1,10 @@
-# neutrosim: `make demo` installs and runs the main job; `make test` installs test needs and runs the suite.
+# neutrosim: `make demo` installs and runs the main job (the depletion experiment); `make test` installs test needs and runs the suite.
 # Each finds a Python >= 3.12 itself (or honours PYTHON=...), and works in ./.venv.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SEED ?= 1
 
-.PHONY: demo test bench venv clean
+.PHONY: demo run test bench venv clean
 
 $(PY):
 	"$$(bash .ci/find-python)" -m venv $(VENV)
@@ -13,6 +13,10 @@ $(PY):
 venv: $(PY)
 
 demo: $(PY)
+	$(PY) -m pip install --quiet .
+	$(VENV)/bin/neutrosim deplete
+
+run: $(PY)
 	$(PY) -m pip install --quiet .
 	$(VENV)/bin/neutrosim run --days 21 --seed $(SEED) --out runs/demo --overwrite
 
