@@ -160,6 +160,78 @@ def _deplete(args) -> int:
     return 1 if result.failures else 0
 
 
+def _add_sweep(sub) -> None:
+    p = sub.add_parser(
+        "sweep", help="run a parameter sweep (grid, LHS, Sobol, Morris) locally or on Dask",
+        description="Run every (design point, arm, replicate) of a sweep spec (see "
+        "params/sweeps/ and docs/sweeps.md). Each run is written as its own Parquet part under "
+        "DIR/runs/ as it finishes; re-running the same command skips finished runs and retries "
+        "failed ones. Analyse with `neutrosim analyze DIR`.")
+    p.add_argument("spec", type=Path, metavar="SPEC.toml", help="the sweep spec")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="sweep folder")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="local worker processes (default: one per core)")
+    where.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                       help="send the runs to an existing Dask distributed scheduler")
+    where.add_argument("--dask-local", type=_positive_int, default=None, metavar="N",
+                       help="start a local Dask cluster with N single-threaded workers")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_sweep)
+
+
+def _sweep(args) -> int:
+    from .executors import DaskExecutor, ProcessExecutor
+    from .sweep import load_spec, run_sweep
+
+    spec = load_spec(args.spec)
+    n = len(spec.run_specs())
+    if args.scheduler or args.dask_local:
+        executor = DaskExecutor(args.scheduler, local_workers=args.dask_local)
+    else:
+        executor = ProcessExecutor(min(args.workers or _cores(), n))
+    with executor:
+        report = run_sweep(spec, args.out, executor, progress=not args.quiet,
+                           command=" ".join(["neutrosim", *sys.argv[1:]]))
+    if not args.quiet:
+        print(f"wrote {args.out}/: {len(report.done)} runs now, {len(report.skipped)} already "
+              f"done, {len(report.failed)} failed (of {n}); next: neutrosim analyze {args.out}")
+    return 1 if report.failed else 0
+
+
+def _cores() -> int:
+    from .executors import default_workers
+
+    return default_workers()
+
+
+def _add_analyze(sub) -> None:
+    p = sub.add_parser(
+        "analyze", help="sensitivity indices (Sobol, Morris, RBD-FAST) of a finished sweep",
+        description="Read the runs of a sweep folder from disk and write DIR/analysis/: "
+        "outcomes.csv, indices.csv and figures (indices with error bars; heatmaps for "
+        "two-factor grids).")
+    p.add_argument("out", type=Path, metavar="DIR", help="sweep folder")
+    p.add_argument("--top", type=int, default=5, help="factors to list per outcome (default 5)")
+    p.set_defaults(func=_analyze)
+
+
+def _analyze(args) -> int:
+    from .sensitivity import analyze
+
+    table = analyze(args.out)
+    if table.empty:
+        print(f"{args.out}: nothing to analyse yet")
+        return 1
+    rank = next(c for c in ("ST", "mu_star", "S1", "main_effect_range") if c in table)
+    for outcome, t in table.groupby("outcome", sort=False):
+        top = t.sort_values(rank, ascending=False).head(args.top)
+        print(f"{outcome} (by {rank}): " + ", ".join(
+            f"{r.parameter} {getattr(r, rank):.3g}" for r in top.itertuples()))
+    print(f"wrote {args.out}/analysis/")
+    return 0
+
+
 def _add_params(sub) -> None:
     p = sub.add_parser("params", help="print every parameter and rule with unit, value and source",
                        description="Print the parameter reference (Markdown) built from "
@@ -182,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
     _add_deplete(sub)
+    _add_sweep(sub)
+    _add_analyze(sub)
     _add_params(sub)
     return parser
 

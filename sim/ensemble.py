@@ -16,6 +16,7 @@ interrupted ensemble resumes without losing or duplicating a run. The depletion
 experiment and the sweeps share this runner; only the list of specs differs.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -37,7 +38,7 @@ from .errors import ParameterError
 from .executors import Executor, SerialExecutor
 from .params import Params
 
-__all__ = ["RunSpec", "RunOutcome", "EnsembleReport", "run_ensemble", "execute_run",
+__all__ = ["RunSpec", "RunOutcome", "EnsembleReport", "run_ensemble", "execute_run", "simulate_model",
            "finished_keys", "load_runs", "load_final", "load_failures"]
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
@@ -54,7 +55,7 @@ class RunSpec:
     """
 
     key: str
-    params: Params
+    params: Params | Mapping[str, float]
     seed: int
     labels: Mapping[str, Any] = field(default_factory=dict)
     days: float | None = None
@@ -66,7 +67,11 @@ class RunSpec:
 
     @property
     def digest(self) -> str:
-        return self.params.digest()
+        """Digest of the parameters (a ``Params``, or a plain mapping for test functions)."""
+        if isinstance(self.params, Params):
+            return self.params.digest()
+        blob = json.dumps(dict(self.params), sort_keys=True, default=repr)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -93,21 +98,29 @@ class EnsembleReport:
     wall_s: float = 0.0
 
 
-def execute_run(spec: RunSpec) -> RunOutcome:
-    """Run one spec through :func:`sim.run_one`; an exception becomes a failure record."""
+def simulate_model(spec: RunSpec) -> tuple[pd.DataFrame, dict[str, np.ndarray] | None]:
+    """The neutrosim model: :func:`sim.run_one` of the spec's parameters and seed."""
     from .run import run_one
 
+    result = run_one(spec.params, spec.seed, days=spec.days)
+    return result.timeseries, (result.final if spec.keep_final else None)
+
+
+def execute_run(spec: RunSpec, simulate: Callable = simulate_model) -> RunOutcome:
+    """Run one spec; the table gets the spec's labels, seed and digest as leading columns.
+
+    ``simulate(spec) -> (table, final or None)`` is the model (the neutrosim model by
+    default; analytic test functions for checking the sweep machinery). An exception
+    becomes a failure record instead of propagating.
+    """
     out = RunOutcome(spec.key, spec.digest, host=f"{socket.gethostname()}:{os.getpid()}")
     t0 = time.perf_counter()
     try:
-        result = run_one(spec.params, spec.seed, days=spec.days)
-        table = result.timeseries
+        table, final = simulate(spec)
         front = {**spec.labels, "seed": spec.seed, "params_digest": spec.digest}
         for i, (name, value) in enumerate(front.items()):
             table.insert(i, name, value)
-        out.table = table
-        if spec.keep_final:
-            out.final = result.final
+        out.table, out.final = table, final
     except Exception as exc:  # recorded, not raised: one bad run must not stop the others
         out.error = f"{type(exc).__name__}: {exc}"
         out.traceback = traceback.format_exc()

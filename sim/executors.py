@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
-__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "default_workers"]
+__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "default_workers"]
 
 #: environment that pins numeric libraries in a worker to one thread
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -128,6 +128,78 @@ class ProcessExecutor:
     def __exit__(self, exc_type, *exc):
         # on an error or Ctrl-C do not wait for running simulations (workers got SIGINT too)
         self.close(wait=exc_type is None)
+
+
+class DaskExecutor:
+    """Runs on a Dask distributed cluster: an existing one (``address``, e.g.
+    ``tcp://host:8786``, also HPC queues through dask-jobqueue) or a local one started
+    here with ``local_workers`` single-threaded worker processes.
+
+    Workers need ``neutrosim`` installed (same version). A task whose worker dies is
+    rescheduled by Dask (up to its ``allowed-failures``, 3 by default) and an exception
+    escaping a task is retried ``retries`` times; what still fails is yielded as the error.
+    At most ``2 * workers`` runs are in flight, so results stream to disk.
+    """
+
+    def __init__(self, address: str | None = None, *, local_workers: int | None = None,
+                 retries: int = 2, timeout_s: float = 30.0):
+        from distributed import Client, LocalCluster
+
+        self.retries = retries
+        self._cluster = None
+        if address:
+            try:
+                self.client = Client(address, timeout=timeout_s)
+            except (OSError, TimeoutError) as exc:
+                from .errors import ParameterError
+
+                raise ParameterError(f"--scheduler {address}: cannot connect ({exc})") from None
+        else:
+            self._cluster = LocalCluster(n_workers=local_workers or default_workers(),
+                                         threads_per_worker=1, processes=True,
+                                         dashboard_address=None, env=ONE_THREAD_ENV)
+            self.client = Client(self._cluster)
+        self.workers = max(1, sum(w.get("nthreads", 1) for w in
+                                  self.client.scheduler_info()["workers"].values()))
+
+    def imap_unordered(self, fn, items):
+        from distributed import as_completed
+
+        todo = iter(items)
+        running = as_completed()
+        owner = {}
+
+        def submit() -> bool:
+            item = next(todo, _END)
+            if item is _END:
+                return False
+            fut = self.client.submit(fn, item, pure=False, retries=self.retries)
+            owner[fut.key] = item
+            running.add(fut)
+            return True
+
+        for _ in range(2 * self.workers):
+            if not submit():
+                break
+        for fut in running:
+            item = owner.pop(fut.key)
+            exc = fut.exception() if fut.status == "error" else None
+            if fut.status == "cancelled":
+                exc = RuntimeError("cancelled by the Dask scheduler")
+            yield item, (fut.result() if exc is None else None), exc
+            fut.release()
+            submit()
+
+    def close(self, *, wait: bool = True) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 _END = object()

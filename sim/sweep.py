@@ -1,0 +1,349 @@
+"""Parameter sweeps: a TOML spec -> a design of points (SALib) -> keyed runs on the ensemble.
+
+A spec names the factors (parameters with a range, or levels), the design (``grid``,
+``lhs``, ``sobol`` (Saltelli's scheme), ``morris``), the number of samples, replicates and
+arms per point, days, and the outcomes to analyse. Every (point, arm, replicate) becomes
+one :class:`sim.ensemble.RunSpec` with key ``pNNNNN-ARM-rNN``; replicate r uses seed
+``seed + r`` at every point and in every arm (common random numbers, so differences
+between points and arms are not seed noise). The runs go through
+:func:`sim.ensemble.run_ensemble` unchanged: atomic Parquet parts, skip-if-done, failure
+records. See ``params/sweeps/`` for examples and ``docs/sweeps.md`` for the format.
+"""
+
+import itertools
+import math
+import tomllib
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .ensemble import RunSpec, execute_run
+from .errors import ParameterError
+from .params import Params, load_params, scenario_names
+
+__all__ = ["Factor", "SweepSpec", "load_spec", "DESIGNS", "MODELS"]
+
+DESIGNS = ("grid", "lhs", "sobol", "morris")
+#: what a run evaluates: the neutrosim model, or an analytic test function with known indices
+MODELS = ("neutrosim", "ishigami")
+_SWEEP_KEYS = {"model", "design", "samples", "replicates", "arms", "days", "seed", "outcomes",
+               "params", "set", "levels", "num", "description"}
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One swept parameter: a range [low, high] or explicit grid levels."""
+
+    name: str
+    low: float
+    high: float
+    levels: tuple[float, ...] | None = None
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    path: str
+    factors: tuple[Factor, ...]
+    design: str = "morris"
+    model: str = "neutrosim"
+    samples: int = 4
+    replicates: int = 1
+    arms: tuple[str, ...] = ("control",)
+    days: float | None = None
+    seed: int = 1
+    outcomes: tuple[str, ...] = ("tumor_cells",)
+    params_file: str | None = None
+    sets: dict[str, Any] = field(default_factory=dict)
+    levels: int = 4      # Morris grid levels
+    num: int = 3         # grid points per factor given as a range
+
+    # -- the design -------------------------------------------------------------------
+    def problem(self) -> dict[str, Any]:
+        """The SALib problem: names and bounds of the factors."""
+        return {"num_vars": len(self.factors), "names": [f.name for f in self.factors],
+                "bounds": [[f.low, f.high] for f in self.factors]}
+
+    def design_matrix(self) -> np.ndarray:
+        """Points (rows) x factors (columns), in SALib's order for the analysis."""
+        from SALib.sample import latin, morris, sobol
+
+        prob = self.problem()
+        if self.design == "grid":
+            axes = [f.levels if f.levels is not None else np.linspace(f.low, f.high, self.num)
+                    for f in self.factors]
+            x = np.array(list(itertools.product(*axes)), dtype=float)
+        elif self.design == "lhs":
+            x = latin.sample(prob, self.samples, seed=self.seed)
+        elif self.design == "sobol":
+            x = sobol.sample(prob, self.samples, calc_second_order=False, seed=self.seed)
+        else:
+            x = morris.sample(prob, self.samples, num_levels=self.levels, seed=self.seed)
+        for j, f in enumerate(self.factors):
+            if f.integer:
+                x[:, j] = np.round(x[:, j])
+        return x
+
+    def points(self) -> list[dict[str, float]]:
+        x = self.design_matrix()
+        return [{f.name: (int(v) if f.integer else float(v)) for f, v in zip(self.factors, row)}
+                for row in x]
+
+    def seeds(self) -> list[int]:
+        return [self.seed + r for r in range(self.replicates)]
+
+    # -- the runs ---------------------------------------------------------------------
+    def base_params(self, arm: str, point: dict[str, float] | None = None) -> Params:
+        overrides = {**self.sets, **(point or {})}
+        if self.days is not None:
+            overrides["time.days"] = self.days
+        return load_params(self.params_file, scenario=arm, overrides=overrides)
+
+    def run_specs(self) -> list[RunSpec]:
+        """Every (point, arm, replicate) as a keyed run; parameters validated here."""
+        specs = []
+        for i, point in enumerate(self.points()):
+            for arm in self.arms:
+                params = point if self.model != "neutrosim" else self.base_params(arm, point)
+                for r, seed in enumerate(self.seeds()):
+                    specs.append(RunSpec(f"p{i:05d}-{arm}-r{r:02d}", params, seed,
+                                         {"point": i, "arm": arm, "replicate": r, **_cols(point)},
+                                         days=self.days if self.model == "neutrosim" else None))
+        return specs
+
+    def task(self):
+        """The function each worker runs per spec (picklable)."""
+        if self.model == "ishigami":
+            from .testfunctions import simulate_ishigami
+
+            return partial(execute_run, simulate=simulate_ishigami)
+        return execute_run
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "model": self.model, "design": self.design,
+                "samples": self.samples, "replicates": self.replicates, "arms": list(self.arms),
+                "days": self.days, "seed": self.seed, "outcomes": list(self.outcomes),
+                "params_file": self.params_file, "sets": self.sets, "levels": self.levels,
+                "num": self.num,
+                "factors": [{"name": f.name, "low": f.low, "high": f.high,
+                             "levels": list(f.levels) if f.levels else None,
+                             "integer": f.integer} for f in self.factors]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SweepSpec":
+        d = dict(d)
+        factors = tuple(Factor(f["name"], f["low"], f["high"],
+                               tuple(f["levels"]) if f.get("levels") else None, f["integer"])
+                        for f in d.pop("factors"))
+        d["arms"], d["outcomes"] = tuple(d["arms"]), tuple(d["outcomes"])
+        return cls(factors=factors, **d)
+
+
+def _cols(point: dict[str, float]) -> dict[str, float]:
+    """Factor values as table columns: dots are not welcome in column names."""
+    return {f"x:{k}": v for k, v in point.items()}
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep spec; every problem is one ParameterError naming the key."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ParameterError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ParameterError(f"{path}: not valid TOML: {exc}") from None
+    unknown = set(raw) - {"sweep", "parameters"}
+    if unknown:
+        raise ParameterError(f"{path}: unknown table(s) {sorted(unknown)}; allowed [sweep], [parameters]")
+    sw = raw.get("sweep", {})
+    bad = set(sw) - _SWEEP_KEYS
+    if bad:
+        raise ParameterError(f"{path}: unknown key(s) in [sweep]: {sorted(bad)}; "
+                             f"allowed: {', '.join(sorted(_SWEEP_KEYS))}")
+    where = f"{path}: [sweep]"
+    model = _choice(sw.get("model", "neutrosim"), MODELS, f"{where} model")
+    design = _choice(sw.get("design"), DESIGNS, f"{where} design")
+    samples = _int(sw.get("samples", 4), f"{where} samples", 1)
+    replicates = _int(sw.get("replicates", 1), f"{where} replicates", 1)
+    levels = _int(sw.get("levels", 4), f"{where} levels", 2)
+    num = _int(sw.get("num", 3), f"{where} num", 2)
+    seed = _int(sw.get("seed", 1), f"{where} seed", 0)
+    days = sw.get("days")
+    if days is not None and (isinstance(days, bool) or not isinstance(days, (int, float)) or days <= 0):
+        raise ParameterError(f"{where} days = {days!r}: must be a number > 0")
+    arms = tuple(sw.get("arms", ["control"]))
+    outcomes = tuple(sw.get("outcomes", ["y"] if model == "ishigami" else ["tumor_cells"]))
+    sets = dict(sw.get("set", {}))
+    params_file = sw.get("params")
+    if params_file is not None:
+        params_file = str((path.parent / params_file).resolve())
+    factors = _factors(raw.get("parameters", {}), path, model, design)
+    spec = SweepSpec(str(path), factors, design, model, samples, replicates, arms,
+                     float(days) if days is not None else None, seed, outcomes, params_file,
+                     sets, levels, num)
+    _check(spec, path)
+    return spec
+
+
+def _choice(value, allowed, where: str) -> str:
+    if value not in allowed:
+        raise ParameterError(f"{where} = {value!r}: allowed: {', '.join(allowed)}")
+    return value
+
+
+def _int(value, where: str, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise ParameterError(f"{where} = {value!r}: must be a whole number >= {lo}")
+    return value
+
+
+def _factors(table: dict, path: Path, model: str, design: str) -> tuple[Factor, ...]:
+    if not table:
+        raise ParameterError(f"{path}: [parameters] is empty; name at least one parameter "
+                             "with low/high (or levels for a grid)")
+    schema = {} if model != "neutrosim" else load_params().flat()
+    out = []
+    for name, spec in table.items():
+        where = f"{path}: [parameters] {name}"
+        if model == "neutrosim" and name not in schema:
+            close = [k for k in schema if k.split(".")[-1] == name.split(".")[-1]]
+            raise ParameterError(f"{where}: unknown parameter" +
+                                 (f" (did you mean {close[0]}?)" if close else
+                                  "; see `neutrosim params` for the keys"))
+        if not isinstance(spec, dict):
+            raise ParameterError(f"{where}: expected a table like {{low = 1, high = 2}} or {{levels = [...]}}")
+        extra = set(spec) - {"low", "high", "levels"}
+        if extra:
+            raise ParameterError(f"{where}: unknown key(s) {sorted(extra)}; allowed low, high, levels")
+        integer = isinstance(schema.get(name), int)
+        if "levels" in spec:
+            levels = spec["levels"]
+            if design != "grid":
+                raise ParameterError(f"{where}: levels are for design = 'grid'; give low and high")
+            if not isinstance(levels, list) or not levels or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels):
+                raise ParameterError(f"{where}: levels must be a non-empty list of numbers")
+            out.append(Factor(name, float(min(levels)), float(max(levels)),
+                              tuple(float(v) for v in levels), integer))
+            continue
+        try:
+            low, high = float(spec["low"]), float(spec["high"])
+        except (KeyError, TypeError, ValueError):
+            raise ParameterError(f"{where}: needs numeric low and high") from None
+        if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
+            raise ParameterError(f"{where}: empty range low = {low}, high = {high}; need low < high")
+        out.append(Factor(name, low, high, None, integer))
+    return tuple(out)
+
+
+def _check(spec: SweepSpec, path: Path) -> None:
+    """Cross-key checks, and every factor's extremes through the parameter validation."""
+    if spec.model == "ishigami":
+        names = [f.name for f in spec.factors]
+        if names != ["x1", "x2", "x3"]:
+            raise ParameterError(f"{path}: the ishigami model takes parameters x1, x2, x3; got {names}")
+        if spec.arms != ("control",) or spec.outcomes != ("y",):
+            raise ParameterError(f"{path}: the ishigami model has one arm (control) and one outcome (y)")
+        return
+    known = scenario_names()
+    bad = [a for a in spec.arms if a not in known]
+    if bad:
+        raise ParameterError(f"{path}: [sweep] arms: unknown {bad}; allowed: {', '.join(known)}")
+    if len(spec.arms) > 1 and "control" not in spec.arms:
+        raise ParameterError(f"{path}: [sweep] arms: with several arms one must be 'control' "
+                             "(effects are measured against it)")
+    from .recorders import REPORTERS
+
+    bad = [o for o in spec.outcomes if o not in REPORTERS]
+    if bad:
+        raise ParameterError(f"{path}: [sweep] outcomes: unknown {bad}; allowed: {', '.join(REPORTERS)}")
+    if spec.design == "sobol" and spec.samples & (spec.samples - 1):
+        raise ParameterError(f"{path}: [sweep] samples = {spec.samples}: Saltelli's scheme needs a "
+                             "power of 2 (e.g. 8, 16, 64)")
+    for arm in spec.arms:
+        for f in spec.factors:
+            for v in (f.low, f.high):
+                try:
+                    spec.base_params(arm, {f.name: int(round(v)) if f.integer else v})
+                except ParameterError as exc:
+                    raise ParameterError(f"{path}: [parameters] {f.name} range [{f.low}, {f.high}]: {exc}") from None
+
+
+def outcome_table(spec: SweepSpec, endpoints: pd.DataFrame) -> pd.DataFrame:
+    """Per design point: each outcome in the control arm (mean over replicates) and, for
+    each treated arm, its effect ``100 (mean_arm / mean_control - 1)`` percent.
+
+    ``endpoints`` has one row per run (columns point, arm, replicate and the outcomes).
+    Missing runs leave NaN.
+    """
+    means = endpoints.groupby(["point", "arm"])[list(spec.outcomes)].mean()
+    n_points = len(spec.design_matrix())
+    out = pd.DataFrame(index=pd.RangeIndex(n_points, name="point"))
+    ctrl = means.xs("control", level="arm") if "control" in spec.arms else None
+    for o in spec.outcomes:
+        if ctrl is not None:
+            out[o] = ctrl[o]
+        for arm in spec.arms:
+            if arm != "control":
+                arm_mean = means.xs(arm, level="arm")[o]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    out[f"{o}:{arm}_vs_control_pct"] = 100.0 * (arm_mean / ctrl[o] - 1.0)
+    return out
+
+
+def run_sweep(spec: SweepSpec, out: str | Path, executor=None, *, progress: bool = True,
+              command: str = ""):
+    """Run every missing run of ``spec`` into ``out`` (re-running continues a sweep).
+
+    The folder records the spec in ``sweep.json``; a different spec over the same folder is
+    refused before anything runs.
+    """
+    import json
+    import time
+
+    from .ensemble import _replace_into, run_ensemble
+    from .executors import ProcessExecutor
+    from .run import git_revision, versions
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    specs = spec.run_specs()  # validates every point before anything runs
+    record = out / "sweep.json"
+    mine = {k: v for k, v in spec.to_dict().items() if k != "path"}
+    if record.is_file():
+        theirs = {k: v for k, v in json.loads(record.read_text())["spec"].items() if k != "path"}
+        if theirs != mine:
+            changed = sorted(k for k in mine if mine.get(k) != theirs.get(k))
+            raise ParameterError(f"--out {out}: holds a different sweep (differs in {changed}); "
+                                 "use another --out")
+    elif out.is_dir() and any(out.iterdir()):
+        raise ParameterError(f"--out {out}: folder exists, is not empty and is not a sweep folder")
+    out.mkdir(parents=True, exist_ok=True)
+    _replace_into(record, lambda p: p.write_text(json.dumps(
+        {"spec": spec.to_dict(), "spec_text": Path(spec.path).read_text()}, indent=2)))
+    own = executor is None
+    executor = executor or ProcessExecutor(min(_cores(), len(specs)))
+    try:
+        report = run_ensemble(specs, out, executor, task=spec.task(), progress=progress,
+                              desc="sweep runs")
+    finally:
+        if own:
+            executor.close()
+    manifest = {"command": command, "runs_total": len(specs), "runs_this_call": len(report.done),
+                "runs_resumed_from_disk": len(report.skipped), "failed": report.failed,
+                "design_points": len(spec.design_matrix()), "executor": type(executor).__name__,
+                "workers": executor.workers, "wall_time_s": round(time.perf_counter() - t0, 2),
+                "versions": versions(), "git_revision": git_revision()}
+    _replace_into(out / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2)))
+    return report
+
+
+def _cores() -> int:
+    from .executors import default_workers
+
+    return default_workers()
