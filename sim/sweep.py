@@ -10,6 +10,7 @@ between points and arms are not seed noise). The runs go through
 records. See ``params/sweeps/`` for examples and ``docs/sweeps.md`` for the format.
 """
 
+import difflib
 import itertools
 import math
 import tomllib
@@ -211,7 +212,7 @@ def _factors(table: dict, path: Path, model: str, design: str) -> tuple[Factor, 
     for name, spec in table.items():
         where = f"{path}: [parameters] {name}"
         if model == "neutrosim" and name not in schema:
-            close = [k for k in schema if k.split(".")[-1] == name.split(".")[-1]]
+            close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
             raise ParameterError(f"{where}: unknown parameter" +
                                  (f" (did you mean {close[0]}?)" if close else
                                   "; see `neutrosim params` for the keys"))

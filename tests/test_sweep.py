@@ -1,0 +1,220 @@
+"""Sweeps: spec validation, Sobol indices of a known function through the real runner and
+analysis, a real Dask cluster equal to serial, Ctrl-C and resume, failures recorded."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.cli import main
+from sim.ensemble import load_failures, load_runs, part_meta
+from sim.executors import DaskExecutor, ProcessExecutor, SerialExecutor
+from sim.sensitivity import analyze
+from sim.sweep import load_spec, run_sweep
+from sim.testfunctions import ISHIGAMI_INDICES
+
+ROOT = Path(__file__).resolve().parent.parent
+SWEEPS = ROOT / "params" / "sweeps"
+
+
+def _write(tmp_path, text: str, name="spec.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+GOOD = """
+[sweep]
+design = "morris"
+samples = 2
+arms = ["control", "depletion"]
+days = 1
+[sweep.set]
+"domain.nx" = 50
+"domain.ny" = 50
+"initial.tumor_radius_um" = 200.0
+"intervention.start_day" = 0.5
+[parameters]
+"tumor.cycle_rate_per_min" = { low = 0.0002, high = 0.0004 }
+"neutrophil.chemotaxis_bias" = { low = 0.1, high = 0.5 }
+"""
+
+
+@pytest.mark.parametrize("edit, message", [
+    (('"tumor.cycle_rate_per_min"', '"tumor.cycle_rate"'), "unknown parameter (did you mean tumor.cycle_rate_per_min?)"),
+    (("high = 0.0004", "high = 0.0002"), "empty range low = 0.0002, high = 0.0002"),
+    (('design = "morris"', 'design = "montecarlo"'), "design = 'montecarlo': allowed: grid, lhs, sobol, morris"),
+    (("samples = 2", "sampels = 2"), "unknown key(s) in [sweep]: ['sampels']"),
+    (('arms = ["control", "depletion"]', 'arms = ["control", "deplete"]'), "arms: unknown ['deplete']"),
+    (("high = 0.5 }", "high = 1.5 }"), "neutrophil.chemotaxis_bias range [0.1, 1.5]"),
+    (("[parameters]", "[parameters]\n\"x\" = 3"), "unknown parameter"),
+    (('design = "morris"', 'design = "sobol"\nlevels = 4'), None),  # samples = 2 is a power of 2: fine
+    (('design = "morris"\nsamples = 2', 'design = "sobol"\nsamples = 3'), "needs a power of 2"),
+    (("days = 1", "days = -1"), "days = -1: must be a number > 0"),
+])
+def test_malformed_specs_are_rejected_before_any_run(tmp_path, capsys, edit, message):
+    spec = _write(tmp_path, GOOD.replace(*edit))
+    out = tmp_path / "out"
+    if message is None:
+        assert load_spec(spec).design == "sobol"
+        return
+    assert main(["sweep", str(spec), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_missing_and_empty_specs(tmp_path, capsys):
+    assert main(["sweep", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "o")]) == 2
+    assert "nope.toml: file not found" in capsys.readouterr().err
+    empty = _write(tmp_path, '[sweep]\ndesign = "lhs"\n')
+    assert main(["sweep", str(empty), "--out", str(tmp_path / "o")]) == 2
+    assert "[parameters] is empty" in capsys.readouterr().err
+
+
+def test_sobol_indices_of_ishigami_match_the_known_values(tmp_path):
+    spec = load_spec(SWEEPS / "ishigami.toml")
+    with ProcessExecutor(2) as pool:
+        report = run_sweep(spec, tmp_path, pool, progress=False)
+    assert len(report.done) == 512 * 5 and not report.failed
+    table = analyze(tmp_path).set_index("parameter")
+    for which in ("S1", "ST"):
+        for name, known in ISHIGAMI_INDICES[which].items():
+            est, conf = table.loc[name, which], table.loc[name, f"{which}_conf"]
+            assert abs(est - known) <= conf, (which, name, est, known, conf)
+    assert (tmp_path / "analysis" / "indices_y.svg").is_file()
+
+
+def test_a_run_that_raises_is_recorded_and_the_rest_finish(tmp_path, monkeypatch):
+    import sim.testfunctions as tf
+
+    real = tf.ishigami
+
+    def broken(x1, x2, x3):
+        if x1 > 3.0:
+            raise FloatingPointError("planted")
+        return real(x1, x2, x3)
+
+    monkeypatch.setattr(tf, "ishigami", broken)
+    spec = load_spec(_write(tmp_path, (SWEEPS / "ishigami.toml").read_text()
+                            .replace("samples = 512", "samples = 16")))
+    report = run_sweep(spec, tmp_path / "out", SerialExecutor(), progress=False)
+    assert report.failed and len(report.done) + len(report.failed) == 80
+    assert set(load_failures(tmp_path / "out")) == set(report.failed)
+    assert all("planted" in e for e in report.failed.values())
+    with pytest.warns(UserWarning, match="missing runs were not analysed"):
+        assert analyze(tmp_path / "out").empty
+    monkeypatch.setattr(tf, "ishigami", real)  # fixed: the same command finishes the sweep
+    again = run_sweep(spec, tmp_path / "out", SerialExecutor(), progress=False)
+    assert sorted(again.done) == sorted(report.failed) and not load_failures(tmp_path / "out")
+    assert not analyze(tmp_path / "out").empty
+
+
+def test_a_different_spec_over_the_same_folder_is_refused(tmp_path):
+    spec = load_spec(_write(tmp_path, (SWEEPS / "ishigami.toml").read_text()
+                            .replace("samples = 512", "samples = 2")))
+    run_sweep(spec, tmp_path / "out", SerialExecutor(), progress=False)
+    other = load_spec(_write(tmp_path, (SWEEPS / "ishigami.toml").read_text()
+                             .replace("samples = 512", "samples = 4"), "other.toml"))
+    with pytest.raises(Exception, match="holds a different sweep"):
+        run_sweep(other, tmp_path / "out", SerialExecutor(), progress=False)
+
+
+def test_interrupted_sweep_resumes_cleanly(tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it), then the same command."""
+    spec = _write(tmp_path, (SWEEPS / "ishigami.toml").read_text().replace("samples = 512", "samples = 256"))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "sim", "sweep", str(spec), "--out", str(out), "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while len(list((out / "runs").glob("*.parquet"))) < 200:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    finished = {p.name for p in (out / "runs").glob("*.parquet")}
+    assert 200 <= len(finished) < 1280, "interrupted partway"
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["runs_resumed_from_disk"] == len(finished)
+    assert manifest["runs_this_call"] == 1280 - len(finished)
+    runs = load_runs(out)
+    assert len(runs) == 1280 and not runs.duplicated(["point", "arm", "replicate"]).any()
+    assert not [p for p in out.rglob("*.tmp")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dask_cluster():
+    """A real scheduler and two single-threaded workers on loopback, as separate processes."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = shutil.which("dask", path=str(Path(sys.executable).parent)) or "dask"
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    time.sleep(1.0)
+    for _ in range(2):
+        procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
+                                       "--no-dashboard"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        client.wait_for_workers(2, timeout=120)
+    yield address
+    for p in reversed(procs):
+        p.terminate()
+    for p in procs:
+        p.wait(timeout=30)
+
+
+def test_a_real_dask_cluster_gives_the_serial_results_bit_for_bit(tmp_path, dask_cluster):
+    spec = load_spec(_write(tmp_path, GOOD))
+    with DaskExecutor(dask_cluster) as ex:
+        assert ex.workers == 2
+        report = run_sweep(spec, tmp_path / "dask", ex, progress=False)
+    assert not report.failed and len(report.done) == 2 * 3 * 2
+    run_sweep(spec, tmp_path / "serial", SerialExecutor(), progress=False)
+    a, b = load_runs(tmp_path / "dask"), load_runs(tmp_path / "serial")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    hosts = {part_meta(p)["host"] for p in (tmp_path / "dask" / "runs").glob("*.parquet")}
+    assert len(hosts) == 2, hosts  # both worker processes ran some
+
+
+def test_analysis_of_a_model_sweep_and_the_sensitivity_notebook(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    out = tmp_path / "ci_small"
+    assert main(["sweep", str(SWEEPS / "ci_small.toml"), "--out", str(out), "--workers", "2",
+                 "--quiet"]) == 0
+    assert main(["analyze", str(out)]) == 0
+    ind = pd.read_csv(out / "analysis" / "indices.csv")
+    assert set(ind["outcome"]) == {"tumor_cells", "tumor_cells:depletion_vs_control_pct",
+                                   "vessel_density_per_mm2",
+                                   "vessel_density_per_mm2:depletion_vs_control_pct"}
+    # the tumor's own division rate must dominate its size at the endpoint
+    size = ind[ind["outcome"] == "tumor_cells"].set_index("parameter")["mu_star"]
+    assert size.idxmax() == "tumor.cycle_rate_per_min"
+    monkeypatch.setenv("NEUTROSIM_SWEEP", str(out))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    nb = nbformat.read(ROOT / "notebooks" / "sensitivity.ipynb", as_version=4)
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if "image/png" in o.get("data", {})]
+    assert images
