@@ -174,6 +174,44 @@ def _params(args) -> int:
     return 0
 
 
+def _add_viz(sub) -> None:
+    p = sub.add_parser(
+        "viz", help="the browser view: watch and steer a run (Mesa SolaraViz)",
+        description="Serve the browser view (Mesa's SolaraViz with the project's grid and "
+        "plots) and print its URL. Scenario, treatment start and efficiency, the main rates "
+        "and the seed are set in the page and apply on Reset. Same as `solara run "
+        "sim/viz/app.py` with --params passed as $NEUTROSIM_VIZ_PARAMS.",
+    )
+    p.add_argument("--host", default="localhost", help="interface to listen on (default localhost)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument("--params", type=Path, default=None, metavar="FILE",
+                   help="TOML overlay on the default parameters (checked before starting)")
+    p.set_defaults(func=_viz)
+
+
+def _viz(args) -> int:
+    import os
+
+    from .params import load_params
+
+    load_params(args.params)  # a bad file stops here with the usual one-line error
+    try:
+        import solara  # noqa: F401
+    except ImportError:
+        raise ParameterError("the browser view needs solara: pip install 'neutrosim[viz]'") from None
+    from .viz.controls import ENV_PARAMS
+
+    env = dict(os.environ, SOLARA_TELEMETRY_MIXPANEL_ENABLE="false")
+    if args.params is not None:
+        env[ENV_PARAMS] = str(args.params.resolve())
+    app = Path(__file__).resolve().parent / "viz" / "app.py"
+    print(f"neutrosim viz: serving http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    cmd = [sys.executable, "-m", "solara", "run", str(app), "--host", args.host,
+           "--port", str(args.port), "--no-open"]
+    os.execve(sys.executable, cmd, env)  # the server replaces this process (Ctrl-C goes to it)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neutrosim",
@@ -183,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_deplete(sub)
     _add_params(sub)
+    _add_viz(sub)
     return parser
 
 
