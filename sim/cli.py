@@ -198,13 +198,19 @@ def _viz(args) -> int:
     try:
         import solara  # noqa: F401
     except ImportError:
-        raise ParameterError("the browser view needs solara: pip install 'neutrosim[viz]'") from None
+        raise ParameterError("the browser view needs solara: pip install 'mesa[viz]==3.5.1'") from None
     from .viz.controls import ENV_PARAMS
 
     env = dict(os.environ, SOLARA_TELEMETRY_MIXPANEL_ENABLE="false")
     if args.params is not None:
         env[ENV_PARAMS] = str(args.params.resolve())
     app = Path(__file__).resolve().parent / "viz" / "app.py"
+    cdn = Path(os.environ.get("SOLARA_ASSETS_PROXY_CACHE_DIR")
+               or Path(sys.prefix) / "share" / "solara" / "cdn")
+    if not (cdn.is_dir() and any(cdn.iterdir())):
+        print(f"neutrosim viz: note: no local front-end files in {cdn}; the page fetches them "
+              "from a CDN (on a machine without internet: pip install 'neutrosim[offline]')",
+              file=sys.stderr)
     print(f"neutrosim viz: serving http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     cmd = [sys.executable, "-m", "solara", "run", str(app), "--host", args.host,
            "--port", str(args.port), "--no-open"]

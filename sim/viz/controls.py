@@ -88,15 +88,23 @@ def view_params(file: str | Path | None = None, *, scenario: str = "control",
 class ViewModel(NeutroModel):
     """The model a Reset in the view builds: ``NeutroModel(view_params(...), rng=seed)``.
 
-    Keywords are the view's controls (see :func:`model_params`). ``running`` turns False
-    at ``time.days`` (21 by default), as a CLI run ends there.
+    Keywords are the view's controls (see :func:`model_params`); rates left at None keep
+    their parameter value. The scenario keyword is ``scenario_name``: Mesa 3.5 models own
+    a ``scenario`` attribute, and SolaraViz's Reset passes a Mesa ``Scenario`` object as
+    ``scenario=`` to any model that takes that keyword (or ``**kwargs``). ``running`` turns
+    False at ``time.days`` (21 by default), where a CLI run ends.
     """
 
-    def __init__(self, *, scenario: str = "control", start_day: float | None = None,
+    def __init__(self, *, scenario_name: str = "control", start_day: float | None = None,
                  efficiency: float | None = None, seed=1, params_file: str | None = None,
-                 **rates):
-        params = view_params(params_file, scenario=scenario, start_day=start_day,
-                             efficiency=efficiency, rates=rates)
+                 cycle_rate: float | None = None, neutrophil_supply: float | None = None,
+                 neutrophil_speed: float | None = None, unbinding: float | None = None,
+                 tip_speed: float | None = None):
+        given = dict(cycle_rate=cycle_rate, neutrophil_supply=neutrophil_supply,
+                     neutrophil_speed=neutrophil_speed, unbinding=unbinding, tip_speed=tip_speed)
+        params = view_params(params_file, scenario=scenario_name, start_day=start_day,
+                             efficiency=efficiency,
+                             rates={k: v for k, v in given.items() if v is not None})
         self.seed = parse_seed(seed)
         super().__init__(params, rng=self.seed)
 
@@ -113,7 +121,7 @@ def model_params(file: str | Path | None = None) -> dict:
     """
     base = load_params(file)
     out = {
-        "scenario": {"type": "Select", "value": "control", "values": scenario_names(),
+        "scenario_name": {"type": "Select", "value": "control", "values": scenario_names(),
                      "label": "Scenario (applies on Reset)"},
         "start_day": {"type": "SliderFloat", "value": base.intervention.start_day, "min": 0.0,
                       "max": max(21.0, base.time.days), "step": 0.5,

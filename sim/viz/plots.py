@@ -54,12 +54,12 @@ def _thin(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def line_plot(days: np.ndarray, series: list[tuple[str, str, np.ndarray]], *, title: str,
               unit: str, x_max: float, mark_day: float | None, mark_label: str = "",
-              width: int = 340, height: int = 210) -> str:
+              width: int = 290, height: int = 200) -> str:
     """An SVG line plot of ``series`` [(label, colour, values)] against ``days``.
 
     ``mark_day`` (day) draws the treatment start as a dashed vertical line.
     """
-    left, right, top, bottom = 52, 10, 22, 46
+    left, right, top, bottom = 48, 8, 22, 44
     pw, ph = width - left - right, height - top - bottom
     ys = [np.asarray(v, float) for _, _, v in series]
     y_hi = max([float(v.max()) for v in ys if v.size] + [0.0])
@@ -78,7 +78,7 @@ def line_plot(days: np.ndarray, series: list[tuple[str, str, np.ndarray]], *, ti
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
            f'class="neutrosim-plot" data-points="{days.size}" '
            f'style="width: calc(50% - 4px); height: auto; font: 11px sans-serif; background: white">',
-           f'<text x="{left}" y="14" font-weight="bold">{escape(title)}</text>',
+           f'<text x="6" y="14" font-weight="bold">{escape(title)}</text>',
            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>']
     for t in yticks:
         y = float(sy(t))
@@ -99,7 +99,7 @@ def line_plot(days: np.ndarray, series: list[tuple[str, str, np.ndarray]], *, ti
                    f'stroke-dasharray="4 3" class="treatment-start"/>'
                    f'<text x="{tx:.1f}" y="{top + 11}" fill="#444" text-anchor="{anchor}">'
                    f'{escape(mark_label)}</text>')
-    lx = left
+    lx = 6
     for (label, colour, _), v in zip(series, ys):
         if days.size:
             tx, tv = _thin(days, v)
@@ -108,7 +108,7 @@ def line_plot(days: np.ndarray, series: list[tuple[str, str, np.ndarray]], *, ti
         if len(series) > 1:
             out.append(f'<rect x="{lx}" y="{height - 9}" width="10" height="3" fill="{colour}"/>'
                        f'<text x="{lx + 13}" y="{height - 5}">{escape(label)}</text>')
-            lx += 13 + 5.6 * len(label) + 8
+            lx += 13 + 5.8 * len(label) + 8
     out.append("</svg>")
     return "".join(out)
 
