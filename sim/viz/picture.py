@@ -123,7 +123,7 @@ def render(state: dict, field: str = "oxygen", *, scale: int = 3) -> Picture:
     """The frame of ``state`` (:func:`sim.run.final_state`) over ``field``.
 
     ``scale`` pixels per voxel (integer upscaling, no smoothing: one voxel stays one
-    block). The PNG is written at compression level 1 (fast; about 100 kB for 600 px).
+    block). The PNG is written at compression level 1 (fast; 17-50 kB for 600 px).
     """
     if field not in FIELD_CHOICES:
         raise ValueError(f"unknown field {field!r}; allowed: {', '.join(FIELD_CHOICES)}")
