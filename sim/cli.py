@@ -246,6 +246,50 @@ def _params(args) -> int:
     return 0
 
 
+def _add_viz(sub) -> None:
+    p = sub.add_parser(
+        "viz", help="the browser view: watch and steer a run (Mesa SolaraViz)",
+        description="Serve the browser view (Mesa's SolaraViz with the project's grid and "
+        "plots) and print its URL. Scenario, treatment start and efficiency, the main rates "
+        "and the seed are set in the page and apply on Reset. Same as `solara run "
+        "sim/viz/app.py` with --params passed as $NEUTROSIM_VIZ_PARAMS.",
+    )
+    p.add_argument("--host", default="localhost", help="interface to listen on (default localhost)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument("--params", type=Path, default=None, metavar="FILE",
+                   help="TOML overlay on the default parameters (checked before starting)")
+    p.set_defaults(func=_viz)
+
+
+def _viz(args) -> int:
+    import os
+
+    from .params import load_params
+
+    load_params(args.params)  # a bad file stops here with the usual one-line error
+    try:
+        import solara  # noqa: F401
+    except ImportError:
+        raise ParameterError("the browser view needs solara: pip install 'mesa[viz]==3.5.1'") from None
+    from .viz.controls import ENV_PARAMS
+
+    env = dict(os.environ, SOLARA_TELEMETRY_MIXPANEL_ENABLE="false")
+    if args.params is not None:
+        env[ENV_PARAMS] = str(args.params.resolve())
+    app = Path(__file__).resolve().parent / "viz" / "app.py"
+    cdn = Path(os.environ.get("SOLARA_ASSETS_PROXY_CACHE_DIR")
+               or Path(sys.prefix) / "share" / "solara" / "cdn")
+    if not (cdn.is_dir() and any(cdn.iterdir())):
+        print(f"neutrosim viz: note: no local front-end files in {cdn}; the page fetches them "
+              "from a CDN (on a machine without internet: pip install 'neutrosim[offline]')",
+              file=sys.stderr)
+    print(f"neutrosim viz: serving http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    cmd = [sys.executable, "-m", "solara", "run", str(app), "--host", args.host,
+           "--port", str(args.port), "--no-open"]
+    os.execve(sys.executable, cmd, env)  # the server replaces this process (Ctrl-C goes to it)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neutrosim",
@@ -257,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(sub)
     _add_analyze(sub)
     _add_params(sub)
+    _add_viz(sub)
     return parser
 
 
