@@ -5,8 +5,7 @@ of length h (min) is
 
 1. reaction, implicit and pointwise: ``u <- A u + B`` with ``A = 1/(1 + h (decay + uptake +
    supply_rate))`` and ``B = h (release + supply_rate * supply_target) A``
-   (:func:`reaction_factors` fills A and B once per model step, or
-   :func:`lod_steps_sources` makes them on the fly);
+   (:func:`reaction_from_sources` makes them once per model step, as a :class:`Reaction`);
 2. x sweep: solve ``(I - h D d2/dx2) u' = u`` along axis 0 for every y;
 3. y sweep: solve ``(I - h D d2/dy2) u'' = u'`` along axis 1 for every x.
 
@@ -29,8 +28,14 @@ How it is fast on one core (``benchmarks/bench_diffusion.py`` measures it):
   The y back substitution transposes back and stores the block's final rows.
 * Successive sub-steps run the x elimination in alternate directions, so the next
   sub-step's reaction and forward elimination follow each block while it is in cache: one
-  pass over memory a sub-step. Large grids are limited by memory: a sub-step reads u, A
-  and B and writes u, 32 bytes a voxel.
+  pass over memory a sub-step, which reads and writes u (16 bytes a voxel).
+* A and B are uniform (decay only) except where there are sources, so a :class:`Reaction`
+  stores them as the uniform pair plus, per row, a bit mask of the voxels with sources and
+  those voxels' factors packed in column order. The forward elimination expands each
+  8-voxel group's packed factors into vector lanes (``_vexpand``, llvm.masked.expandload),
+  so a sub-step reads 1/8 + 16 f bytes a voxel of them (f: the fraction with sources)
+  instead of 16 for dense A and B: 18-22 instead of 32 bytes a voxel in all, and a
+  1000 x 1000 field's u (8 MB) and reaction mostly stay in the 32 MB L3 cache.
 * Vectors, fused multiply-adds and transposes are LLVM IR written through numba intrinsics
   (``_vload``, ``_vfma``, ``_vtranspose``...); numba's auto-vectoriser did not produce
   them. The arithmetic is plain IEEE (fused multiply-adds, no reassociation), so the same
@@ -38,6 +43,8 @@ How it is fast on one core (``benchmarks/bench_diffusion.py`` measures it):
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -47,11 +54,13 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic, models, register_model
 
 __all__ = [
+    "Reaction",
     "axis_factors",
     "lod_step",
     "lod_steps",
-    "lod_steps_sources",
-    "reaction_factors",
+    "new_reaction",
+    "pack_factors",
+    "reaction_from_sources",
     "reaction_steps",
     "work_size",
 ]
@@ -85,9 +94,12 @@ def _check_array(a, writing=False):
         raise TypingError(f"vector access needs a C-contiguous float64 array, got {a}")
 
 
+def _elem_ptr(context, builder, aryty, ary, offset):
+    return builder.gep(context.make_array(aryty)(context, builder, ary).data, [offset])
+
+
 def _vec_ptr(context, builder, aryty, ary, offset):
-    data = context.make_array(aryty)(context, builder, ary).data
-    return builder.bitcast(builder.gep(data, [offset]), _VEC.as_pointer())
+    return builder.bitcast(_elem_ptr(context, builder, aryty, ary, offset), _VEC.as_pointer())
 
 
 @intrinsic
@@ -138,41 +150,69 @@ def _vfma(typingctx, a, b, c):
     return _f64x8(_f64x8, _f64x8, _f64x8), codegen
 
 
-@intrinsic
-def _vmul(typingctx, a, b):
-    """``a * b`` lane by lane."""
-
-    def codegen(context, builder, sig, args):
-        return builder.fmul(*args)
-
-    return _f64x8(_f64x8, _f64x8), codegen
+def _lane_mask(builder, bits):
+    """The low 8 bits of integer ``bits`` as an <8 x i1> lane mask (bit m: lane m)."""
+    return builder.bitcast(builder.trunc(bits, ir.IntType(8)),
+                           ir.VectorType(ir.IntType(1), 8))
 
 
 @intrinsic
-def _vdiv(typingctx, a, b):
-    """``a / b`` lane by lane (IEEE division)."""
+def _vexpand(typingctx, a, offset, bits, v):
+    """``v`` with the lanes set in ``bits`` replaced, in order, by a[offset], a[offset+1], ...
+    (reads popcount(bits) elements; llvm.masked.expandload)."""
+    _check_array(a)
 
     def codegen(context, builder, sig, args):
-        return builder.fdiv(*args)
-
-    return _f64x8(_f64x8, _f64x8), codegen
-
-
-@intrinsic
-def _vcount_valid(typingctx, v):
-    """How many lanes of ``v`` are >= 0 and finite (NaN is not)."""
-
-    def codegen(context, builder, sig, args):
-        inf = ir.Constant(_VEC, [float("inf")] * 8)
-        zero = ir.Constant(_VEC, [0.0] * 8)
-        ok = builder.and_(builder.fcmp_ordered(">=", args[0], zero),
-                          builder.fcmp_ordered("<", args[0], inf))
-        bits = builder.bitcast(ok, ir.IntType(8))
+        ptr = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
+        mask = _lane_mask(builder, args[2])
         fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.IntType(8), [ir.IntType(8)]), "llvm.ctpop.i8")
-        return builder.zext(builder.call(fn, [bits]), ir.IntType(64))
+            builder.module, ir.FunctionType(_VEC, [ptr.type, mask.type, _VEC]),
+            "llvm.masked.expandload.v8f64")
+        return builder.call(fn, [ptr, mask, args[3]])
 
-    return types.int64(_f64x8), codegen
+    return _f64x8(a, types.intp, types.intp, _f64x8), codegen
+
+
+@intrinsic
+def _vcompress(typingctx, a, offset, bits, v):
+    """Store the lanes of ``v`` set in ``bits``, in order, to a[offset], a[offset+1], ...
+    (writes popcount(bits) elements; llvm.masked.compressstore)."""
+    _check_array(a, writing=True)
+
+    def codegen(context, builder, sig, args):
+        ptr = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
+        mask = _lane_mask(builder, args[2])
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [_VEC, ptr.type, mask.type]),
+            "llvm.masked.compressstore.v8f64")
+        builder.call(fn, [args[3], ptr, mask])
+        return context.get_dummy_value()
+
+    return types.void(a, types.intp, types.intp, _f64x8), codegen
+
+
+@intrinsic
+def _vne_bits(typingctx, v, w):
+    """Bit m set where lane m of ``v`` differs from that of ``w`` (or either is NaN)."""
+
+    def codegen(context, builder, sig, args):
+        ne = builder.fcmp_unordered("!=", args[0], args[1])
+        return builder.zext(builder.bitcast(ne, ir.IntType(8)), ir.IntType(64))
+
+    return types.int64(_f64x8, _f64x8), codegen
+
+
+@intrinsic
+def _popcount(typingctx, x):
+    """Number of set bits of the integer ``x``."""
+
+    def codegen(context, builder, sig, args):
+        x = args[0]
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(x.type, [x.type]),
+                                            f"llvm.ctpop.i{x.type.width}")
+        return builder.call(fn, [x])
+
+    return x(x), codegen
 
 
 def _shuffle(builder, a, b, idx):
@@ -237,49 +277,126 @@ def work_size(nx: int, ny: int) -> int:
     return ny * (_LANES + 1)
 
 
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")  # numpy: division unchecked
-def reaction_factors(a, b, h, decay, release, uptake, supply_rate, supply_target):
-    """Fill ``a``, ``b`` (shape of the field) for the implicit reaction ``u <- a u + b``.
+class Reaction(NamedTuple):
+    """The pointwise reaction ``u <- a u + b`` of an (nx, ny) grid, stored compactly: factors
+    ``ab0 = [a0, b0]`` everywhere except at listed voxels (those with sources), whose own
+    factors are packed row by row. A sub-step reads about 1/8 + 16 f bytes a voxel of it
+    (f: the listed fraction) instead of 16 for dense ``a`` and ``b``.
 
-    ``a = 1/(1 + h (decay + uptake + supply_rate))``, ``b = h (release + supply_rate *
-    supply_target) a``; h in min, decay in 1/min, the others arrays or None (zero).
-    Returns how many entries are negative or not finite (0 when all are valid).
+    Attributes:
+        ab0: float64 (2,), the uniform a0 (dimensionless) and b0 (concentration).
+        mask: uint8 (nx, ceil(ny / 8)); bit m of mask[i, g] is set if voxel (i, 8 g + m) is
+            listed.
+        start: int64 (nx + 1); row i's listed factors are a[start[i]:start[i + 1]] (and b),
+            in column order.
+        a, b: float64 (nx * ny), packed factors (room for every voxel).
     """
-    af = a.reshape(-1)
-    bf = b.reshape(-1)
-    n = af.size
+
+    ab0: np.ndarray
+    mask: np.ndarray
+    start: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+
+def new_reaction(nx: int, ny: int) -> Reaction:
+    """An empty :class:`Reaction` for an (nx, ny) grid (fill it with :func:`reaction_from_sources`
+    or :func:`pack_factors`)."""
+    return Reaction(np.zeros(2), np.zeros((nx, (ny + 7) // 8), np.uint8),
+                    np.zeros(nx + 1, np.int64), np.zeros(nx * ny), np.zeros(nx * ny))
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _pack_row(rx, i, fa, fb, a0, b0):
+    """List the voxels of row i where ``fa`` or ``fb`` (length ny) differ from ``a0``,
+    ``b0``: set their bits in ``rx.mask[i]``, pack their values into ``rx.a``, ``rx.b``
+    from ``rx.start[i]`` on and set ``rx.start[i + 1]``."""
+    ny = fa.size
+    a0v, b0v = _vsplat(a0), _vsplat(b0)
+    bits = rx.mask[i]
+    k = rx.start[i]
+    ny8 = ny - ny % 8
+    for j in range(0, ny8, 8):
+        va, vb = _vload(fa, j), _vload(fb, j)
+        m = _vne_bits(va, a0v) | _vne_bits(vb, b0v)
+        _vcompress(rx.a, k, m, va)
+        _vcompress(rx.b, k, m, vb)
+        bits[j >> 3] = m
+        k += _popcount(m)
+    if ny8 < ny:
+        m = 0
+        for j in range(ny8, ny):
+            if fa[j] != a0 or fb[j] != b0:
+                rx.a[k], rx.b[k] = fa[j], fb[j]
+                m |= 1 << (j - ny8)
+                k += 1
+        bits[ny8 >> 3] = m
+    rx.start[i + 1] = k
+
+
+@njit(cache=True)
+def pack_factors(rx, a, b, a0, b0):
+    """Fill :class:`Reaction` ``rx`` from dense factors ``a``, ``b`` (nx, ny), listing the
+    voxels where they differ from the uniform ``a0``, ``b0``."""
+    rx.ab0[0], rx.ab0[1] = a0, b0
+    rx.start[0] = 0
+    for i in range(a.shape[0]):
+        _pack_row(rx, i, a[i], b[i], a0, b0)
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")  # numpy: division unchecked
+def reaction_from_sources(rx, h, decay, release, uptake, supply_rate, supply_target, work):
+    """Fill :class:`Reaction` ``rx`` for one sub-step of h (min): ``a = 1/(1 + h loss)``,
+    ``b = h gain a`` with ``loss = decay + uptake + supply_rate``, ``gain = release +
+    supply_rate * supply_target``; decay in 1/min, the others (nx, ny) arrays or None
+    (zero). Only voxels with sources are listed (and pay for the division); the others get
+    ``a0 = 1/(1 + h decay)``, ``b0 = 0``. ``work``: float64 scratch of length >= 2 ny.
+    Returns how many source values are negative or not finite (0: all valid).
+    """
+    nx = rx.start.size - 1
+    ny = rx.a.size // nx
+    loss = work[:ny]
+    gain = work[ny: 2 * ny]
+    rx.start[0] = 0
     checks = 0
     good = 0
     if uptake is not None:
         k = uptake.reshape(-1)
-        checks += n
+        checks += nx * ny
     if supply_rate is not None:
         p = supply_rate.reshape(-1)
-        checks += n
+        checks += nx * ny
         if supply_target is not None:
             target = supply_target.reshape(-1)
-            checks += n
+            checks += nx * ny
     if release is not None:
         s = release.reshape(-1)
-        checks += n
-    for m in range(n):  # branch-free body, so that it vectorises
-        loss = decay
-        gain = 0.0
-        if uptake is not None:
-            loss += k[m]
-            good += (k[m] >= 0.0) & (k[m] < np.inf)
-        if supply_rate is not None:
-            loss += p[m]
-            good += (p[m] >= 0.0) & (p[m] < np.inf)
-            if supply_target is not None:
-                gain += p[m] * target[m]
-                good += (target[m] >= 0.0) & (target[m] < np.inf)
-        if release is not None:
-            gain += s[m]
-            good += (s[m] >= 0.0) & (s[m] < np.inf)
-        f = 1.0 / (1.0 + h * loss)
-        af[m] = f
-        bf[m] = h * gain * f
+        checks += nx * ny
+    for i in range(nx):
+        for j in range(ny):  # branch-free body, so that it vectorises
+            m = i * ny + j
+            lo = decay
+            ga = 0.0
+            if uptake is not None:
+                lo += k[m]
+                good += (k[m] >= 0.0) & (k[m] < np.inf)
+            if supply_rate is not None:
+                lo += p[m]
+                good += (p[m] >= 0.0) & (p[m] < np.inf)
+                if supply_target is not None:
+                    ga += p[m] * target[m]
+                    good += (target[m] >= 0.0) & (target[m] < np.inf)
+            if release is not None:
+                ga += s[m]
+                good += (s[m] >= 0.0) & (s[m] < np.inf)
+            loss[j] = lo
+            gain[j] = ga
+        _pack_row(rx, i, loss, gain, decay, 0.0)
+    for m in range(rx.start[nx]):  # the listed voxels' loss and gain become their factors
+        f = 1.0 / (1.0 + h * rx.a[m])
+        rx.a[m] = f
+        rx.b[m] = h * rx.b[m] * f
+    rx.ab0[0], rx.ab0[1] = 1.0 / (1.0 + h * decay), 0.0
     return checks - good
 
 
@@ -287,86 +404,36 @@ def reaction_factors(a, b, h, decay, release, uptake, supply_rate, supply_target
 # One sub-step
 # --------------------------------------------------------------------------------------
 @njit(cache=True, fastmath=_FASTMATH)
-def _x_forward_rows(u, a, b, cx, d, i0, i1):
-    """Reaction ``u <- a u + b`` fused with the x sweep's forward elimination, in place, for
-    rows i0..i1-1 in elimination order ``d`` (+1: row i is physical row i; -1: physical
-    row nx-1-i; the line's matrix is the same read backwards, so ``cx`` serves both)."""
+def _x_forward_rows(u, rx, cx, d, i0, i1):
+    """Reaction ``u <- a u + b`` (factors from :class:`Reaction` ``rx``) fused with the x
+    sweep's forward elimination, in place, for rows i0..i1-1 in elimination order ``d``
+    (+1: row i is physical row i; -1: physical row nx-1-i; the line's matrix is the same
+    read backwards, so ``cx`` serves both). The listed factors are expanded into the
+    vectors' lanes from the packed arrays, so a voxel without sources costs no memory."""
     nx, ny = u.shape
     uf = u.reshape(-1)
-    af = a.reshape(-1)
-    bf = b.reshape(-1)
     ny8 = ny - ny % 8
+    a0, b0 = rx.ab0[0], rx.ab0[1]
+    a0v, b0v = _vsplat(a0), _vsplat(b0)
     for i in range(i0, i1):
         row = i if d > 0 else nx - 1 - i
         o = row * ny
-        inv = _vsplat(cx[0, i])
-        edge = _vsplat(cx[1, i])
-        if i == 0:
-            for j in range(0, ny8, 8):
-                w = _vfma(_vload(uf, o + j), _vload(af, o + j), _vload(bf, o + j))
-                _vstore(uf, o + j, _vfma(w, inv, edge))
-            for j in range(ny8, ny):
-                u[row, j] = (u[row, j] * a[row, j] + b[row, j]) * cx[0, i] + cx[1, i]
-        else:
-            fwd = _vsplat(cx[2, i])
-            op = o - d * ny  # the previous row in elimination order
-            for j in range(0, ny8, 8):
-                w = _vfma(_vload(uf, o + j), _vload(af, o + j), _vload(bf, o + j))
-                _vstore(uf, o + j, _vfma(fwd, _vload(uf, op + j), _vfma(w, inv, edge)))
-            for j in range(ny8, ny):
-                u[row, j] = ((u[row, j] * a[row, j] + b[row, j]) * cx[0, i] + cx[1, i]
-                             + cx[2, i] * uf[op + j])
-
-
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _x_forward_rows_sources(u, release, uptake, h, decay, a, b, keep, cx):
-    """As :func:`_x_forward_rows` (all rows, order +1) with the reaction factors computed on
-    the fly from ``release`` and ``uptake`` (as :func:`reaction_factors`); with ``keep``
-    they are also stored in ``a``, ``b`` for later sub-steps. Returns how many source
-    values are negative or not finite."""
-    nx, ny = u.shape
-    uf = u.reshape(-1)
-    sf = release.reshape(-1)
-    kf = uptake.reshape(-1)
-    af = a.reshape(-1)
-    bf = b.reshape(-1)
-    ny8 = ny - ny % 8
-    one_decay = 1.0 + h * decay
-    hv = _vsplat(h)
-    one_decay_v = _vsplat(one_decay)
-    one = _vsplat(1.0)
-    valid = 0
-    for i in range(nx):
-        o = i * ny
-        inv = _vsplat(cx[0, i])
-        edge = _vsplat(cx[1, i])
-        fwd = _vsplat(cx[2, i])
-        for j in range(o, o + ny8, 8):
-            k = _vload(kf, j)
-            sv = _vload(sf, j)
-            valid += _vcount_valid(k) + _vcount_valid(sv)
-            fa = _vdiv(one, _vfma(hv, k, one_decay_v))
-            fb = _vmul(_vmul(hv, sv), fa)
-            if keep:
-                _vstore(af, j, fa)
-                _vstore(bf, j, fb)
-            d = _vfma(_vfma(_vload(uf, j), fa, fb), inv, edge)
-            if i > 0:
-                d = _vfma(fwd, _vload(uf, j - ny), d)
-            _vstore(uf, j, d)
-        for j in range(o + ny8, o + ny):
-            valid += (kf[j] >= 0.0) & (kf[j] < np.inf)
-            valid += (sf[j] >= 0.0) & (sf[j] < np.inf)
-            fa = 1.0 / (h * kf[j] + one_decay)
-            fb = h * sf[j] * fa
-            if keep:
-                af[j] = fa
-                bf[j] = fb
-            d = (uf[j] * fa + fb) * cx[0, i] + cx[1, i]
-            if i > 0:
-                d += cx[2, i] * uf[j - ny]
-            uf[j] = d
-    return 2 * nx * ny - valid
+        op = o - d * ny if i > 0 else o  # the previous row in elimination order (weight 0 at i = 0)
+        bits = rx.mask[row]
+        k = rx.start[row]
+        inv, edge, fwd = cx[0, i], cx[1, i], cx[2, i]
+        inv_v, edge_v, fwd_v = _vsplat(inv), _vsplat(edge), _vsplat(fwd)
+        for j in range(0, ny8, 8):
+            m = np.int64(bits[j >> 3])
+            w = _vfma(_vload(uf, o + j), _vexpand(rx.a, k, m, a0v), _vexpand(rx.b, k, m, b0v))
+            k += _popcount(m)
+            _vstore(uf, o + j, _vfma(fwd_v, _vload(uf, op + j), _vfma(w, inv_v, edge_v)))
+        for j in range(ny8, ny):
+            a, b = a0, b0
+            if (bits[ny8 >> 3] >> (j - ny8)) & 1:
+                a, b = rx.a[k], rx.b[k]
+                k += 1
+            uf[o + j] = (uf[o + j] * a + b) * inv + edge + fwd * uf[op + j]
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -575,7 +642,7 @@ def _xy_block(u, r0, cx, cy, carry, t, d):
 
 
 @njit(cache=True)
-def _sweep(u, a, b, cx, cy, work, d, fuse):
+def _sweep(u, rx, cx, cy, work, d, fuse):
     """x back substitution (order ``d``) and the y sweep, block by block from the end of
     the elimination order; with ``fuse``, each finished block then gets the next
     sub-step's reaction and forward elimination, in order ``-d``, while it is in cache."""
@@ -605,71 +672,49 @@ def _sweep(u, a, b, cx, cy, work, d, fuse):
             _x_back_rows(u, cx, carry, d, i0, i1)
             _y_block(u, r0, r1, cy, t)
         if fuse:
-            _x_forward_rows(u, a, b, cx, -d, nx - i1, nx - i0)
+            _x_forward_rows(u, rx, cx, -d, nx - i1, nx - i0)
         i1 = i0
 
 
 @njit(cache=True)
-def _check_shapes(u, a, b, cx, cy, work):
+def _check_shapes(u, rx, cx, cy, work):
     nx, ny = u.shape
-    if (a.shape != u.shape or b.shape != u.shape or cx.shape != (4, nx)
+    if (rx.mask.shape != (nx, (ny + 7) // 8) or rx.start.size != nx + 1
+            or rx.a.size != nx * ny or rx.b.size != nx * ny or cx.shape != (4, nx)
             or cy.shape != (4, ny) or work.size < ny * (_LANES + 1)):
         raise ValueError("lod_steps: array shapes do not match the field")
 
 
 @njit(cache=True)
-def lod_steps(u, a, b, cx, cy, work, n_steps):
+def lod_steps(u, rx, cx, cy, work, n_steps):
     """Advance field ``u`` (nx, ny), in place, by ``n_steps`` sub-steps.
 
-    Each sub-step: reaction ``u <- a u + b`` (``a``, ``b`` from :func:`reaction_factors`),
-    then the x and y backward-Euler sweeps with factors ``cx = axis_factors(nx, ...)`` and
-    ``cy = axis_factors(ny, ...)``. ``work``: float64 scratch of length
-    :func:`work_size`. Allocates nothing. Successive sub-steps run the x elimination in
-    alternate directions, so that one pass over memory ends a sub-step and starts the next.
+    Each sub-step: reaction ``u <- a u + b`` (:class:`Reaction` ``rx``, from
+    :func:`reaction_from_sources` or :func:`pack_factors`), then the x and y backward-Euler
+    sweeps with factors ``cx = axis_factors(nx, ...)`` and ``cy = axis_factors(ny, ...)``.
+    ``work``: float64 scratch of length :func:`work_size`. Allocates nothing. Successive
+    sub-steps run the x elimination in alternate directions, so that one pass over memory
+    ends a sub-step and starts the next.
     """
-    _check_shapes(u, a, b, cx, cy, work)
+    _check_shapes(u, rx, cx, cy, work)
     nx = u.shape[0]
     d = 1
     if n_steps > 0:
-        _x_forward_rows(u, a, b, cx, d, 0, nx)
+        _x_forward_rows(u, rx, cx, d, 0, nx)
     for k in range(n_steps):
-        _sweep(u, a, b, cx, cy, work, d, k < n_steps - 1)
+        _sweep(u, rx, cx, cy, work, d, k < n_steps - 1)
         d = -d
 
 
 @njit(cache=True)
-def lod_steps_sources(u, release, uptake, h, decay, a, b, cx, cy, work, n_steps):
-    """:func:`lod_steps` for a field with release and uptake only (no supply), computing the
-    reaction factors in the first pass over the field instead of a separate one; ``a``,
-    ``b`` are scratch of the field's shape (written only when n_steps > 1). h in min,
-    decay in 1/min. Returns how many source values are negative or not finite; if any,
-    ``u`` is left partly updated."""
-    _check_shapes(u, a, b, cx, cy, work)
-    if release.shape != u.shape or uptake.shape != u.shape:
-        raise ValueError("lod_steps_sources: source shapes do not match the field")
-    if n_steps < 1:
-        return 0
-    bad = _x_forward_rows_sources(u, release, uptake, h, decay, a, b, n_steps > 1, cx)
-    if bad:
-        return bad
-    d = 1
-    for k in range(n_steps):
-        _sweep(u, a, b, cx, cy, work, d, k < n_steps - 1)
-        d = -d
-    return 0
-
-
-@njit(cache=True)
-def lod_step(u, a, b, cx, cy, work):
+def lod_step(u, rx, cx, cy, work):
     """One sub-step of :func:`lod_steps` (the unit the benchmark counts)."""
-    lod_steps(u, a, b, cx, cy, work, 1)
+    lod_steps(u, rx, cx, cy, work, 1)
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def reaction_steps(u, a, b, n_steps):
-    """``n_steps`` reaction-only sub-steps ``u <- a u + b`` (a field that does not diffuse)."""
-    nx, ny = u.shape
+@njit(cache=True)
+def reaction_steps(u, rx, cx, n_steps):
+    """``n_steps`` reaction-only sub-steps ``u <- a u + b`` (a field that does not diffuse:
+    ``cx = axis_factors(nx, 0.0, ...)``, whose elimination is the identity)."""
     for _ in range(n_steps):
-        for i in range(nx):
-            for j in range(ny):
-                u[i, j] = u[i, j] * a[i, j] + b[i, j]
+        _x_forward_rows(u, rx, cx, 1, 0, u.shape[0])
