@@ -58,6 +58,7 @@ __all__ = [
     "axis_factors",
     "lod_step",
     "lod_steps",
+    "lod_steps_sources",
     "new_reaction",
     "pack_factors",
     "reaction_from_sources",
@@ -67,6 +68,7 @@ __all__ = [
 
 _FASTMATH = {"contract"}  # allow fused multiply-add only: deterministic, no reassociation
 _LANES = 16  # rows per y-sweep block: two groups of 8 (two independent recurrence chains)
+_CHUNK = 8192  # voxels of the reaction made at a time (whole rows, at least one)
 
 
 # --------------------------------------------------------------------------------------
@@ -148,6 +150,26 @@ def _vfma(typingctx, a, b, c):
         return builder.call(fn, list(args))
 
     return _f64x8(_f64x8, _f64x8, _f64x8), codegen
+
+
+@intrinsic
+def _vmul(typingctx, a, b):
+    """``a * b`` lane by lane."""
+
+    def codegen(context, builder, sig, args):
+        return builder.fmul(*args)
+
+    return _f64x8(_f64x8, _f64x8), codegen
+
+
+@intrinsic
+def _vdiv(typingctx, a, b):
+    """``a / b`` lane by lane (IEEE division)."""
+
+    def codegen(context, builder, sig, args):
+        return builder.fdiv(*args)
+
+    return _f64x8(_f64x8, _f64x8), codegen
 
 
 def _lane_mask(builder, bits):
@@ -272,9 +294,11 @@ def axis_factors(n: int, r: float, dirichlet: bool, boundary_value: float = 0.0)
     return f
 
 
+@njit(cache=True)
 def work_size(nx: int, ny: int) -> int:
-    """Length of the float64 scratch array :func:`lod_steps` needs for an (nx, ny) field."""
-    return ny * (_LANES + 1)
+    """Length of the float64 scratch array :func:`lod_steps` (and
+    :func:`reaction_from_sources`) need for an (nx, ny) field."""
+    return max(ny * (_LANES + 1), 2 * max(_CHUNK, ny))
 
 
 class Reaction(NamedTuple):
@@ -307,31 +331,37 @@ def new_reaction(nx: int, ny: int) -> Reaction:
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _pack_row(rx, i, fa, fb, a0, b0):
-    """List the voxels of row i where ``fa`` or ``fb`` (length ny) differ from ``a0``,
-    ``b0``: set their bits in ``rx.mask[i]``, pack their values into ``rx.a``, ``rx.b``
-    from ``rx.start[i]`` on and set ``rx.start[i + 1]``."""
-    ny = fa.size
+def _pack_rows(rx, fa, fb, i0, a0, b0):
+    """List the voxels of rows i0, i0+1, ... where ``fa`` or ``fb`` (shape (rows, ny), row r
+    for grid row i0 + r) differ from ``a0``, ``b0``: set their bits in ``rx.mask``, pack
+    their values into ``rx.a``, ``rx.b`` from ``rx.start[i0]`` on and set the rows' ends
+    in ``rx.start``. Row by row, with no array views: one call does several rows."""
+    n_rows, ny = fa.shape
+    faf, fbf = fa.reshape(-1), fb.reshape(-1)
+    bits = rx.mask.reshape(-1)
+    nb = rx.mask.shape[1]
     a0v, b0v = _vsplat(a0), _vsplat(b0)
-    bits = rx.mask[i]
-    k = rx.start[i]
     ny8 = ny - ny % 8
-    for j in range(0, ny8, 8):
-        va, vb = _vload(fa, j), _vload(fb, j)
-        m = _vne_bits(va, a0v) | _vne_bits(vb, b0v)
-        _vcompress(rx.a, k, m, va)
-        _vcompress(rx.b, k, m, vb)
-        bits[j >> 3] = m
-        k += _popcount(m)
-    if ny8 < ny:
-        m = 0
-        for j in range(ny8, ny):
-            if fa[j] != a0 or fb[j] != b0:
-                rx.a[k], rx.b[k] = fa[j], fb[j]
-                m |= 1 << (j - ny8)
-                k += 1
-        bits[ny8 >> 3] = m
-    rx.start[i + 1] = k
+    k = rx.start[i0]
+    for r in range(n_rows):
+        o = r * ny
+        ob = (i0 + r) * nb
+        for j in range(0, ny8, 8):
+            va, vb = _vload(faf, o + j), _vload(fbf, o + j)
+            m = _vne_bits(va, a0v) | _vne_bits(vb, b0v)
+            _vcompress(rx.a, k, m, va)
+            _vcompress(rx.b, k, m, vb)
+            bits[ob + (j >> 3)] = m
+            k += _popcount(m)
+        if ny8 < ny:
+            m = 0
+            for j in range(ny8, ny):
+                if faf[o + j] != a0 or fbf[o + j] != b0:
+                    rx.a[k], rx.b[k] = faf[o + j], fbf[o + j]
+                    m |= 1 << (j - ny8)
+                    k += 1
+            bits[ob + (ny8 >> 3)] = m
+        rx.start[i0 + r + 1] = k
 
 
 @njit(cache=True)
@@ -340,69 +370,112 @@ def pack_factors(rx, a, b, a0, b0):
     voxels where they differ from the uniform ``a0``, ``b0``."""
     rx.ab0[0], rx.ab0[1] = a0, b0
     rx.start[0] = 0
-    for i in range(a.shape[0]):
-        _pack_row(rx, i, a[i], b[i], a0, b0)
+    _pack_rows(rx, a, b, 0, a0, b0)
+
+
+@njit(cache=True)
+def _chunk_rows(ny):
+    """Rows of the reaction made at a time: enough that a call's overhead does not count."""
+    return max(1, _CHUNK // ny)
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")  # numpy: division unchecked
+def _reaction_rows(rx, i0, i1, h, decay, release, uptake, supply_rate, supply_target, work):
+    """Rows i0..i1-1 (at most :func:`_chunk_rows`, after rows 0..i0-1) of
+    :func:`reaction_from_sources`;
+    returns how many of their source values are valid (>= 0 and finite)."""
+    ny = rx.a.size // (rx.start.size - 1)
+    n = (i1 - i0) * ny
+    loss = work[:n]
+    gain = work[n: 2 * n]
+    o = i0 * ny
+    if uptake is not None:
+        kf = uptake.reshape(-1)[o: o + n]
+    if supply_rate is not None:
+        pf = supply_rate.reshape(-1)[o: o + n]
+        if supply_target is not None:
+            tf = supply_target.reshape(-1)[o: o + n]
+    if release is not None:
+        sf = release.reshape(-1)[o: o + n]
+    good = 0
+    for m in range(n):  # branch-free body, so that it vectorises
+        lo = decay
+        ga = 0.0
+        if uptake is not None:
+            lo += kf[m]
+            good += (kf[m] >= 0.0) & (kf[m] < np.inf)
+        if supply_rate is not None:
+            lo += pf[m]
+            good += (pf[m] >= 0.0) & (pf[m] < np.inf)
+            if supply_target is not None:
+                ga += pf[m] * tf[m]
+                good += (tf[m] >= 0.0) & (tf[m] < np.inf)
+        if release is not None:
+            ga += sf[m]
+            good += (sf[m] >= 0.0) & (sf[m] < np.inf)
+        loss[m] = lo
+        gain[m] = ga
+    _pack_rows(rx, loss.reshape(i1 - i0, ny), gain.reshape(i1 - i0, ny), i0, decay, 0.0)
+    _loss_to_factors(rx.a, rx.b, rx.start[i0], rx.start[i1], h)
+    return good
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _loss_to_factors(a, b, m0, m1, h):
+    """Turn loss (1/min) and gain (concentration/min) in a[m0:m1], b[m0:m1] into the
+    reaction factors ``a = 1/(1 + h loss)``, ``b = h gain a``, in place (8-wide)."""
+    one, hv = _vsplat(1.0), _vsplat(h)
+    for m in range(m0, m1 - 7, 8):
+        f = _vdiv(one, _vfma(hv, _vload(a, m), one))
+        _vstore(a, m, f)
+        _vstore(b, m, _vmul(_vmul(hv, _vload(b, m)), f))
+    for m in range(m1 - (m1 - m0) % 8, m1):
+        f = 1.0 / (h * a[m] + 1.0)
+        a[m] = f
+        b[m] = h * b[m] * f
+
+
+@njit(cache=True)
+def _n_sources(release, uptake, supply_rate, supply_target):
+    """How many source arrays are given (supply_target counts only with supply_rate)."""
+    n = 0
+    if release is not None:
+        n += 1
+    if uptake is not None:
+        n += 1
+    if supply_rate is not None:
+        n += 1
+        if supply_target is not None:
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _start_reaction(rx, h, decay):
+    rx.ab0[0], rx.ab0[1] = 1.0 / (1.0 + h * decay), 0.0
+    rx.start[0] = 0
+
+
+@njit(cache=True)
 def reaction_from_sources(rx, h, decay, release, uptake, supply_rate, supply_target, work):
     """Fill :class:`Reaction` ``rx`` for one sub-step of h (min): ``a = 1/(1 + h loss)``,
     ``b = h gain a`` with ``loss = decay + uptake + supply_rate``, ``gain = release +
     supply_rate * supply_target``; decay in 1/min, the others (nx, ny) arrays or None
     (zero). Only voxels with sources are listed (and pay for the division); the others get
-    ``a0 = 1/(1 + h decay)``, ``b0 = 0``. ``work``: float64 scratch of length >= 2 ny.
-    Returns how many source values are negative or not finite (0: all valid).
+    ``a0 = 1/(1 + h decay)``, ``b0 = 0``. ``work``: float64 scratch of length
+    :func:`work_size`. Returns how many source values are negative or not finite (0: all
+    valid).
     """
     nx = rx.start.size - 1
-    ny = rx.a.size // nx
-    loss = work[:ny]
-    gain = work[ny: 2 * ny]
-    rx.start[0] = 0
-    checks = 0
+    step = _chunk_rows(rx.a.size // nx)
+    _start_reaction(rx, h, decay)
     good = 0
-    if uptake is not None:
-        k = uptake.reshape(-1)
-        checks += nx * ny
-    if supply_rate is not None:
-        p = supply_rate.reshape(-1)
-        checks += nx * ny
-        if supply_target is not None:
-            target = supply_target.reshape(-1)
-            checks += nx * ny
-    if release is not None:
-        s = release.reshape(-1)
-        checks += nx * ny
-    for i in range(nx):
-        for j in range(ny):  # branch-free body, so that it vectorises
-            m = i * ny + j
-            lo = decay
-            ga = 0.0
-            if uptake is not None:
-                lo += k[m]
-                good += (k[m] >= 0.0) & (k[m] < np.inf)
-            if supply_rate is not None:
-                lo += p[m]
-                good += (p[m] >= 0.0) & (p[m] < np.inf)
-                if supply_target is not None:
-                    ga += p[m] * target[m]
-                    good += (target[m] >= 0.0) & (target[m] < np.inf)
-            if release is not None:
-                ga += s[m]
-                good += (s[m] >= 0.0) & (s[m] < np.inf)
-            loss[j] = lo
-            gain[j] = ga
-        _pack_row(rx, i, loss, gain, decay, 0.0)
-    for m in range(rx.start[nx]):  # the listed voxels' loss and gain become their factors
-        f = 1.0 / (1.0 + h * rx.a[m])
-        rx.a[m] = f
-        rx.b[m] = h * rx.b[m] * f
-    rx.ab0[0], rx.ab0[1] = 1.0 / (1.0 + h * decay), 0.0
-    return checks - good
+    for i0 in range(0, nx, step):
+        good += _reaction_rows(rx, i0, min(i0 + step, nx), h, decay, release, uptake,
+                               supply_rate, supply_target, work)
+    return _n_sources(release, uptake, supply_rate, supply_target) * rx.a.size - good
 
 
-# --------------------------------------------------------------------------------------
-# One sub-step
-# --------------------------------------------------------------------------------------
 @njit(cache=True, fastmath=_FASTMATH)
 def _x_forward_rows(u, rx, cx, d, i0, i1):
     """Reaction ``u <- a u + b`` (factors from :class:`Reaction` ``rx``) fused with the x
@@ -681,7 +754,7 @@ def _check_shapes(u, rx, cx, cy, work):
     nx, ny = u.shape
     if (rx.mask.shape != (nx, (ny + 7) // 8) or rx.start.size != nx + 1
             or rx.a.size != nx * ny or rx.b.size != nx * ny or cx.shape != (4, nx)
-            or cy.shape != (4, ny) or work.size < ny * (_LANES + 1)):
+            or cy.shape != (4, ny) or work.size < work_size(nx, ny)):
         raise ValueError("lod_steps: array shapes do not match the field")
 
 
@@ -697,13 +770,44 @@ def lod_steps(u, rx, cx, cy, work, n_steps):
     ends a sub-step and starts the next.
     """
     _check_shapes(u, rx, cx, cy, work)
-    nx = u.shape[0]
-    d = 1
     if n_steps > 0:
-        _x_forward_rows(u, rx, cx, d, 0, nx)
+        _x_forward_rows(u, rx, cx, 1, 0, u.shape[0])
+        _sweeps(u, rx, cx, cy, work, n_steps)
+
+
+@njit(cache=True)
+def _sweeps(u, rx, cx, cy, work, n_steps):
+    """The rest of :func:`lod_steps` once the first forward elimination (order +1) is done."""
+    d = 1
     for k in range(n_steps):
         _sweep(u, rx, cx, cy, work, d, k < n_steps - 1)
         d = -d
+
+
+@njit(cache=True)
+def lod_steps_sources(u, rx, h, decay, release, uptake, supply_rate, supply_target, cx, cy,
+                      work, n_steps):
+    """:func:`reaction_from_sources` then :func:`lod_steps`, with the reaction made row by
+    row in the first pass over the field rather than a pass of its own. Returns how many
+    source values are negative or not finite; if any, ``u`` is left partly updated."""
+    _check_shapes(u, rx, cx, cy, work)
+    if n_steps < 1:
+        return reaction_from_sources(rx, h, decay, release, uptake, supply_rate,
+                                     supply_target, work)
+    nx, ny = u.shape
+    step = _chunk_rows(ny)
+    _start_reaction(rx, h, decay)
+    good = 0
+    for i0 in range(0, nx, step):
+        i1 = min(i0 + step, nx)
+        good += _reaction_rows(rx, i0, i1, h, decay, release, uptake, supply_rate,
+                               supply_target, work)
+        _x_forward_rows(u, rx, cx, 1, i0, i1)
+    bad = _n_sources(release, uptake, supply_rate, supply_target) * u.size - good
+    if bad:
+        return bad
+    _sweeps(u, rx, cx, cy, work, n_steps)
+    return 0
 
 
 @njit(cache=True)

@@ -139,9 +139,8 @@ class FieldSolver:
         zeros = np.zeros(self.shape)
         cx = kernels.axis_factors(nx, 0.0, False)
         cy = kernels.axis_factors(ny, 0.0, False)
-        kernels.reaction_from_sources(self._reaction, 1.0, 0.0, zeros, zeros, None, None,
-                                      self._work)
-        kernels.lod_steps(zeros, self._reaction, cx, cy, self._work, 0)
+        kernels.lod_steps_sources(zeros, self._reaction, 1.0, 0.0, zeros, zeros, None, None, cx,
+                                  cy, self._work, 1)
 
     def _add(self, spec: FieldSpec) -> None:
         name = spec.name
@@ -201,11 +200,15 @@ class FieldSolver:
         spec = self.specs[name]
         n_sub = self.n_substeps[name]
         cx, cy = self._factors[name]
-        bad = kernels.reaction_from_sources(self._reaction, self.substep_min[name],
-                                            spec.decay_per_min, release, uptake, supply_rate,
-                                            supply_target, self._work)
-        _check(bad == 0, f"field {name!r}: {bad} source values are negative or not finite")
+        h = self.substep_min[name]
         if spec.diffusion_um2_per_min == 0:
+            bad = kernels.reaction_from_sources(self._reaction, h, spec.decay_per_min, release,
+                                                uptake, supply_rate, supply_target, self._work)
+            _check(bad == 0, f"field {name!r}: {bad} source values are negative or not finite")
             kernels.reaction_steps(u, self._reaction, cx, n_sub)  # cx: the identity sweep
-        else:
-            kernels.lod_steps(u, self._reaction, cx, cy, self._work, n_sub)
+            return
+        # the reaction is made in the first pass over the field
+        bad = kernels.lod_steps_sources(u, self._reaction, h, spec.decay_per_min, release, uptake,
+                                        supply_rate, supply_target, cx, cy, self._work, n_sub)
+        _check(bad == 0, f"field {name!r}: {bad} source values are negative or not finite "
+                         "(the field is left partly updated)")
