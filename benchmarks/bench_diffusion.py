@@ -113,7 +113,7 @@ def bench_size(n: int, n_fields: int, repeats: int, min_time: float,
                         kernels.axis_factors(n, r, dirichlet, spec.boundary_value)))
         f["reaction"] = kernels.new_reaction(n, n)
         kernels.reaction_from_sources(f["reaction"], h, spec.decay_per_min, f["release"],
-                                      f["uptake"], None, None, work)
+                                      f["uptake"], None, None)
 
     def kernel_round():
         for f, (cx, cy) in zip(fields, factors):
@@ -160,11 +160,9 @@ def fixed_point(d: float, lam: float, source: np.ndarray, h: float, start: np.nd
 
     n = source.shape[0]
     cx = kernels.axis_factors(n, h * d / DX**2, False)
-    a0 = 1.0 / (1.0 + h * lam)
-    a = np.full((n, n), a0)
     decay_only, with_source = kernels.new_reaction(n, n), kernels.new_reaction(n, n)
-    kernels.pack_factors(decay_only, a, np.zeros((n, n)), a0, 0.0)
-    kernels.pack_factors(with_source, a, h * source * a, a0, 0.0)
+    kernels.reaction_from_sources(decay_only, h, lam, None, None, None, None)
+    kernels.reaction_from_sources(with_source, h, lam, source, None, None, None)
     work = np.zeros(kernels.work_size(n, n))
 
     def one_minus_m(v):

@@ -242,15 +242,19 @@ def test_kernel_equals_reference_without_sources_and_without_diffusion():
 
 def test_low_level_step_matches_reference():
     rng = np.random.default_rng(9)
-    nx, ny, h, d = 33, 70, 0.7, 1e5
-    u, a, b = rng.random((nx, ny)), 1 / (1 + rng.random((nx, ny))), rng.random((nx, ny))
+    nx, ny, h, d, lam = 33, 70, 0.7, 1e5, 0.1
+    u = rng.random((nx, ny))
+    # sources at some voxels: the others keep the uniform factors
+    release = np.where(rng.random((nx, ny)) < 0.2, rng.random((nx, ny)), 0.0)
+    uptake = np.where(rng.random((nx, ny)) < 0.3, 5.0, 0.0)
     r = h * d / DX**2
+    expected = reference_step(u, h=h, diffusion=d, dx=DX, decay=lam, boundary="noflux",
+                              release=release, uptake=uptake)
     cx, cy = kernels.axis_factors(nx, r, False), kernels.axis_factors(ny, r, False)
-    a[:, ::3], b[::2] = 0.5, 0.0  # some voxels with the uniform factors, some not
-    expected = reference_step(u * a + b, h=h, diffusion=d, dx=DX, boundary="noflux")
     rx = kernels.new_reaction(nx, ny)
-    kernels.pack_factors(rx, a, b, 0.5, 0.0)
-    assert 0 < rx.start[-1] < nx * ny
+    assert kernels.reaction_from_sources(rx, h, lam, release, uptake, None, None) == 0
+    listed = (release > 0) | (uptake > 0)
+    assert rx.start[-1] == listed.sum()
     kernels.lod_step(u, rx, cx, cy, np.zeros(kernels.work_size(nx, ny)))
     np.testing.assert_allclose(u, expected, rtol=1e-12)
 

@@ -60,7 +60,6 @@ __all__ = [
     "lod_steps",
     "lod_steps_sources",
     "new_reaction",
-    "pack_factors",
     "reaction_from_sources",
     "reaction_steps",
     "work_size",
@@ -68,7 +67,6 @@ __all__ = [
 
 _FASTMATH = {"contract"}  # allow fused multiply-add only: deterministic, no reassociation
 _LANES = 16  # rows per y-sweep block: two groups of 8 (two independent recurrence chains)
-_CHUNK = 8192  # voxels of the reaction made at a time (whole rows, at least one)
 
 
 # --------------------------------------------------------------------------------------
@@ -153,6 +151,16 @@ def _vfma(typingctx, a, b, c):
 
 
 @intrinsic
+def _vadd(typingctx, a, b):
+    """``a + b`` lane by lane."""
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(*args)
+
+    return _f64x8(_f64x8, _f64x8), codegen
+
+
+@intrinsic
 def _vmul(typingctx, a, b):
     """``a * b`` lane by lane."""
 
@@ -170,6 +178,23 @@ def _vdiv(typingctx, a, b):
         return builder.fdiv(*args)
 
     return _f64x8(_f64x8, _f64x8), codegen
+
+
+@intrinsic
+def _vcount_valid(typingctx, v):
+    """How many lanes of ``v`` are >= 0 and finite (NaN is not)."""
+
+    def codegen(context, builder, sig, args):
+        inf = ir.Constant(_VEC, [float("inf")] * 8)
+        zero = ir.Constant(_VEC, [0.0] * 8)
+        ok = builder.and_(builder.fcmp_ordered(">=", args[0], zero),
+                          builder.fcmp_ordered("<", args[0], inf))
+        bits = builder.bitcast(ok, ir.IntType(8))
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(8), [ir.IntType(8)]), "llvm.ctpop.i8")
+        return builder.zext(builder.call(fn, [bits]), ir.IntType(64))
+
+    return types.int64(_f64x8), codegen
 
 
 def _lane_mask(builder, bits):
@@ -294,11 +319,9 @@ def axis_factors(n: int, r: float, dirichlet: bool, boundary_value: float = 0.0)
     return f
 
 
-@njit(cache=True)
 def work_size(nx: int, ny: int) -> int:
-    """Length of the float64 scratch array :func:`lod_steps` (and
-    :func:`reaction_from_sources`) need for an (nx, ny) field."""
-    return max(ny * (_LANES + 1), 2 * max(_CHUNK, ny))
+    """Length of the float64 scratch array :func:`lod_steps` needs for an (nx, ny) field."""
+    return ny * (_LANES + 1)
 
 
 class Reaction(NamedTuple):
@@ -324,115 +347,107 @@ class Reaction(NamedTuple):
 
 
 def new_reaction(nx: int, ny: int) -> Reaction:
-    """An empty :class:`Reaction` for an (nx, ny) grid (fill it with :func:`reaction_from_sources`
-    or :func:`pack_factors`)."""
+    """An empty :class:`Reaction` for an (nx, ny) grid (to fill with
+    :func:`reaction_from_sources`)."""
     return Reaction(np.zeros(2), np.zeros((nx, (ny + 7) // 8), np.uint8),
                     np.zeros(nx + 1, np.int64), np.zeros(nx * ny), np.zeros(nx * ny))
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def _pack_rows(rx, fa, fb, i0, a0, b0):
-    """List the voxels of rows i0, i0+1, ... where ``fa`` or ``fb`` (shape (rows, ny), row r
-    for grid row i0 + r) differ from ``a0``, ``b0``: set their bits in ``rx.mask``, pack
-    their values into ``rx.a``, ``rx.b`` from ``rx.start[i0]`` on and set the rows' ends
-    in ``rx.start``. Row by row, with no array views: one call does several rows."""
-    n_rows, ny = fa.shape
-    faf, fbf = fa.reshape(-1), fb.reshape(-1)
-    bits = rx.mask.reshape(-1)
-    nb = rx.mask.shape[1]
-    a0v, b0v = _vsplat(a0), _vsplat(b0)
-    ny8 = ny - ny % 8
-    k = rx.start[i0]
-    for r in range(n_rows):
-        o = r * ny
-        ob = (i0 + r) * nb
-        for j in range(0, ny8, 8):
-            va, vb = _vload(faf, o + j), _vload(fbf, o + j)
-            m = _vne_bits(va, a0v) | _vne_bits(vb, b0v)
-            _vcompress(rx.a, k, m, va)
-            _vcompress(rx.b, k, m, vb)
-            bits[ob + (j >> 3)] = m
-            k += _popcount(m)
-        if ny8 < ny:
-            m = 0
-            for j in range(ny8, ny):
-                if faf[o + j] != a0 or fbf[o + j] != b0:
-                    rx.a[k], rx.b[k] = faf[o + j], fbf[o + j]
-                    m |= 1 << (j - ny8)
-                    k += 1
-            bits[ob + (ny8 >> 3)] = m
-        rx.start[i0 + r + 1] = k
-
-
-@njit(cache=True)
-def pack_factors(rx, a, b, a0, b0):
-    """Fill :class:`Reaction` ``rx`` from dense factors ``a``, ``b`` (nx, ny), listing the
-    voxels where they differ from the uniform ``a0``, ``b0``."""
-    rx.ab0[0], rx.ab0[1] = a0, b0
-    rx.start[0] = 0
-    _pack_rows(rx, a, b, 0, a0, b0)
-
-
-@njit(cache=True)
-def _chunk_rows(ny):
-    """Rows of the reaction made at a time: enough that a call's overhead does not count."""
-    return max(1, _CHUNK // ny)
+@njit(cache=True, inline="always")
+def _valid(x):
+    return (x >= 0.0) & (x < np.inf)
 
 
 @njit(cache=True, fastmath=_FASTMATH, error_model="numpy")  # numpy: division unchecked
-def _reaction_rows(rx, i0, i1, h, decay, release, uptake, supply_rate, supply_target, work):
-    """Rows i0..i1-1 (at most :func:`_chunk_rows`, after rows 0..i0-1) of
-    :func:`reaction_from_sources`;
-    returns how many of their source values are valid (>= 0 and finite)."""
-    ny = rx.a.size // (rx.start.size - 1)
-    n = (i1 - i0) * ny
-    loss = work[:n]
-    gain = work[n: 2 * n]
-    o = i0 * ny
+def _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u, cx, keep):
+    """Make the reaction factors from the sources, as :func:`reaction_from_sources`
+    describes, and store them in :class:`Reaction` ``rx`` if ``keep``; unless ``u`` is None,
+    also apply them to ``u`` with the x forward elimination (order +1), as
+    :func:`_x_forward_rows` does. Returns how many source values are valid (>= 0, finite)."""
+    nx = rx.start.size - 1
+    ny = rx.a.size // nx
+    ny8 = ny - ny % 8
+    bits = rx.mask.reshape(-1)
+    nb = rx.mask.shape[1]
     if uptake is not None:
-        kf = uptake.reshape(-1)[o: o + n]
+        kf = uptake.reshape(-1)
     if supply_rate is not None:
-        pf = supply_rate.reshape(-1)[o: o + n]
+        pf = supply_rate.reshape(-1)
         if supply_target is not None:
-            tf = supply_target.reshape(-1)[o: o + n]
+            tf = supply_target.reshape(-1)
     if release is not None:
-        sf = release.reshape(-1)[o: o + n]
+        sf = release.reshape(-1)
+    if u is not None:
+        uf = u.reshape(-1)
+    a0 = 1.0 / (1.0 + h * decay)
+    a0v, zero, one = _vsplat(a0), _vsplat(0.0), _vsplat(1.0)
+    hv, decay_v = _vsplat(h), _vsplat(decay)
+    rx.ab0[0], rx.ab0[1] = a0, 0.0
+    rx.start[0] = 0
     good = 0
-    for m in range(n):  # branch-free body, so that it vectorises
-        lo = decay
-        ga = 0.0
-        if uptake is not None:
-            lo += kf[m]
-            good += (kf[m] >= 0.0) & (kf[m] < np.inf)
-        if supply_rate is not None:
-            lo += pf[m]
-            good += (pf[m] >= 0.0) & (pf[m] < np.inf)
-            if supply_target is not None:
-                ga += pf[m] * tf[m]
-                good += (tf[m] >= 0.0) & (tf[m] < np.inf)
-        if release is not None:
-            ga += sf[m]
-            good += (sf[m] >= 0.0) & (sf[m] < np.inf)
-        loss[m] = lo
-        gain[m] = ga
-    _pack_rows(rx, loss.reshape(i1 - i0, ny), gain.reshape(i1 - i0, ny), i0, decay, 0.0)
-    _loss_to_factors(rx.a, rx.b, rx.start[i0], rx.start[i1], h)
+    k = 0
+    for i in range(nx):
+        o = i * ny
+        if u is not None:
+            op = o - ny if i > 0 else o  # the previous row (fwd 0 at i = 0)
+            inv, edge, fwd = cx[0, i], cx[1, i], cx[2, i]
+            inv_v, edge_v, fwd_v = _vsplat(inv), _vsplat(edge), _vsplat(fwd)
+        for j in range(o, o + ny8, 8):
+            loss, gain = decay_v, zero
+            if uptake is not None:
+                x = _vload(kf, j)
+                good += _vcount_valid(x)
+                loss = _vadd(loss, x)
+            if supply_rate is not None:
+                p = _vload(pf, j)
+                good += _vcount_valid(p)
+                loss = _vadd(loss, p)
+                if supply_target is not None:
+                    t = _vload(tf, j)
+                    good += _vcount_valid(t)
+                    gain = _vfma(p, t, gain)
+            if release is not None:
+                x = _vload(sf, j)
+                good += _vcount_valid(x)
+                gain = _vadd(gain, x)
+            fa = _vdiv(one, _vfma(hv, loss, one))
+            fb = _vmul(_vmul(hv, gain), fa)
+            if keep:
+                m = _vne_bits(fa, a0v) | _vne_bits(fb, zero)  # listed: not the uniform pair
+                _vcompress(rx.a, k, m, fa)
+                _vcompress(rx.b, k, m, fb)
+                bits[i * nb + (j - o) // 8] = m
+                k += _popcount(m)
+            if u is not None:
+                w = _vfma(_vload(uf, j), fa, fb)
+                _vstore(uf, j, _vfma(fwd_v, _vload(uf, op - o + j), _vfma(w, inv_v, edge_v)))
+        m = 0
+        for j in range(o + ny8, o + ny):  # the last ny % 8 voxels, one by one
+            loss, gain = decay, 0.0
+            if uptake is not None:
+                good += _valid(kf[j])
+                loss += kf[j]
+            if supply_rate is not None:
+                good += _valid(pf[j])
+                loss += pf[j]
+                if supply_target is not None:
+                    good += _valid(tf[j])
+                    gain += pf[j] * tf[j]
+            if release is not None:
+                good += _valid(sf[j])
+                gain += sf[j]
+            fa = 1.0 / (1.0 + h * loss)
+            fb = h * gain * fa
+            if keep and (fa != a0 or fb != 0.0):
+                rx.a[k], rx.b[k] = fa, fb
+                m |= 1 << (j - o - ny8)
+                k += 1
+            if u is not None:
+                uf[j] = (uf[j] * fa + fb) * inv + edge + fwd * uf[op - o + j]
+        if keep and ny8 < ny:
+            bits[i * nb + ny8 // 8] = m
+        rx.start[i + 1] = k
     return good
-
-
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _loss_to_factors(a, b, m0, m1, h):
-    """Turn loss (1/min) and gain (concentration/min) in a[m0:m1], b[m0:m1] into the
-    reaction factors ``a = 1/(1 + h loss)``, ``b = h gain a``, in place (8-wide)."""
-    one, hv = _vsplat(1.0), _vsplat(h)
-    for m in range(m0, m1 - 7, 8):
-        f = _vdiv(one, _vfma(hv, _vload(a, m), one))
-        _vstore(a, m, f)
-        _vstore(b, m, _vmul(_vmul(hv, _vload(b, m)), f))
-    for m in range(m1 - (m1 - m0) % 8, m1):
-        f = 1.0 / (h * a[m] + 1.0)
-        a[m] = f
-        b[m] = h * b[m] * f
 
 
 @njit(cache=True)
@@ -451,28 +466,16 @@ def _n_sources(release, uptake, supply_rate, supply_target):
 
 
 @njit(cache=True)
-def _start_reaction(rx, h, decay):
-    rx.ab0[0], rx.ab0[1] = 1.0 / (1.0 + h * decay), 0.0
-    rx.start[0] = 0
-
-
-@njit(cache=True)
-def reaction_from_sources(rx, h, decay, release, uptake, supply_rate, supply_target, work):
+def reaction_from_sources(rx, h, decay, release, uptake, supply_rate, supply_target):
     """Fill :class:`Reaction` ``rx`` for one sub-step of h (min): ``a = 1/(1 + h loss)``,
     ``b = h gain a`` with ``loss = decay + uptake + supply_rate``, ``gain = release +
     supply_rate * supply_target``; decay in 1/min, the others (nx, ny) arrays or None
-    (zero). Only voxels with sources are listed (and pay for the division); the others get
-    ``a0 = 1/(1 + h decay)``, ``b0 = 0``. ``work``: float64 scratch of length
-    :func:`work_size`. Returns how many source values are negative or not finite (0: all
-    valid).
+    (zero). Voxels whose factors are the uniform ``a0 = 1/(1 + h decay)``, ``b0 = 0`` (those
+    without sources) are not listed. Returns how many source values are negative or not
+    finite (0: all valid).
     """
-    nx = rx.start.size - 1
-    step = _chunk_rows(rx.a.size // nx)
-    _start_reaction(rx, h, decay)
-    good = 0
-    for i0 in range(0, nx, step):
-        good += _reaction_rows(rx, i0, min(i0 + step, nx), h, decay, release, uptake,
-                               supply_rate, supply_target, work)
+    good = _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, None,
+                          None, True)
     return _n_sources(release, uptake, supply_rate, supply_target) * rx.a.size - good
 
 
@@ -491,7 +494,7 @@ def _x_forward_rows(u, rx, cx, d, i0, i1):
     for i in range(i0, i1):
         row = i if d > 0 else nx - 1 - i
         o = row * ny
-        op = o - d * ny if i > 0 else o  # the previous row in elimination order (weight 0 at i = 0)
+        op = o - d * ny if i > 0 else o  # the previous row in elimination order (fwd 0 at i = 0)
         bits = rx.mask[row]
         k = rx.start[row]
         inv, edge, fwd = cx[0, i], cx[1, i], cx[2, i]
@@ -754,7 +757,7 @@ def _check_shapes(u, rx, cx, cy, work):
     nx, ny = u.shape
     if (rx.mask.shape != (nx, (ny + 7) // 8) or rx.start.size != nx + 1
             or rx.a.size != nx * ny or rx.b.size != nx * ny or cx.shape != (4, nx)
-            or cy.shape != (4, ny) or work.size < work_size(nx, ny)):
+            or cy.shape != (4, ny) or work.size < ny * (_LANES + 1)):
         raise ValueError("lod_steps: array shapes do not match the field")
 
 
@@ -763,7 +766,7 @@ def lod_steps(u, rx, cx, cy, work, n_steps):
     """Advance field ``u`` (nx, ny), in place, by ``n_steps`` sub-steps.
 
     Each sub-step: reaction ``u <- a u + b`` (:class:`Reaction` ``rx``, from
-    :func:`reaction_from_sources` or :func:`pack_factors`), then the x and y backward-Euler
+    :func:`reaction_from_sources`), then the x and y backward-Euler
     sweeps with factors ``cx = axis_factors(nx, ...)`` and ``cy = axis_factors(ny, ...)``.
     ``work``: float64 scratch of length :func:`work_size`. Allocates nothing. Successive
     sub-steps run the x elimination in alternate directions, so that one pass over memory
@@ -787,27 +790,17 @@ def _sweeps(u, rx, cx, cy, work, n_steps):
 @njit(cache=True)
 def lod_steps_sources(u, rx, h, decay, release, uptake, supply_rate, supply_target, cx, cy,
                       work, n_steps):
-    """:func:`reaction_from_sources` then :func:`lod_steps`, with the reaction made row by
-    row in the first pass over the field rather than a pass of its own. Returns how many
-    source values are negative or not finite; if any, ``u`` is left partly updated."""
+    """:func:`reaction_from_sources` then :func:`lod_steps` (n_steps >= 1), with the reaction
+    made in the first pass over the field rather than a pass of its own (and stored in
+    ``rx`` only for n_steps > 1). Returns how many source values are negative or not
+    finite; if any, ``u`` is left partly updated."""
     _check_shapes(u, rx, cx, cy, work)
-    if n_steps < 1:
-        return reaction_from_sources(rx, h, decay, release, uptake, supply_rate,
-                                     supply_target, work)
-    nx, ny = u.shape
-    step = _chunk_rows(ny)
-    _start_reaction(rx, h, decay)
-    good = 0
-    for i0 in range(0, nx, step):
-        i1 = min(i0 + step, nx)
-        good += _reaction_rows(rx, i0, i1, h, decay, release, uptake, supply_rate,
-                               supply_target, work)
-        _x_forward_rows(u, rx, cx, 1, i0, i1)
+    good = _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u, cx,
+                          n_steps > 1)
     bad = _n_sources(release, uptake, supply_rate, supply_target) * u.size - good
-    if bad:
-        return bad
-    _sweeps(u, rx, cx, cy, work, n_steps)
-    return 0
+    if bad == 0:
+        _sweeps(u, rx, cx, cy, work, n_steps)
+    return bad
 
 
 @njit(cache=True)

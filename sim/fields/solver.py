@@ -203,7 +203,7 @@ class FieldSolver:
         h = self.substep_min[name]
         if spec.diffusion_um2_per_min == 0:
             bad = kernels.reaction_from_sources(self._reaction, h, spec.decay_per_min, release,
-                                                uptake, supply_rate, supply_target, self._work)
+                                                uptake, supply_rate, supply_target)
             _check(bad == 0, f"field {name!r}: {bad} source values are negative or not finite")
             kernels.reaction_steps(u, self._reaction, cx, n_sub)  # cx: the identity sweep
             return
