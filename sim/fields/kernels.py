@@ -30,12 +30,13 @@ How it is fast on one core (``benchmarks/bench_diffusion.py`` measures it):
   sub-step's reaction and forward elimination follow each block while it is in cache: one
   pass over memory a sub-step, which reads and writes u (16 bytes a voxel).
 * A and B are uniform (decay only) except where there are sources, so a :class:`Reaction`
-  stores them as the uniform pair plus, per row, a bit mask of the voxels with sources and
-  those voxels' factors packed in column order. The forward elimination expands each
-  8-voxel group's packed factors into vector lanes (``_vexpand``, llvm.masked.expandload),
-  so a sub-step reads 1/8 + 16 f bytes a voxel of them (f: the fraction with sources)
-  instead of 16 for dense A and B: 18-22 instead of 32 bytes a voxel in all, and a
-  1000 x 1000 field's u (8 MB) and reaction mostly stay in the 32 MB L3 cache.
+  stores each as its uniform value plus, per row, a bit mask of the voxels with their own
+  value (uptake for A, release for B) and those values packed in column order. The
+  forward elimination expands each 8-voxel group's packed values into vector lanes
+  (``_vexpand``, llvm.masked.expandload), so a sub-step reads 1/4 + 8 (fa + fb) bytes a
+  voxel of them (fa, fb: the fractions listed) instead of 16 for dense A and B: 17-20
+  instead of 32 bytes a voxel in all, and a 1000 x 1000 field's u (8 MB) and reaction
+  (1-3 MB) stay in the L3 cache from one sub-step to the next.
 * Vectors, fused multiply-adds and transposes are LLVM IR written through numba intrinsics
   (``_vload``, ``_vfma``, ``_vtranspose``...); numba's auto-vectoriser did not produce
   them. The arithmetic is plain IEEE (fused multiply-adds, no reassociation), so the same
@@ -325,18 +326,19 @@ def work_size(nx: int, ny: int) -> int:
 
 
 class Reaction(NamedTuple):
-    """The pointwise reaction ``u <- a u + b`` of an (nx, ny) grid, stored compactly: factors
-    ``ab0 = [a0, b0]`` everywhere except at listed voxels (those with sources), whose own
-    factors are packed row by row. A sub-step reads about 1/8 + 16 f bytes a voxel of it
-    (f: the listed fraction) instead of 16 for dense ``a`` and ``b``.
+    """The pointwise reaction ``u <- a u + b`` of an (nx, ny) grid, stored compactly: ``a``
+    is ``a0`` except at voxels with uptake (or supply), ``b`` is ``b0`` except at voxels
+    with release (or supply); each keeps its own list of those voxels and their values,
+    packed row by row. A sub-step reads 1/4 + 8 (fa + fb) bytes a voxel of it (fa, fb: the
+    listed fractions) instead of 16 for dense ``a`` and ``b``.
 
     Attributes:
         ab0: float64 (2,), the uniform a0 (dimensionless) and b0 (concentration).
-        mask: uint8 (nx, ceil(ny / 8)); bit m of mask[i, g] is set if voxel (i, 8 g + m) is
-            listed.
-        start: int64 (nx + 1); row i's listed factors are a[start[i]:start[i + 1]] (and b),
-            in column order.
-        a, b: float64 (nx * ny), packed factors (room for every voxel).
+        mask: uint8 (2, nx, ceil(ny / 8)); bit m of mask[0, i, g] is set if voxel
+            (i, 8 g + m) has its own ``a``, of mask[1, i, g] if it has its own ``b``.
+        start: int64 (2, nx + 1); row i's own ``a`` values are a[start[0, i]:start[0, i + 1]]
+            in column order, its own ``b`` values b[start[1, i]:start[1, i + 1]].
+        a, b: float64 (nx * ny), packed values (room for every voxel).
     """
 
     ab0: np.ndarray
@@ -349,8 +351,8 @@ class Reaction(NamedTuple):
 def new_reaction(nx: int, ny: int) -> Reaction:
     """An empty :class:`Reaction` for an (nx, ny) grid (to fill with
     :func:`reaction_from_sources`)."""
-    return Reaction(np.zeros(2), np.zeros((nx, (ny + 7) // 8), np.uint8),
-                    np.zeros(nx + 1, np.int64), np.zeros(nx * ny), np.zeros(nx * ny))
+    return Reaction(np.zeros(2), np.zeros((2, nx, (ny + 7) // 8), np.uint8),
+                    np.zeros((2, nx + 1), np.int64), np.zeros(nx * ny), np.zeros(nx * ny))
 
 
 @njit(cache=True, inline="always")
@@ -364,11 +366,10 @@ def _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u,
     describes, and store them in :class:`Reaction` ``rx`` if ``keep``; unless ``u`` is None,
     also apply them to ``u`` with the x forward elimination (order +1), as
     :func:`_x_forward_rows` does. Returns how many source values are valid (>= 0, finite)."""
-    nx = rx.start.size - 1
+    nx, nb = rx.mask.shape[1:]
     ny = rx.a.size // nx
     ny8 = ny - ny % 8
-    bits = rx.mask.reshape(-1)
-    nb = rx.mask.shape[1]
+    bits_a, bits_b = rx.mask[0].reshape(-1), rx.mask[1].reshape(-1)
     if uptake is not None:
         kf = uptake.reshape(-1)
     if supply_rate is not None:
@@ -383,9 +384,9 @@ def _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u,
     a0v, zero, one = _vsplat(a0), _vsplat(0.0), _vsplat(1.0)
     hv, decay_v = _vsplat(h), _vsplat(decay)
     rx.ab0[0], rx.ab0[1] = a0, 0.0
-    rx.start[0] = 0
+    rx.start[:, 0] = 0
     good = 0
-    k = 0
+    ka = kb = 0  # how many a and b values are packed so far
     for i in range(nx):
         o = i * ny
         if u is not None:
@@ -412,16 +413,18 @@ def _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u,
                 gain = _vadd(gain, x)
             fa = _vdiv(one, _vfma(hv, loss, one))
             fb = _vmul(_vmul(hv, gain), fa)
-            if keep:
-                m = _vne_bits(fa, a0v) | _vne_bits(fb, zero)  # listed: not the uniform pair
-                _vcompress(rx.a, k, m, fa)
-                _vcompress(rx.b, k, m, fb)
-                bits[i * nb + (j - o) // 8] = m
-                k += _popcount(m)
+            if keep:  # list the lanes whose factors are not the uniform ones
+                ma, mb = _vne_bits(fa, a0v), _vne_bits(fb, zero)
+                _vcompress(rx.a, ka, ma, fa)
+                _vcompress(rx.b, kb, mb, fb)
+                g = i * nb + (j - o) // 8
+                bits_a[g], bits_b[g] = ma, mb
+                ka += _popcount(ma)
+                kb += _popcount(mb)
             if u is not None:
                 w = _vfma(_vload(uf, j), fa, fb)
                 _vstore(uf, j, _vfma(fwd_v, _vload(uf, op - o + j), _vfma(w, inv_v, edge_v)))
-        m = 0
+        ma = mb = 0
         for j in range(o + ny8, o + ny):  # the last ny % 8 voxels, one by one
             loss, gain = decay, 0.0
             if uptake is not None:
@@ -438,15 +441,19 @@ def _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u,
                 gain += sf[j]
             fa = 1.0 / (1.0 + h * loss)
             fb = h * gain * fa
-            if keep and (fa != a0 or fb != 0.0):
-                rx.a[k], rx.b[k] = fa, fb
-                m |= 1 << (j - o - ny8)
-                k += 1
+            if keep and fa != a0:
+                rx.a[ka] = fa
+                ma |= 1 << (j - o - ny8)
+                ka += 1
+            if keep and fb != 0.0:
+                rx.b[kb] = fb
+                mb |= 1 << (j - o - ny8)
+                kb += 1
             if u is not None:
                 uf[j] = (uf[j] * fa + fb) * inv + edge + fwd * uf[op - o + j]
         if keep and ny8 < ny:
-            bits[i * nb + ny8 // 8] = m
-        rx.start[i + 1] = k
+            bits_a[i * nb + ny8 // 8], bits_b[i * nb + ny8 // 8] = ma, mb
+        rx.start[0, i + 1], rx.start[1, i + 1] = ka, kb
     return good
 
 
@@ -495,20 +502,24 @@ def _x_forward_rows(u, rx, cx, d, i0, i1):
         row = i if d > 0 else nx - 1 - i
         o = row * ny
         op = o - d * ny if i > 0 else o  # the previous row in elimination order (fwd 0 at i = 0)
-        bits = rx.mask[row]
-        k = rx.start[row]
+        bits_a, bits_b = rx.mask[0, row], rx.mask[1, row]
+        ka, kb = rx.start[0, row], rx.start[1, row]
         inv, edge, fwd = cx[0, i], cx[1, i], cx[2, i]
         inv_v, edge_v, fwd_v = _vsplat(inv), _vsplat(edge), _vsplat(fwd)
         for j in range(0, ny8, 8):
-            m = np.int64(bits[j >> 3])
-            w = _vfma(_vload(uf, o + j), _vexpand(rx.a, k, m, a0v), _vexpand(rx.b, k, m, b0v))
-            k += _popcount(m)
+            ma, mb = np.int64(bits_a[j >> 3]), np.int64(bits_b[j >> 3])
+            w = _vfma(_vload(uf, o + j), _vexpand(rx.a, ka, ma, a0v), _vexpand(rx.b, kb, mb, b0v))
+            ka += _popcount(ma)
+            kb += _popcount(mb)
             _vstore(uf, o + j, _vfma(fwd_v, _vload(uf, op + j), _vfma(w, inv_v, edge_v)))
         for j in range(ny8, ny):
             a, b = a0, b0
-            if (bits[ny8 >> 3] >> (j - ny8)) & 1:
-                a, b = rx.a[k], rx.b[k]
-                k += 1
+            if (bits_a[ny8 >> 3] >> (j - ny8)) & 1:
+                a = rx.a[ka]
+                ka += 1
+            if (bits_b[ny8 >> 3] >> (j - ny8)) & 1:
+                b = rx.b[kb]
+                kb += 1
             uf[o + j] = (uf[o + j] * a + b) * inv + edge + fwd * uf[op + j]
 
 
@@ -755,7 +766,7 @@ def _sweep(u, rx, cx, cy, work, d, fuse):
 @njit(cache=True)
 def _check_shapes(u, rx, cx, cy, work):
     nx, ny = u.shape
-    if (rx.mask.shape != (nx, (ny + 7) // 8) or rx.start.size != nx + 1
+    if (rx.mask.shape != (2, nx, (ny + 7) // 8) or rx.start.shape != (2, nx + 1)
             or rx.a.size != nx * ny or rx.b.size != nx * ny or cx.shape != (4, nx)
             or cy.shape != (4, ny) or work.size < ny * (_LANES + 1)):
         raise ValueError("lod_steps: array shapes do not match the field")
