@@ -204,15 +204,17 @@ def test_same_calls_give_bit_identical_fields():
 @pytest.mark.parametrize("shape", [(3, 3), (5, 12), (12, 5), (8, 8), (17, 9), (37, 29),
                                    (64, 67), (100, 100), (23, 260)])
 @pytest.mark.parametrize("boundary", ["noflux", "dirichlet"])
-@pytest.mark.parametrize("sources", ["all", "release+uptake"])
+@pytest.mark.parametrize("sources", ["all", "release+uptake", "sparse"])
 def test_kernel_equals_numpy_reference(shape, boundary, sources):
     rng = np.random.default_rng(sum(shape))
     d, lam, ub, dt, hmax = 3e4, 0.05, 1.7, 6.0, 2.5
     u = rng.random(shape)
     src = {"release": rng.random(shape), "uptake": 5 * rng.random(shape),
            "supply_rate": rng.random(shape), "supply_target": 3 * rng.random(shape)}
-    if sources == "release+uptake":  # the solver's fused path (no vessel supply)
+    if sources != "all":  # as in the model: no vessel supply
         del src["supply_rate"], src["supply_target"]
+    if sources == "sparse":  # sources at a few voxels: the rest use the uniform factors
+        src = {k: np.where(rng.random(shape) < 0.2, v, 0.0) for k, v in src.items()}
     expected = u.copy()
     solver = run(FieldSpec("f", d, lam, boundary, ub, hmax), u, dt=dt, steps=2, **src)
     assert solver.n_substeps["f"] == 3
@@ -240,12 +242,19 @@ def test_kernel_equals_reference_without_sources_and_without_diffusion():
 
 def test_low_level_step_matches_reference():
     rng = np.random.default_rng(9)
-    nx, ny, h, d = 33, 70, 0.7, 1e5
-    u, a, b = rng.random((nx, ny)), 1 / (1 + rng.random((nx, ny))), rng.random((nx, ny))
+    nx, ny, h, d, lam = 33, 70, 0.7, 1e5, 0.1
+    u = rng.random((nx, ny))
+    # sources at some voxels: the others keep the uniform factors
+    release = np.where(rng.random((nx, ny)) < 0.2, rng.random((nx, ny)), 0.0)
+    uptake = np.where(rng.random((nx, ny)) < 0.3, 5.0, 0.0)
     r = h * d / DX**2
-    expected = reference_step(u * a + b, h=h, diffusion=d, dx=DX, boundary="noflux")
+    expected = reference_step(u, h=h, diffusion=d, dx=DX, decay=lam, boundary="noflux",
+                              release=release, uptake=uptake)
     cx, cy = kernels.axis_factors(nx, r, False), kernels.axis_factors(ny, r, False)
-    kernels.lod_step(u, a, b, cx, cy, np.zeros(kernels.work_size(nx, ny)))
+    rx = kernels.new_reaction(nx, ny)
+    assert kernels.reaction_from_sources(rx, h, lam, release, uptake, None, None) == 0
+    assert rx.start[0, -1] == (uptake > 0).sum() and rx.start[1, -1] == (release > 0).sum()
+    kernels.lod_step(u, rx, cx, cy, np.zeros(kernels.work_size(nx, ny)))
     np.testing.assert_allclose(u, expected, rtol=1e-12)
 
 

@@ -5,8 +5,7 @@ of length h (min) is
 
 1. reaction, implicit and pointwise: ``u <- A u + B`` with ``A = 1/(1 + h (decay + uptake +
    supply_rate))`` and ``B = h (release + supply_rate * supply_target) A``
-   (:func:`reaction_factors` fills A and B once per model step, or
-   :func:`lod_steps_sources` makes them on the fly);
+   (:func:`reaction_from_sources` makes them once per model step, as a :class:`Reaction`);
 2. x sweep: solve ``(I - h D d2/dx2) u' = u`` along axis 0 for every y;
 3. y sweep: solve ``(I - h D d2/dy2) u'' = u'`` along axis 1 for every x.
 
@@ -29,8 +28,15 @@ How it is fast on one core (``benchmarks/bench_diffusion.py`` measures it):
   The y back substitution transposes back and stores the block's final rows.
 * Successive sub-steps run the x elimination in alternate directions, so the next
   sub-step's reaction and forward elimination follow each block while it is in cache: one
-  pass over memory a sub-step. Large grids are limited by memory: a sub-step reads u, A
-  and B and writes u, 32 bytes a voxel.
+  pass over memory a sub-step, which reads and writes u (16 bytes a voxel).
+* A and B are uniform (decay only) except where there are sources, so a :class:`Reaction`
+  stores each as its uniform value plus, per row, a bit mask of the voxels with their own
+  value (uptake for A, release for B) and those values packed in column order. The
+  forward elimination expands each 8-voxel group's packed values into vector lanes
+  (``_vexpand``, llvm.masked.expandload), so a sub-step reads 1/4 + 8 (fa + fb) bytes a
+  voxel of them (fa, fb: the fractions listed) instead of 16 for dense A and B: 17-20
+  instead of 32 bytes a voxel in all, and a 1000 x 1000 field's u (8 MB) and reaction
+  (1-3 MB) stay in the L3 cache from one sub-step to the next.
 * Vectors, fused multiply-adds and transposes are LLVM IR written through numba intrinsics
   (``_vload``, ``_vfma``, ``_vtranspose``...); numba's auto-vectoriser did not produce
   them. The arithmetic is plain IEEE (fused multiply-adds, no reassociation), so the same
@@ -38,6 +44,8 @@ How it is fast on one core (``benchmarks/bench_diffusion.py`` measures it):
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -47,11 +55,13 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic, models, register_model
 
 __all__ = [
+    "Reaction",
     "axis_factors",
     "lod_step",
     "lod_steps",
     "lod_steps_sources",
-    "reaction_factors",
+    "new_reaction",
+    "reaction_from_sources",
     "reaction_steps",
     "work_size",
 ]
@@ -85,9 +95,12 @@ def _check_array(a, writing=False):
         raise TypingError(f"vector access needs a C-contiguous float64 array, got {a}")
 
 
+def _elem_ptr(context, builder, aryty, ary, offset):
+    return builder.gep(context.make_array(aryty)(context, builder, ary).data, [offset])
+
+
 def _vec_ptr(context, builder, aryty, ary, offset):
-    data = context.make_array(aryty)(context, builder, ary).data
-    return builder.bitcast(builder.gep(data, [offset]), _VEC.as_pointer())
+    return builder.bitcast(_elem_ptr(context, builder, aryty, ary, offset), _VEC.as_pointer())
 
 
 @intrinsic
@@ -139,6 +152,16 @@ def _vfma(typingctx, a, b, c):
 
 
 @intrinsic
+def _vadd(typingctx, a, b):
+    """``a + b`` lane by lane."""
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(*args)
+
+    return _f64x8(_f64x8, _f64x8), codegen
+
+
+@intrinsic
 def _vmul(typingctx, a, b):
     """``a * b`` lane by lane."""
 
@@ -173,6 +196,71 @@ def _vcount_valid(typingctx, v):
         return builder.zext(builder.call(fn, [bits]), ir.IntType(64))
 
     return types.int64(_f64x8), codegen
+
+
+def _lane_mask(builder, bits):
+    """The low 8 bits of integer ``bits`` as an <8 x i1> lane mask (bit m: lane m)."""
+    return builder.bitcast(builder.trunc(bits, ir.IntType(8)),
+                           ir.VectorType(ir.IntType(1), 8))
+
+
+@intrinsic
+def _vexpand(typingctx, a, offset, bits, v):
+    """``v`` with the lanes set in ``bits`` replaced, in order, by a[offset], a[offset+1], ...
+    (reads popcount(bits) elements; llvm.masked.expandload)."""
+    _check_array(a)
+
+    def codegen(context, builder, sig, args):
+        ptr = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
+        mask = _lane_mask(builder, args[2])
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(_VEC, [ptr.type, mask.type, _VEC]),
+            "llvm.masked.expandload.v8f64")
+        return builder.call(fn, [ptr, mask, args[3]])
+
+    return _f64x8(a, types.intp, types.intp, _f64x8), codegen
+
+
+@intrinsic
+def _vcompress(typingctx, a, offset, bits, v):
+    """Store the lanes of ``v`` set in ``bits``, in order, to a[offset], a[offset+1], ...
+    (writes popcount(bits) elements; llvm.masked.compressstore)."""
+    _check_array(a, writing=True)
+
+    def codegen(context, builder, sig, args):
+        ptr = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
+        mask = _lane_mask(builder, args[2])
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [_VEC, ptr.type, mask.type]),
+            "llvm.masked.compressstore.v8f64")
+        builder.call(fn, [args[3], ptr, mask])
+        return context.get_dummy_value()
+
+    return types.void(a, types.intp, types.intp, _f64x8), codegen
+
+
+@intrinsic
+def _vne_bits(typingctx, v, w):
+    """Bit m set where lane m of ``v`` differs from that of ``w`` (or either is NaN)."""
+
+    def codegen(context, builder, sig, args):
+        ne = builder.fcmp_unordered("!=", args[0], args[1])
+        return builder.zext(builder.bitcast(ne, ir.IntType(8)), ir.IntType(64))
+
+    return types.int64(_f64x8, _f64x8), codegen
+
+
+@intrinsic
+def _popcount(typingctx, x):
+    """Number of set bits of the integer ``x``."""
+
+    def codegen(context, builder, sig, args):
+        x = args[0]
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(x.type, [x.type]),
+                                            f"llvm.ctpop.i{x.type.width}")
+        return builder.call(fn, [x])
+
+    return x(x), codegen
 
 
 def _shuffle(builder, a, b, idx):
@@ -237,136 +325,202 @@ def work_size(nx: int, ny: int) -> int:
     return ny * (_LANES + 1)
 
 
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")  # numpy: division unchecked
-def reaction_factors(a, b, h, decay, release, uptake, supply_rate, supply_target):
-    """Fill ``a``, ``b`` (shape of the field) for the implicit reaction ``u <- a u + b``.
+class Reaction(NamedTuple):
+    """The pointwise reaction ``u <- a u + b`` of an (nx, ny) grid, stored compactly: ``a``
+    is ``a0`` except at voxels with uptake (or supply), ``b`` is ``b0`` except at voxels
+    with release (or supply); each keeps its own list of those voxels and their values,
+    packed row by row. A sub-step reads 1/4 + 8 (fa + fb) bytes a voxel of it (fa, fb: the
+    listed fractions) instead of 16 for dense ``a`` and ``b``.
 
-    ``a = 1/(1 + h (decay + uptake + supply_rate))``, ``b = h (release + supply_rate *
-    supply_target) a``; h in min, decay in 1/min, the others arrays or None (zero).
-    Returns how many entries are negative or not finite (0 when all are valid).
+    Attributes:
+        ab0: float64 (2,), the uniform a0 (dimensionless) and b0 (concentration).
+        mask: uint8 (2, nx, ceil(ny / 8)); bit m of mask[0, i, g] is set if voxel
+            (i, 8 g + m) has its own ``a``, of mask[1, i, g] if it has its own ``b``.
+        start: int64 (2, nx + 1); row i's own ``a`` values are a[start[0, i]:start[0, i + 1]]
+            in column order, its own ``b`` values b[start[1, i]:start[1, i + 1]].
+        a, b: float64 (nx * ny), packed values (room for every voxel).
     """
-    af = a.reshape(-1)
-    bf = b.reshape(-1)
-    n = af.size
-    checks = 0
-    good = 0
+
+    ab0: np.ndarray
+    mask: np.ndarray
+    start: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+
+def new_reaction(nx: int, ny: int) -> Reaction:
+    """An empty :class:`Reaction` for an (nx, ny) grid (to fill with
+    :func:`reaction_from_sources`)."""
+    return Reaction(np.zeros(2), np.zeros((2, nx, (ny + 7) // 8), np.uint8),
+                    np.zeros((2, nx + 1), np.int64), np.zeros(nx * ny), np.zeros(nx * ny))
+
+
+@njit(cache=True, inline="always")
+def _valid(x):
+    return (x >= 0.0) & (x < np.inf)
+
+
+@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")  # numpy: division unchecked
+def _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u, cx, keep):
+    """Make the reaction factors from the sources, as :func:`reaction_from_sources`
+    describes, and store them in :class:`Reaction` ``rx`` if ``keep``; unless ``u`` is None,
+    also apply them to ``u`` with the x forward elimination (order +1), as
+    :func:`_x_forward_rows` does. Returns how many source values are valid (>= 0, finite)."""
+    nx, nb = rx.mask.shape[1:]
+    ny = rx.a.size // nx
+    ny8 = ny - ny % 8
+    bits_a, bits_b = rx.mask[0].reshape(-1), rx.mask[1].reshape(-1)
     if uptake is not None:
-        k = uptake.reshape(-1)
-        checks += n
+        kf = uptake.reshape(-1)
     if supply_rate is not None:
-        p = supply_rate.reshape(-1)
-        checks += n
+        pf = supply_rate.reshape(-1)
         if supply_target is not None:
-            target = supply_target.reshape(-1)
-            checks += n
+            tf = supply_target.reshape(-1)
     if release is not None:
-        s = release.reshape(-1)
-        checks += n
-    for m in range(n):  # branch-free body, so that it vectorises
-        loss = decay
-        gain = 0.0
-        if uptake is not None:
-            loss += k[m]
-            good += (k[m] >= 0.0) & (k[m] < np.inf)
-        if supply_rate is not None:
-            loss += p[m]
-            good += (p[m] >= 0.0) & (p[m] < np.inf)
-            if supply_target is not None:
-                gain += p[m] * target[m]
-                good += (target[m] >= 0.0) & (target[m] < np.inf)
-        if release is not None:
-            gain += s[m]
-            good += (s[m] >= 0.0) & (s[m] < np.inf)
-        f = 1.0 / (1.0 + h * loss)
-        af[m] = f
-        bf[m] = h * gain * f
-    return checks - good
+        sf = release.reshape(-1)
+    if u is not None:
+        uf = u.reshape(-1)
+    a0 = 1.0 / (1.0 + h * decay)
+    a0v, zero, one = _vsplat(a0), _vsplat(0.0), _vsplat(1.0)
+    hv, decay_v = _vsplat(h), _vsplat(decay)
+    rx.ab0[0], rx.ab0[1] = a0, 0.0
+    rx.start[:, 0] = 0
+    good = 0
+    ka = kb = 0  # how many a and b values are packed so far
+    for i in range(nx):
+        o = i * ny
+        if u is not None:
+            op = o - ny if i > 0 else o  # the previous row (fwd 0 at i = 0)
+            inv, edge, fwd = cx[0, i], cx[1, i], cx[2, i]
+            inv_v, edge_v, fwd_v = _vsplat(inv), _vsplat(edge), _vsplat(fwd)
+        for j in range(o, o + ny8, 8):
+            loss, gain = decay_v, zero
+            if uptake is not None:
+                x = _vload(kf, j)
+                good += _vcount_valid(x)
+                loss = _vadd(loss, x)
+            if supply_rate is not None:
+                p = _vload(pf, j)
+                good += _vcount_valid(p)
+                loss = _vadd(loss, p)
+                if supply_target is not None:
+                    t = _vload(tf, j)
+                    good += _vcount_valid(t)
+                    gain = _vfma(p, t, gain)
+            if release is not None:
+                x = _vload(sf, j)
+                good += _vcount_valid(x)
+                gain = _vadd(gain, x)
+            fa = _vdiv(one, _vfma(hv, loss, one))
+            fb = _vmul(_vmul(hv, gain), fa)
+            if keep:  # list the lanes whose factors are not the uniform ones
+                ma, mb = _vne_bits(fa, a0v), _vne_bits(fb, zero)
+                _vcompress(rx.a, ka, ma, fa)
+                _vcompress(rx.b, kb, mb, fb)
+                g = i * nb + (j - o) // 8
+                bits_a[g], bits_b[g] = ma, mb
+                ka += _popcount(ma)
+                kb += _popcount(mb)
+            if u is not None:
+                w = _vfma(_vload(uf, j), fa, fb)
+                _vstore(uf, j, _vfma(fwd_v, _vload(uf, op - o + j), _vfma(w, inv_v, edge_v)))
+        ma = mb = 0
+        for j in range(o + ny8, o + ny):  # the last ny % 8 voxels, one by one
+            loss, gain = decay, 0.0
+            if uptake is not None:
+                good += _valid(kf[j])
+                loss += kf[j]
+            if supply_rate is not None:
+                good += _valid(pf[j])
+                loss += pf[j]
+                if supply_target is not None:
+                    good += _valid(tf[j])
+                    gain += pf[j] * tf[j]
+            if release is not None:
+                good += _valid(sf[j])
+                gain += sf[j]
+            fa = 1.0 / (1.0 + h * loss)
+            fb = h * gain * fa
+            if keep and fa != a0:
+                rx.a[ka] = fa
+                ma |= 1 << (j - o - ny8)
+                ka += 1
+            if keep and fb != 0.0:
+                rx.b[kb] = fb
+                mb |= 1 << (j - o - ny8)
+                kb += 1
+            if u is not None:
+                uf[j] = (uf[j] * fa + fb) * inv + edge + fwd * uf[op - o + j]
+        if keep and ny8 < ny:
+            bits_a[i * nb + ny8 // 8], bits_b[i * nb + ny8 // 8] = ma, mb
+        rx.start[0, i + 1], rx.start[1, i + 1] = ka, kb
+    return good
 
 
-# --------------------------------------------------------------------------------------
-# One sub-step
-# --------------------------------------------------------------------------------------
+@njit(cache=True)
+def _n_sources(release, uptake, supply_rate, supply_target):
+    """How many source arrays are given (supply_target counts only with supply_rate)."""
+    n = 0
+    if release is not None:
+        n += 1
+    if uptake is not None:
+        n += 1
+    if supply_rate is not None:
+        n += 1
+        if supply_target is not None:
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def reaction_from_sources(rx, h, decay, release, uptake, supply_rate, supply_target):
+    """Fill :class:`Reaction` ``rx`` for one sub-step of h (min): ``a = 1/(1 + h loss)``,
+    ``b = h gain a`` with ``loss = decay + uptake + supply_rate``, ``gain = release +
+    supply_rate * supply_target``; decay in 1/min, the others (nx, ny) arrays or None
+    (zero). Voxels whose factors are the uniform ``a0 = 1/(1 + h decay)``, ``b0 = 0`` (those
+    without sources) are not listed. Returns how many source values are negative or not
+    finite (0: all valid).
+    """
+    good = _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, None,
+                          None, True)
+    return _n_sources(release, uptake, supply_rate, supply_target) * rx.a.size - good
+
+
 @njit(cache=True, fastmath=_FASTMATH)
-def _x_forward_rows(u, a, b, cx, d, i0, i1):
-    """Reaction ``u <- a u + b`` fused with the x sweep's forward elimination, in place, for
-    rows i0..i1-1 in elimination order ``d`` (+1: row i is physical row i; -1: physical
-    row nx-1-i; the line's matrix is the same read backwards, so ``cx`` serves both)."""
+def _x_forward_rows(u, rx, cx, d, i0, i1):
+    """Reaction ``u <- a u + b`` (factors from :class:`Reaction` ``rx``) fused with the x
+    sweep's forward elimination, in place, for rows i0..i1-1 in elimination order ``d``
+    (+1: row i is physical row i; -1: physical row nx-1-i; the line's matrix is the same
+    read backwards, so ``cx`` serves both). The listed factors are expanded into the
+    vectors' lanes from the packed arrays, so a voxel without sources costs no memory."""
     nx, ny = u.shape
     uf = u.reshape(-1)
-    af = a.reshape(-1)
-    bf = b.reshape(-1)
     ny8 = ny - ny % 8
+    a0, b0 = rx.ab0[0], rx.ab0[1]
+    a0v, b0v = _vsplat(a0), _vsplat(b0)
     for i in range(i0, i1):
         row = i if d > 0 else nx - 1 - i
         o = row * ny
-        inv = _vsplat(cx[0, i])
-        edge = _vsplat(cx[1, i])
-        if i == 0:
-            for j in range(0, ny8, 8):
-                w = _vfma(_vload(uf, o + j), _vload(af, o + j), _vload(bf, o + j))
-                _vstore(uf, o + j, _vfma(w, inv, edge))
-            for j in range(ny8, ny):
-                u[row, j] = (u[row, j] * a[row, j] + b[row, j]) * cx[0, i] + cx[1, i]
-        else:
-            fwd = _vsplat(cx[2, i])
-            op = o - d * ny  # the previous row in elimination order
-            for j in range(0, ny8, 8):
-                w = _vfma(_vload(uf, o + j), _vload(af, o + j), _vload(bf, o + j))
-                _vstore(uf, o + j, _vfma(fwd, _vload(uf, op + j), _vfma(w, inv, edge)))
-            for j in range(ny8, ny):
-                u[row, j] = ((u[row, j] * a[row, j] + b[row, j]) * cx[0, i] + cx[1, i]
-                             + cx[2, i] * uf[op + j])
-
-
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _x_forward_rows_sources(u, release, uptake, h, decay, a, b, keep, cx):
-    """As :func:`_x_forward_rows` (all rows, order +1) with the reaction factors computed on
-    the fly from ``release`` and ``uptake`` (as :func:`reaction_factors`); with ``keep``
-    they are also stored in ``a``, ``b`` for later sub-steps. Returns how many source
-    values are negative or not finite."""
-    nx, ny = u.shape
-    uf = u.reshape(-1)
-    sf = release.reshape(-1)
-    kf = uptake.reshape(-1)
-    af = a.reshape(-1)
-    bf = b.reshape(-1)
-    ny8 = ny - ny % 8
-    one_decay = 1.0 + h * decay
-    hv = _vsplat(h)
-    one_decay_v = _vsplat(one_decay)
-    one = _vsplat(1.0)
-    valid = 0
-    for i in range(nx):
-        o = i * ny
-        inv = _vsplat(cx[0, i])
-        edge = _vsplat(cx[1, i])
-        fwd = _vsplat(cx[2, i])
-        for j in range(o, o + ny8, 8):
-            k = _vload(kf, j)
-            sv = _vload(sf, j)
-            valid += _vcount_valid(k) + _vcount_valid(sv)
-            fa = _vdiv(one, _vfma(hv, k, one_decay_v))
-            fb = _vmul(_vmul(hv, sv), fa)
-            if keep:
-                _vstore(af, j, fa)
-                _vstore(bf, j, fb)
-            d = _vfma(_vfma(_vload(uf, j), fa, fb), inv, edge)
-            if i > 0:
-                d = _vfma(fwd, _vload(uf, j - ny), d)
-            _vstore(uf, j, d)
-        for j in range(o + ny8, o + ny):
-            valid += (kf[j] >= 0.0) & (kf[j] < np.inf)
-            valid += (sf[j] >= 0.0) & (sf[j] < np.inf)
-            fa = 1.0 / (h * kf[j] + one_decay)
-            fb = h * sf[j] * fa
-            if keep:
-                af[j] = fa
-                bf[j] = fb
-            d = (uf[j] * fa + fb) * cx[0, i] + cx[1, i]
-            if i > 0:
-                d += cx[2, i] * uf[j - ny]
-            uf[j] = d
-    return 2 * nx * ny - valid
+        op = o - d * ny if i > 0 else o  # the previous row in elimination order (fwd 0 at i = 0)
+        bits_a, bits_b = rx.mask[0, row], rx.mask[1, row]
+        ka, kb = rx.start[0, row], rx.start[1, row]
+        inv, edge, fwd = cx[0, i], cx[1, i], cx[2, i]
+        inv_v, edge_v, fwd_v = _vsplat(inv), _vsplat(edge), _vsplat(fwd)
+        for j in range(0, ny8, 8):
+            ma, mb = np.int64(bits_a[j >> 3]), np.int64(bits_b[j >> 3])
+            w = _vfma(_vload(uf, o + j), _vexpand(rx.a, ka, ma, a0v), _vexpand(rx.b, kb, mb, b0v))
+            ka += _popcount(ma)
+            kb += _popcount(mb)
+            _vstore(uf, o + j, _vfma(fwd_v, _vload(uf, op + j), _vfma(w, inv_v, edge_v)))
+        for j in range(ny8, ny):
+            a, b = a0, b0
+            if (bits_a[ny8 >> 3] >> (j - ny8)) & 1:
+                a = rx.a[ka]
+                ka += 1
+            if (bits_b[ny8 >> 3] >> (j - ny8)) & 1:
+                b = rx.b[kb]
+                kb += 1
+            uf[o + j] = (uf[o + j] * a + b) * inv + edge + fwd * uf[op + j]
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -575,7 +729,7 @@ def _xy_block(u, r0, cx, cy, carry, t, d):
 
 
 @njit(cache=True)
-def _sweep(u, a, b, cx, cy, work, d, fuse):
+def _sweep(u, rx, cx, cy, work, d, fuse):
     """x back substitution (order ``d``) and the y sweep, block by block from the end of
     the elimination order; with ``fuse``, each finished block then gets the next
     sub-step's reaction and forward elimination, in order ``-d``, while it is in cache."""
@@ -605,71 +759,70 @@ def _sweep(u, a, b, cx, cy, work, d, fuse):
             _x_back_rows(u, cx, carry, d, i0, i1)
             _y_block(u, r0, r1, cy, t)
         if fuse:
-            _x_forward_rows(u, a, b, cx, -d, nx - i1, nx - i0)
+            _x_forward_rows(u, rx, cx, -d, nx - i1, nx - i0)
         i1 = i0
 
 
 @njit(cache=True)
-def _check_shapes(u, a, b, cx, cy, work):
+def _check_shapes(u, rx, cx, cy, work):
     nx, ny = u.shape
-    if (a.shape != u.shape or b.shape != u.shape or cx.shape != (4, nx)
+    if (rx.mask.shape != (2, nx, (ny + 7) // 8) or rx.start.shape != (2, nx + 1)
+            or rx.a.size != nx * ny or rx.b.size != nx * ny or cx.shape != (4, nx)
             or cy.shape != (4, ny) or work.size < ny * (_LANES + 1)):
         raise ValueError("lod_steps: array shapes do not match the field")
 
 
 @njit(cache=True)
-def lod_steps(u, a, b, cx, cy, work, n_steps):
+def lod_steps(u, rx, cx, cy, work, n_steps):
     """Advance field ``u`` (nx, ny), in place, by ``n_steps`` sub-steps.
 
-    Each sub-step: reaction ``u <- a u + b`` (``a``, ``b`` from :func:`reaction_factors`),
-    then the x and y backward-Euler sweeps with factors ``cx = axis_factors(nx, ...)`` and
-    ``cy = axis_factors(ny, ...)``. ``work``: float64 scratch of length
-    :func:`work_size`. Allocates nothing. Successive sub-steps run the x elimination in
-    alternate directions, so that one pass over memory ends a sub-step and starts the next.
+    Each sub-step: reaction ``u <- a u + b`` (:class:`Reaction` ``rx``, from
+    :func:`reaction_from_sources`), then the x and y backward-Euler
+    sweeps with factors ``cx = axis_factors(nx, ...)`` and ``cy = axis_factors(ny, ...)``.
+    ``work``: float64 scratch of length :func:`work_size`. Allocates nothing. Successive
+    sub-steps run the x elimination in alternate directions, so that one pass over memory
+    ends a sub-step and starts the next.
     """
-    _check_shapes(u, a, b, cx, cy, work)
-    nx = u.shape[0]
-    d = 1
+    _check_shapes(u, rx, cx, cy, work)
     if n_steps > 0:
-        _x_forward_rows(u, a, b, cx, d, 0, nx)
-    for k in range(n_steps):
-        _sweep(u, a, b, cx, cy, work, d, k < n_steps - 1)
-        d = -d
+        _x_forward_rows(u, rx, cx, 1, 0, u.shape[0])
+        _sweeps(u, rx, cx, cy, work, n_steps)
 
 
 @njit(cache=True)
-def lod_steps_sources(u, release, uptake, h, decay, a, b, cx, cy, work, n_steps):
-    """:func:`lod_steps` for a field with release and uptake only (no supply), computing the
-    reaction factors in the first pass over the field instead of a separate one; ``a``,
-    ``b`` are scratch of the field's shape (written only when n_steps > 1). h in min,
-    decay in 1/min. Returns how many source values are negative or not finite; if any,
-    ``u`` is left partly updated."""
-    _check_shapes(u, a, b, cx, cy, work)
-    if release.shape != u.shape or uptake.shape != u.shape:
-        raise ValueError("lod_steps_sources: source shapes do not match the field")
-    if n_steps < 1:
-        return 0
-    bad = _x_forward_rows_sources(u, release, uptake, h, decay, a, b, n_steps > 1, cx)
-    if bad:
-        return bad
+def _sweeps(u, rx, cx, cy, work, n_steps):
+    """The rest of :func:`lod_steps` once the first forward elimination (order +1) is done."""
     d = 1
     for k in range(n_steps):
-        _sweep(u, a, b, cx, cy, work, d, k < n_steps - 1)
+        _sweep(u, rx, cx, cy, work, d, k < n_steps - 1)
         d = -d
-    return 0
 
 
 @njit(cache=True)
-def lod_step(u, a, b, cx, cy, work):
+def lod_steps_sources(u, rx, h, decay, release, uptake, supply_rate, supply_target, cx, cy,
+                      work, n_steps):
+    """:func:`reaction_from_sources` then :func:`lod_steps` (n_steps >= 1), with the reaction
+    made in the first pass over the field rather than a pass of its own (and stored in
+    ``rx`` only for n_steps > 1). Returns how many source values are negative or not
+    finite; if any, ``u`` is left partly updated."""
+    _check_shapes(u, rx, cx, cy, work)
+    good = _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u, cx,
+                          n_steps > 1)
+    bad = _n_sources(release, uptake, supply_rate, supply_target) * u.size - good
+    if bad == 0:
+        _sweeps(u, rx, cx, cy, work, n_steps)
+    return bad
+
+
+@njit(cache=True)
+def lod_step(u, rx, cx, cy, work):
     """One sub-step of :func:`lod_steps` (the unit the benchmark counts)."""
-    lod_steps(u, a, b, cx, cy, work, 1)
+    lod_steps(u, rx, cx, cy, work, 1)
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def reaction_steps(u, a, b, n_steps):
-    """``n_steps`` reaction-only sub-steps ``u <- a u + b`` (a field that does not diffuse)."""
-    nx, ny = u.shape
+@njit(cache=True)
+def reaction_steps(u, rx, cx, n_steps):
+    """``n_steps`` reaction-only sub-steps ``u <- a u + b`` (a field that does not diffuse:
+    ``cx = axis_factors(nx, 0.0, ...)``, whose elimination is the identity)."""
     for _ in range(n_steps):
-        for i in range(nx):
-            for j in range(ny):
-                u[i, j] = u[i, j] * a[i, j] + b[i, j]
+        _x_forward_rows(u, rx, cx, 1, 0, u.shape[0])

@@ -133,16 +133,14 @@ class FieldSolver:
         for spec in specs:
             self._add(spec)
         nx, ny = self.shape
-        self._a = np.empty(self.shape)
-        self._b = np.empty(self.shape)
-        self._zeros = np.zeros(self.shape)  # stands for a missing release or uptake
+        self._reaction = kernels.new_reaction(nx, ny)
         self._work = np.zeros(kernels.work_size(nx, ny))
-        # compile (or load from numba's disk cache) the sub-step kernels now, not mid-run
+        # compile (or load from numba's disk cache) the common kernels now, not mid-run
+        zeros = np.zeros(self.shape)
         cx = kernels.axis_factors(nx, 0.0, False)
         cy = kernels.axis_factors(ny, 0.0, False)
-        kernels.lod_steps(self._a, self._a, self._b, cx, cy, self._work, 0)
-        kernels.lod_steps_sources(self._a, self._zeros, self._zeros, 1.0, 0.0, self._a, self._b,
-                                  cx, cy, self._work, 0)
+        kernels.lod_steps_sources(zeros, self._reaction, 1.0, 0.0, zeros, zeros, None, None, cx,
+                                  cy, self._work, 1)
 
     def _add(self, spec: FieldSpec) -> None:
         name = spec.name
@@ -201,21 +199,16 @@ class FieldSolver:
         supply_target = self._source(name, "supply_target", supply_target)
         spec = self.specs[name]
         n_sub = self.n_substeps[name]
-        h = self.substep_min[name]
         cx, cy = self._factors[name]
-        if supply_rate is None and spec.diffusion_um2_per_min > 0:
-            # common case: the reaction factors are made in the first pass over the field
-            bad = kernels.lod_steps_sources(
-                u, self._zeros if release is None else release,
-                self._zeros if uptake is None else uptake, h, spec.decay_per_min,
-                self._a, self._b, cx, cy, self._work, n_sub)
-            _check(bad == 0, f"field {name!r}: {bad} source values are negative or not "
-                             "finite (the field is left partly updated)")
-            return
-        bad = kernels.reaction_factors(self._a, self._b, h, spec.decay_per_min, release, uptake,
-                                       supply_rate, supply_target)
-        _check(bad == 0, f"field {name!r}: {bad} source values are negative or not finite")
+        h = self.substep_min[name]
         if spec.diffusion_um2_per_min == 0:
-            kernels.reaction_steps(u, self._a, self._b, n_sub)
-        else:
-            kernels.lod_steps(u, self._a, self._b, cx, cy, self._work, n_sub)
+            bad = kernels.reaction_from_sources(self._reaction, h, spec.decay_per_min, release,
+                                                uptake, supply_rate, supply_target)
+            _check(bad == 0, f"field {name!r}: {bad} source values are negative or not finite")
+            kernels.reaction_steps(u, self._reaction, cx, n_sub)  # cx: the identity sweep
+            return
+        # the reaction is made in the first pass over the field
+        bad = kernels.lod_steps_sources(u, self._reaction, h, spec.decay_per_min, release, uptake,
+                                        supply_rate, supply_target, cx, cy, self._work, n_sub)
+        _check(bad == 0, f"field {name!r}: {bad} source values are negative or not finite "
+                         "(the field is left partly updated)")
