@@ -145,7 +145,7 @@ def render_report(setup, params: dict, summary: pd.DataFrame, manifest: dict[str
               if k != "start_day" and val}
         lines.append(f"- `{arm}`: {_description(arm)}" + (f" Efficiency: {iv}." if iv else ""))
     lines += [
-        f"- Parameters: embedded defaults"
+        "- Parameters: embedded defaults"
         + (f" overlaid with `{setup.params_file}`" if setup.params_file else "")
         + (f", with {', '.join(f'{k}={x}' for k, x in setup.sets)}" if setup.sets else "") + ".",
         f"- neutrosim {v.get('neutrosim', '?')}, Mesa {v.get('mesa', '?')}, numba {v.get('numba', '?')}, "

@@ -1,6 +1,9 @@
 """Shared fixtures: small configurations that keep the suite fast on CI's 2 cores."""
 
+import os
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +52,26 @@ def _quiet_mesa():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module="mesa")
         yield
+
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def execute_notebook(name: str, monkeypatch, **env: str) -> list[dict]:
+    """Run ``notebooks/<name>`` top to bottom in a fresh kernel of this interpreter (as CI
+    does) with ``env`` set; return every code cell's outputs. A failing cell raises."""
+    import nbclient
+    import nbformat
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    # the kernel is started as "python": make that this interpreter
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+
+
+def images(outputs: list[dict]) -> list[dict]:
+    return [o for o in outputs if "image/png" in o.get("data", {})]

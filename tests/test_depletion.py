@@ -14,6 +14,8 @@ import pytest
 
 from sim.cli import main
 
+from .conftest import execute_notebook, images
+
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--set", "domain.nx=60", "--set", "domain.ny=60", "--set", "initial.tumor_radius_um=250"]
 SETUP = ["--replicates", "3", "--days", "2", "--start-day", "1", *SMALL]
@@ -132,17 +134,8 @@ def test_outputs_figures_report_and_manifest(resumed):
 
 
 def test_notebook_reproduces_the_main_figure_from_the_folder(resumed, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
     out, _, _ = resumed
-    monkeypatch.setenv("NEUTROSIM_RESULTS", str(out))
-    # the kernel is started as "python": make that this interpreter
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    nb = nbformat.read(ROOT / "notebooks" / "depletion.ipynb", as_version=4)
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if "image/png" in o.get("data", {})]
-    assert len(images) == 2  # growth curves and endpoint panels
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    outputs = execute_notebook("depletion.ipynb", monkeypatch, NEUTROSIM_RESULTS=str(out))
+    assert len(images(outputs)) == 2  # growth curves and endpoint panels
+    text = "".join(o.get("text", "") for o in outputs)
     assert str(out) in text and "3 paired replicates" in text

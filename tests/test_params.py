@@ -1,7 +1,6 @@
 """Parameters: defaults documented and valid; every kind of bad input gets one clear error."""
 
 import tomllib
-from pathlib import Path
 
 import pytest
 

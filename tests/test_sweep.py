@@ -21,6 +21,8 @@ from sim.sensitivity import analyze
 from sim.sweep import load_spec, run_sweep
 from sim.testfunctions import ISHIGAMI_INDICES
 
+from .conftest import execute_notebook, images
+
 ROOT = Path(__file__).resolve().parent.parent
 SWEEPS = ROOT / "params" / "sweeps"
 
@@ -197,8 +199,6 @@ def test_a_real_dask_cluster_gives_the_serial_results_bit_for_bit(tmp_path, dask
 
 
 def test_analysis_of_a_model_sweep_and_the_sensitivity_notebook(tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
     out = tmp_path / "ci_small"
     assert main(["sweep", str(SWEEPS / "ci_small.toml"), "--out", str(out), "--workers", "2",
                  "--quiet"]) == 0
@@ -210,11 +210,6 @@ def test_analysis_of_a_model_sweep_and_the_sensitivity_notebook(tmp_path, monkey
     # the tumor's own division rate must dominate its size at the endpoint
     size = ind[ind["outcome"] == "tumor_cells"].set_index("parameter")["mu_star"]
     assert size.idxmax() == "tumor.cycle_rate_per_min"
-    monkeypatch.setenv("NEUTROSIM_SWEEP", str(out))
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    nb = nbformat.read(ROOT / "notebooks" / "sensitivity.ipynb", as_version=4)
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if "image/png" in o.get("data", {})]
-    assert images
+    outputs = execute_notebook("sensitivity.ipynb", monkeypatch, NEUTROSIM_SWEEP=str(out))
+    assert len(images(outputs)) == 4  # one index chart per outcome
+    assert "tumor_cells: tumor.cycle_rate_per_min" in "".join(o.get("text", "") for o in outputs)

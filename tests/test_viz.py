@@ -21,7 +21,7 @@ from sim.cli import main
 from sim.params import load_params
 from sim.run import build_model, final_state
 
-from .conftest import SMALL
+from .conftest import SMALL, execute_notebook, images
 
 ROOT = Path(__file__).resolve().parent.parent
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -346,15 +346,7 @@ def test_browser_view_steps_steers_and_saves(server):
 
 # ------------------------------------------------------------------ the notebook
 def test_notebook_shows_the_components_inline(monkeypatch, tmp_path):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("NEUTROSIM_VIZ_OUT", str(tmp_path))
-    nb = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    outputs = execute_notebook("explore.ipynb", monkeypatch, NEUTROSIM_VIZ_OUT=str(tmp_path))
     widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(widgets) >= 3 and len(images) >= 1
+    assert len(widgets) >= 3 and len(images(outputs)) >= 1
     assert not [o for o in outputs if o.get("output_type") == "error"]
