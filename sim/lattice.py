@@ -9,7 +9,7 @@ Occupancy maps hold the row of the agent in each voxel, -1 where free.
 import numba as nb
 import numpy as np
 
-__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum"]
+__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum", "deposit"]
 
 #: Moore neighbourhood offsets, direction d = 0..7 (E, NE, N, NW, W, SW, S, SE)
 DX = np.array([1, 1, 0, -1, -1, -1, 0, 1], dtype=np.int64)
@@ -180,3 +180,27 @@ def box_sum(mask: np.ndarray, radius: int = 1) -> np.ndarray:
     c = np.pad(c, ((1, 0), (1, 0)))
     w = 2 * radius + 1
     return c[w:, w:] - c[:-w, w:] - c[w:, :-w] + c[:-w, :-w]
+
+
+@nb.njit(cache=True)
+def _deposit(grid, x, y, rate):
+    for i in range(x.size):
+        grid[x[i], y[i]] += rate[i]
+
+
+@nb.njit(cache=True)
+def _deposit_scalar(grid, x, y, rate):
+    for i in range(x.size):
+        grid[x[i], y[i]] += rate
+
+
+def deposit(grid: np.ndarray, x: np.ndarray, y: np.ndarray, rate) -> None:
+    """``grid[x, y] += rate`` in place, for a rate per voxel (array) or one for all (scalar).
+
+    Repeated voxels accumulate (unlike numpy's buffered ``+=``); within one population
+    voxels are distinct, so the two agree there.
+    """
+    if np.ndim(rate) == 0:
+        _deposit_scalar(grid, x, y, float(rate))
+    else:
+        _deposit(grid, x, y, np.asarray(rate, dtype=np.float64))

@@ -6,7 +6,7 @@ fields diffuse over the step, then Mesa agents are brought in line with the arra
 the DataCollector records. One model step is ``time.dt_min`` minutes.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from mesa import Model
@@ -15,8 +15,10 @@ from mesa.discrete_space import OrthogonalMooreGrid
 
 from . import recorders, tissue
 from .agents import endothelial, macrophage, neutrophil, tumor
+from .agents.base import relocate
 from .fields import FieldSolver, FieldSpec
 from .fields.steady import SteadySolver
+from .lattice import deposit
 from .params import FIELD_NAMES, Params, load_params
 from .rules import BEHAVIOURS
 from .state import Population
@@ -32,21 +34,45 @@ OXYGEN_TOL = 1e-6
 
 @dataclass
 class Sources:
-    """Per-voxel source terms of one step (see sim.fields): release, uptake, vessel supply."""
+    """Per-voxel source terms of one step (see sim.fields): release, uptake, vessel supply.
+
+    Units: release in [field]/min, uptake and supply rates in 1/min. Cells write through
+    :meth:`add_release`, :meth:`add_uptake` and :meth:`set_supply`, which remember the
+    arrays written, so :meth:`clear` zeroes only those.
+    """
 
     release: dict[str, np.ndarray]
     uptake: dict[str, np.ndarray]
     supply_rate: np.ndarray
+    _dirty: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def zeros(cls, shape) -> "Sources":
         return cls({f: np.zeros(shape) for f in FIELD_NAMES},
                    {f: np.zeros(shape) for f in FIELD_NAMES}, np.zeros(shape))
 
+    def add_release(self, name: str, x, y, rate) -> None:
+        """Release of field ``name`` at voxels (x, y) ([field]/min, array or scalar)."""
+        self._write(self.release[name], x, y, rate)
+
+    def add_uptake(self, name: str, x, y, rate) -> None:
+        """First-order uptake of field ``name`` at voxels (x, y) (1/min)."""
+        self._write(self.uptake[name], x, y, rate)
+
+    def set_supply(self, x, y, rate: float) -> None:
+        """Vessel supply rate toward the blood value at voxels (x, y) (1/min)."""
+        self.supply_rate[x, y] = rate
+        self._dirty[id(self.supply_rate)] = self.supply_rate
+
+    def _write(self, arr: np.ndarray, x, y, rate) -> None:
+        deposit(arr, x, y, rate)
+        self._dirty[id(arr)] = arr
+
     def clear(self) -> "Sources":
-        """Zero every array in place (reused from step to step) and return self."""
-        for arr in (*self.release.values(), *self.uptake.values(), self.supply_rate):
+        """Zero in place every array written since the last clear and return self."""
+        for arr in self._dirty.values():
             arr.fill(0.0)
+        self._dirty.clear()
         return self
 
 
@@ -82,6 +108,9 @@ class NeutroModel(Model):
         shape = (params.domain.nx, params.domain.ny)
         self.grid = OrthogonalMooreGrid(shape, torus=False, capacity=None, random=self.random)
         self._cells = {c.coordinate: c for c in self.grid.all_cells.cells}
+        #: Mesa cells in row-major voxel order (index x * ny + y)
+        self._cell_list = [self._cells[(i, j)] for i in range(shape[0]) for j in range(shape[1])]
+        self._empty = self.grid.empty.data  # Mesa's own occupancy layer (True = no agent)
         self.fields = {
             name: self.grid.create_property_layer(name, default_value=0.0, dtype=float).data
             for name in FIELD_NAMES
@@ -169,10 +198,17 @@ class NeutroModel(Model):
         ``old_x``, ``old_y``: positions of the rows before a movement kernel ran (rows
         must not have been removed in between).
         """
-        moved = np.flatnonzero((pop["x"] != old_x) | (pop["y"] != old_y))
-        xs, ys, agents, cells = pop["x"], pop["y"], pop.agents, self._cells
-        for i in moved:
-            agents[i].cell = cells[(int(xs[i]), int(ys[i]))]
+        x, y = pop["x"], pop["y"]
+        moved = np.flatnonzero((x != old_x) | (y != old_y))
+        if moved.size == 0:
+            return
+        nx, ny, ox, oy = x[moved], y[moved], old_x[moved], old_y[moved]
+        cells, agents = self._cell_list, pop.agents
+        height = self.p.domain.ny
+        relocate([agents[i] for i in moved.tolist()],
+                 [cells[k] for k in (ox.astype(np.int64) * height + oy).tolist()],
+                 [cells[k] for k in (nx.astype(np.int64) * height + ny).tolist()],
+                 self._empty, nx, ny, ox, oy)
 
     # ----------------------------------------------------------------- stages
     def _field_specs(self) -> list[FieldSpec]:

@@ -9,7 +9,7 @@ from mesa.discrete_space import CellAgent
 from ..lattice import walk
 from ..params import FIELD_NAMES
 
-__all__ = ["ArrayAgent", "Signals", "field_signals", "crawl"]
+__all__ = ["ArrayAgent", "Signals", "field_signals", "crawl", "relocate"]
 
 
 class ArrayAgent(CellAgent):
@@ -30,6 +30,26 @@ class ArrayAgent(CellAgent):
     @property
     def state(self) -> str:
         return self.STATES[self.model.populations[self.kind]["state"][self.slot]]
+
+
+def relocate(agents: list, old_cells: list, new_cells: list, empty: np.ndarray,
+             new_x: np.ndarray, new_y: np.ndarray, old_x: np.ndarray, old_y: np.ndarray) -> None:
+    """Move Mesa ``CellAgent``s between cells in one batch, as ``agent.cell = new`` would.
+
+    Mesa 3.5's ``HasCell.cell`` setter appends the agent to the new cell's ``_agents``,
+    removes it from the old one's and sets ``_mesa_cell``; each ``Cell.add_agent`` and
+    ``remove_agent`` also writes the grid's ``empty`` layer through a per-cell property.
+    Here the list updates run in a plain loop and ``empty`` (the layer's array) is
+    written once, vectorised: False at (new_x, new_y), then "no agents left" at the old
+    voxels. The grids here have unlimited capacity, so no capacity check is needed
+    (tests compare the result with the setter's).
+    """
+    for agent, old, new in zip(agents, old_cells, new_cells):
+        new._agents.append(agent)
+        old._agents.remove(agent)
+        agent._mesa_cell = new
+    empty[new_x, new_y] = False
+    empty[old_x, old_y] = np.fromiter((not c._agents for c in old_cells), bool, len(old_cells))
 
 
 class Signals(dict):

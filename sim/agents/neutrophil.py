@@ -150,9 +150,9 @@ def secrete(m, sig, sources) -> None:
     nb = m.neutrophils
     x, y = nb["x"], nb["y"]
     for field in ("proangiogenic", "proinvasive"):
-        sources.release[field][x, y] += m.behaviour("neutrophil", f"secrete_{field}", sig, nb.n)
-    sources.uptake["chemoattractant"][x, y] += m.p.chemoattractant.neutrophil_uptake_per_min
-    sources.uptake["oxygen"][x, y] += m.p.oxygen.immune_uptake_per_min
+        sources.add_release(field, x, y, m.behaviour("neutrophil", f"secrete_{field}", sig, nb.n))
+    sources.add_uptake("chemoattractant", x, y, m.p.chemoattractant.neutrophil_uptake_per_min)
+    sources.add_uptake("oxygen", x, y, m.p.oxygen.immune_uptake_per_min)
 
 
 def _refresh_states(m, sig) -> None:

@@ -95,12 +95,12 @@ def migrate(m, sig) -> None:
 def secrete(m, sig, sources) -> None:
     """Add viable tumor cells' secretion and oxygen uptake to this step's field sources."""
     t = m.tumor
-    viable = t["state"] != NECROTIC
+    viable = np.flatnonzero(t["state"] != NECROTIC)
     x, y = t["x"][viable], t["y"][viable]
     sub = sig.subset(viable)
     for field in ("proangiogenic", "chemoattractant", "tumor_signal"):
-        sources.release[field][x, y] += m.behaviour("tumor", f"secrete_{field}", sub, x.size)
-    sources.uptake["oxygen"][x, y] += m.p.oxygen.tumor_uptake_per_min
+        sources.add_release(field, x, y, m.behaviour("tumor", f"secrete_{field}", sub, x.size))
+    sources.add_uptake("oxygen", x, y, m.p.oxygen.tumor_uptake_per_min)
 
 
 def step(m, sources) -> None:
