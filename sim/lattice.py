@@ -9,7 +9,7 @@ Occupancy maps hold the row of the agent in each voxel, -1 where free.
 import numba as nb
 import numpy as np
 
-__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum", "deposit"]
+__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum", "deposit", "gather"]
 
 #: Moore neighbourhood offsets, direction d = 0..7 (E, NE, N, NW, W, SW, S, SE)
 DX = np.array([1, 1, 0, -1, -1, -1, 0, 1], dtype=np.int64)
@@ -204,3 +204,12 @@ def deposit(grid: np.ndarray, x: np.ndarray, y: np.ndarray, rate) -> None:
         _deposit_scalar(grid, x, y, float(rate))
     else:
         _deposit(grid, x, y, np.asarray(rate, dtype=np.float64))
+
+
+@nb.njit(cache=True)
+def gather(grid, x, y):
+    """``grid[x, y]`` for index arrays x, y (a new float64 array; numba, no temporaries)."""
+    out = np.empty(x.size, np.float64)
+    for i in range(x.size):
+        out[i] = grid[x[i], y[i]]
+    return out

@@ -28,8 +28,9 @@ __all__ = ["NeutroModel"]
 
 #: fields advanced in time by the LOD solver; oxygen is solved quasi-steadily
 TRANSIENT_FIELDS = tuple(f for f in FIELD_NAMES if f != "oxygen")
-#: relative residual of the oxygen solve (mmHg-scale errors ~1e-5: far below any threshold)
-OXYGEN_TOL = 1e-6
+#: relative residual of the oxygen solve: errors <= 0.06 mmHg, 21-day readouts within
+#: 0.15 seed-to-seed SD of a 1e-6 solve (measured: docs/numerics.md)
+OXYGEN_TOL = 1e-4
 
 
 @dataclass
@@ -122,6 +123,7 @@ class NeutroModel(Model):
                                           params.oxygen.diffusion_um2_per_min, "dirichlet",
                                           params.oxygen.boundary_mmHg, tol=OXYGEN_TOL)
         self._sources = Sources.zeros(shape)
+        self._oxygen_cf = (np.zeros(shape), np.zeros(shape))  # reaction rate, source of the solve
         self.populations = {
             "tumor": Population("tumor", tumor.COLUMNS, shape),
             "neutrophils": Population("neutrophils", neutrophil.COLUMNS, shape),
@@ -238,8 +240,11 @@ class NeutroModel(Model):
 
     def _advance_fields(self, src: Sources) -> None:
         ox = self.p.oxygen
-        c = src.uptake["oxygen"] + src.supply_rate + ox.decay_per_min
-        f = src.release["oxygen"] + src.supply_rate * ox.blood_mmHg
+        c, f = self._oxygen_cf
+        np.add(src.uptake["oxygen"], src.supply_rate, out=c)
+        c += ox.decay_per_min  # 1/min
+        np.multiply(src.supply_rate, ox.blood_mmHg, out=f)
+        f += src.release["oxygen"]  # mmHg/min
         self.oxygen_solver.solve(self.fields["oxygen"], c, f)
         for name in TRANSIENT_FIELDS:
             self.solver.advance(name, self.fields[name], release=src.release[name],

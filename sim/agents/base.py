@@ -6,10 +6,10 @@ from typing import Callable
 import numpy as np
 from mesa.discrete_space import CellAgent
 
-from ..lattice import walk
+from ..lattice import gather, walk
 from ..params import FIELD_NAMES
 
-__all__ = ["ArrayAgent", "Signals", "field_signals", "crawl", "relocate"]
+__all__ = ["ArrayAgent", "Signals", "field_signals", "crawl", "relocate", "uniforms_for"]
 
 
 class ArrayAgent(CellAgent):
@@ -52,6 +52,16 @@ def relocate(agents: list, old_cells: list, new_cells: list, empty: np.ndarray,
     empty[old_x, old_y] = np.fromiter((not c._agents for c in old_cells), bool, len(old_cells))
 
 
+def uniforms_for(m, rows: np.ndarray, n: int) -> np.ndarray:
+    """Length-``n`` array with fresh U(0, 1) draws at ``rows`` and 0 elsewhere.
+
+    For kernels that read one uniform per listed row: only those rows cost a draw.
+    """
+    u = np.zeros(n)
+    u[rows] = m.rng.random(len(rows))
+    return u
+
+
 class Signals(dict):
     """Signal arrays of a population, each computed on first use.
 
@@ -87,7 +97,7 @@ def field_signals(model, x: np.ndarray, y: np.ndarray) -> dict[str, Callable[[],
 
 
 def _gather(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return field[x, y]
+    return gather(field, x, y)
 
 
 def crawl(m, pop, speed, bias, persistence_min: float, field, other_at, still=None) -> None:

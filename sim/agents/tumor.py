@@ -7,7 +7,7 @@ factor), 2 necrotic (dead, keeps its voxel). Equations in docs/model.md.
 import numpy as np
 
 from ..lattice import box_sum, move_to_free, place_near
-from .base import ArrayAgent, Signals, field_signals
+from .base import ArrayAgent, Signals, field_signals, uniforms_for
 
 PROLIFERATING, HYPOXIC, NECROTIC = 0, 1, 2
 #: ``divided_min``: time of the cell's last division (birth), for the Ki67-like index
@@ -72,8 +72,8 @@ def divide(m, sig) -> None:
     cx = np.full(t.n, -1, np.int64)
     cy = np.full(t.n, -1, np.int64)
     reach = max(int(round(m.scales.voxels(m.p.tumor.push_distance_um))), 1)
-    place_near(order, t["x"], t["y"], t.at, m.endothelial.at, False, m.rng.random(t.n), cx, cy,
-               reach)
+    place_near(order, t["x"], t["y"], t.at, m.endothelial.at, False,
+               uniforms_for(m, parents, t.n), cx, cy, reach)
     ok = parents[cx[parents] >= 0]
     t["divided_min"][ok] = m.time_min
     m.spawn(TumorCell, cx[ok], cy[ok], state=PROLIFERATING, divided_min=m.time_min)
@@ -88,7 +88,7 @@ def migrate(m, sig) -> None:
     if movers.size:
         old_x, old_y = t["x"].copy(), t["y"].copy()
         move_to_free(m.rng.permutation(movers), t["x"], t["y"], t.at, m.endothelial.at,
-                     m.rng.random(t.n))
+                     uniforms_for(m, movers, t.n))
         m.sync_cells(t, old_x, old_y)
 
 
