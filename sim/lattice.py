@@ -124,17 +124,19 @@ def walk(order, x, y, heading, n_moves, bias, persist, field, own, other, u):
     probability ``persist[i]`` keep the last heading; else pick one of 8 directions at
     random. The move happens if the target voxel is inside the grid and free in ``own``
     (this population's map, kept up to date) and ``other`` (a second population that
-    excludes it). ``u`` holds pre-drawn uniforms, shape (n, max_moves, 3).
+    excludes it). ``u`` holds pre-drawn uniforms, shape (len(order), max_moves, 3): row
+    ``q`` for the agent ``order[q]``.
     """
     nx, ny = own.shape
-    for i in order:
+    for q in range(order.size):
+        i = order[q]
         for k in range(n_moves[i]):
-            if u[i, k, 0] < bias[i]:
-                d = _uphill(field, x[i], y[i], u[i, k, 2])
-            elif u[i, k, 1] < persist[i]:
+            if u[q, k, 0] < bias[i]:
+                d = _uphill(field, x[i], y[i], u[q, k, 2])
+            elif u[q, k, 1] < persist[i]:
                 d = heading[i]
             else:
-                d = min(int(u[i, k, 2] * 8), 7)
+                d = min(int(u[q, k, 2] * 8), 7)
             heading[i] = d
             tx = x[i] + DX[d]
             ty = y[i] + DY[d]

@@ -194,17 +194,23 @@ class NeutroModel(Model):
         for agent in pop.remove(rows):
             agent.remove()
 
-    def sync_cells(self, pop: Population, old_x: np.ndarray, old_y: np.ndarray) -> None:
+    def sync_cells(self, pop: Population, old_x: np.ndarray, old_y: np.ndarray,
+                   rows: np.ndarray | None = None) -> None:
         """Move the Mesa agents whose array position changed (only those).
 
-        ``old_x``, ``old_y``: positions of the rows before a movement kernel ran (rows
-        must not have been removed in between).
+        ``old_x``, ``old_y``: positions before a movement kernel ran, of all rows or, if
+        given, of ``rows`` (the only rows that may have moved). Rows must not have been
+        removed in between.
         """
         x, y = pop["x"], pop["y"]
+        if rows is not None:
+            x, y = x[rows], y[rows]
         moved = np.flatnonzero((x != old_x) | (y != old_y))
         if moved.size == 0:
             return
         nx, ny, ox, oy = x[moved], y[moved], old_x[moved], old_y[moved]
+        if rows is not None:
+            moved = rows[moved]
         cells, agents = self._cell_list, pop.agents
         height = self.p.domain.ny
         relocate([agents[i] for i in moved.tolist()],

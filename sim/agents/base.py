@@ -112,11 +112,14 @@ def crawl(m, pop, speed, bias, persistence_min: float, field, other_at, still=No
     n_moves = np.floor(m.scales.voxels_per_step(speed) + m.rng.random(n)).astype(np.int64)
     if still is not None:
         n_moves[still] = 0
+    order = m.rng.permutation(np.flatnonzero(n_moves > 0))
+    if order.size == 0:
+        return
     with np.errstate(divide="ignore"):
         t_move = np.where(speed > 0, m.p.domain.voxel_um / speed, np.inf)
     persist = np.exp(-t_move / max(persistence_min, 1e-12))
-    u = m.rng.random((n, max(int(n_moves.max()), 1), 3))
-    old_x, old_y = pop["x"].copy(), pop["y"].copy()
-    walk(m.rng.permutation(n), pop["x"], pop["y"], pop["heading"], n_moves, bias, persist,
+    u = m.rng.random((order.size, int(n_moves.max()), 3))
+    old_x, old_y = pop["x"][order], pop["y"][order]
+    walk(order, pop["x"], pop["y"], pop["heading"], n_moves, bias, persist,
          field, pop.at, other_at, u)
-    m.sync_cells(pop, old_x, old_y)
+    m.sync_cells(pop, old_x, old_y, rows=order)

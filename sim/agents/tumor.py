@@ -86,10 +86,10 @@ def migrate(m, sig) -> None:
     p_move = np.minimum(m.scales.voxels_per_step(speed), 1.0)
     movers = np.flatnonzero((t["state"] != NECROTIC) & (m.rng.random(t.n) < p_move))
     if movers.size:
-        old_x, old_y = t["x"].copy(), t["y"].copy()
+        old_x, old_y = t["x"][movers], t["y"][movers]
         move_to_free(m.rng.permutation(movers), t["x"], t["y"], t.at, m.endothelial.at,
                      uniforms_for(m, movers, t.n))
-        m.sync_cells(t, old_x, old_y)
+        m.sync_cells(t, old_x, old_y, rows=movers)
 
 
 def secrete(m, sig, sources) -> None:
