@@ -122,30 +122,50 @@ def hill(signal: np.ndarray, half_max: float, power: float) -> np.ndarray:
     return x / (1.0 + x)
 
 
-@njit(cache=True)
+_JIT = dict(cache=True, error_model="numpy")  # numpy error model: loops vectorise
+
+
+@njit(**_JIT)
 def _add_hill_term(x, signal, half_max, power):
-    """x += (max(s, 0) / h) ** n element-wise; integer n by repeated squaring (fast, exact
-    to a few ulp), other n by ``**``."""
-    ip = int(power)
-    integer = ip == power
-    for i in range(x.size):
-        v = signal[i]
-        if v < 0.0:
-            v = 0.0
-        v = v / half_max
-        if integer:
-            r, e = 1.0, ip
+    """x += (max(s, 0) / h) ** n element-wise.
+
+    The Hill powers of the rules table (1, 2, 4, 8) get straight-line loops that vectorise;
+    other integers use repeated squaring, non-integers ``**``.
+    """
+    if power == 1.0:
+        for i in range(x.size):
+            x[i] += max(signal[i], 0.0) / half_max
+    elif power == 2.0:
+        for i in range(x.size):
+            v = max(signal[i], 0.0) / half_max
+            x[i] += v * v
+    elif power == 4.0:
+        for i in range(x.size):
+            v = max(signal[i], 0.0) / half_max
+            v *= v
+            x[i] += v * v
+    elif power == 8.0:
+        for i in range(x.size):
+            v = max(signal[i], 0.0) / half_max
+            v *= v
+            v *= v
+            x[i] += v * v
+    elif power == int(power):
+        for i in range(x.size):
+            v = max(signal[i], 0.0) / half_max
+            r, e = 1.0, int(power)
             while e > 0:
                 if e & 1:
                     r *= v
                 v *= v
                 e >>= 1
             x[i] += r
-        else:
-            x[i] += v ** power
+    else:
+        for i in range(x.size):
+            x[i] += (max(signal[i], 0.0) / half_max) ** power
 
 
-@njit(cache=True)
+@njit(**_JIT)
 def _saturate(out, x, saturation):
     """out += (saturation - out) * x / (1 + x): one direction of the PhysiCell combination."""
     for i in range(out.size):
