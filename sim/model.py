@@ -108,9 +108,9 @@ class NeutroModel(Model):
         self.scales = Scales(params.domain.voxel_um, params.time.dt_min)
         shape = (params.domain.nx, params.domain.ny)
         self.grid = OrthogonalMooreGrid(shape, torus=False, capacity=None, random=self.random)
-        self._cells = {c.coordinate: c for c in self.grid.all_cells.cells}
+        cells = {c.coordinate: c for c in self.grid.all_cells.cells}
         #: Mesa cells in row-major voxel order (index x * ny + y)
-        self._cell_list = [self._cells[(i, j)] for i in range(shape[0]) for j in range(shape[1])]
+        self._cell_list = [cells[(i, j)] for i in range(shape[0]) for j in range(shape[1])]
         self._empty = self.grid.empty.data  # Mesa's own occupancy layer (True = no agent)
         self.fields = {
             name: self.grid.create_property_layer(name, default_value=0.0, dtype=float).data
@@ -186,7 +186,8 @@ class NeutroModel(Model):
         """Add agents of ``cls`` at voxels (x, y): array rows and Mesa agents together."""
         pop = self.populations[cls.kind]
         rows = pop.add(x, y, **values)
-        pop.attach(rows, [cls(self, self._cells[(int(a), int(b))]) for a, b in zip(x, y)])
+        flat = np.asarray(x, np.int64) * self.p.domain.ny + np.asarray(y, np.int64)
+        pop.attach(rows, [cls(self, self._cell_list[k]) for k in flat.tolist()])
         return rows
 
     def discard(self, pop: Population, rows) -> None:
