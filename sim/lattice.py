@@ -17,30 +17,38 @@ DY = np.array([0, 1, 1, 1, 0, -1, -1, -1], dtype=np.int64)
 
 
 @nb.njit(cache=True)
+def _is_free(a, b, tx, ty):
+    nx, ny = a.shape
+    return 0 <= tx < nx and 0 <= ty < ny and a[tx, ty] == -1 and b[tx, ty] < 0
+
+
+@nb.njit(cache=True)
 def _free_neighbour(xi, yi, a, b, include_self, r):
     """A uniformly chosen voxel around (xi, yi) free in both maps, or (-1, -1).
 
     Free means -1 in ``a`` (-2 marks a voxel already reserved this step) and < 0 in ``b``.
+    Candidates are (xi, yi) itself (if ``include_self``), then directions 0..7; the
+    ``min(int(r k), k - 1)``-th of the k free ones is taken (counted, then found again:
+    no allocation).
     """
-    nx, ny = a.shape
-    cand_x = np.empty(9, np.int64)
-    cand_y = np.empty(9, np.int64)
-    k = 0
-    if include_self and a[xi, yi] == -1 and b[xi, yi] < 0:
-        cand_x[k] = xi
-        cand_y[k] = yi
-        k += 1
+    k = 1 if include_self and _is_free(a, b, xi, yi) else 0
     for d in range(8):
-        tx = xi + DX[d]
-        ty = yi + DY[d]
-        if 0 <= tx < nx and 0 <= ty < ny and a[tx, ty] == -1 and b[tx, ty] < 0:
-            cand_x[k] = tx
-            cand_y[k] = ty
-            k += 1
+        k += _is_free(a, b, xi + DX[d], yi + DY[d])
     if k == 0:
         return -1, -1
     j = min(int(r * k), k - 1)
-    return cand_x[j], cand_y[j]
+    if include_self and _is_free(a, b, xi, yi):
+        if j == 0:
+            return xi, yi
+        j -= 1
+    for d in range(8):
+        tx = xi + DX[d]
+        ty = yi + DY[d]
+        if _is_free(a, b, tx, ty):
+            if j == 0:
+                return tx, ty
+            j -= 1
+    return -1, -1
 
 
 @nb.njit(cache=True)

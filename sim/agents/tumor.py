@@ -45,10 +45,9 @@ def signals(m) -> Signals:
 def update_oxygen_state(m, sig) -> None:
     """Viable cells are hypoxic below the threshold, proliferating above it."""
     state = m.tumor["state"]
-    viable = state != NECROTIC
     low = sig["oxygen"] < m.p.tumor.hypoxic_threshold_mmHg
-    state[viable & low] = HYPOXIC
-    state[viable & ~low] = PROLIFERATING
+    np.copyto(state, np.where(low, HYPOXIC, PROLIFERATING), where=state != NECROTIC,
+              casting="unsafe")
     sig["hypoxic"] = (state == HYPOXIC).astype(float)
 
 
