@@ -18,7 +18,7 @@ from .agents import endothelial, macrophage, neutrophil, tumor
 from .agents.base import relocate
 from .fields import FieldSolver, FieldSpec
 from .fields.steady import SteadySolver
-from .lattice import deposit
+from .lattice import deposit, moved_voxels
 from .params import FIELD_NAMES, Params, load_params
 from .rules import BEHAVIOURS
 from .state import Population
@@ -111,7 +111,9 @@ class NeutroModel(Model):
         cells = {c.coordinate: c for c in self.grid.all_cells.cells}
         #: Mesa cells in row-major voxel order (index x * ny + y)
         self._cell_list = [cells[(i, j)] for i in range(shape[0]) for j in range(shape[1])]
-        self._empty = self.grid.empty.data  # Mesa's own occupancy layer (True = no agent)
+        # Mesa's own occupancy layer (True = no agent), flat by voxel x * ny + y: a view
+        # (copy=False raises rather than copy)
+        self._empty_flat = np.reshape(self.grid.empty.data, -1, copy=False)
         self.fields = {
             name: self.grid.create_property_layer(name, default_value=0.0, dtype=float).data
             for name in FIELD_NAMES
@@ -203,21 +205,13 @@ class NeutroModel(Model):
         given, of ``rows`` (the only rows that may have moved). Rows must not have been
         removed in between.
         """
-        x, y = pop["x"], pop["y"]
-        if rows is not None:
-            x, y = x[rows], y[rows]
-        moved = np.flatnonzero((x != old_x) | (y != old_y))
-        if moved.size == 0:
-            return
-        nx, ny, ox, oy = x[moved], y[moved], old_x[moved], old_y[moved]
-        if rows is not None:
-            moved = rows[moved]
-        cells, agents = self._cell_list, pop.agents
-        height = self.p.domain.ny
-        relocate([agents[i] for i in moved.tolist()],
-                 [cells[k] for k in (ox.astype(np.int64) * height + oy).tolist()],
-                 [cells[k] for k in (nx.astype(np.int64) * height + ny).tolist()],
-                 self._empty, nx, ny, ox, oy)
+        if rows is None:
+            rows = np.arange(pop.n)
+        moved, old, new = moved_voxels(pop["x"], pop["y"], old_x, old_y, rows, self.p.domain.ny)
+        if moved.size:
+            agents = pop.agents
+            relocate([agents[i] for i in moved.tolist()], self._cell_list, old.tolist(),
+                     new.tolist(), self._empty_flat)
 
     # ----------------------------------------------------------------- stages
     def _field_specs(self) -> list[FieldSpec]:

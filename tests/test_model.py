@@ -77,11 +77,10 @@ def test_batched_relocation_matches_mesa_cell_setter():
     for i, xy in moves:
         a1[i].cell = g1[xy]
     g2, a2 = world()
-    old = [a2[i].cell for i, _ in moves]
-    new = [g2[xy] for _, xy in moves]
-    ox, oy = (np.array([c.coordinate[k] for c in old]) for k in (0, 1))
-    nx, ny = (np.array([c.coordinate[k] for c in new]) for k in (0, 1))
-    relocate([a2[i] for i, _ in moves], old, new, g2.empty.data, nx, ny, ox, oy)
+    cells = [g2[(x, y)] for x in range(6) for y in range(5)]  # flat index x * 5 + y
+    old = [a2[i].cell.coordinate[0] * 5 + a2[i].cell.coordinate[1] for i, _ in moves]
+    new = [x * 5 + y for _, (x, y) in moves]
+    relocate([a2[i] for i, _ in moves], cells, old, new, g2.empty.data.reshape(-1))
     np.testing.assert_array_equal(g1.empty.data, g2.empty.data)
     for b1, b2 in zip(a1, a2):
         assert b1.cell.coordinate == b2.cell.coordinate

@@ -32,24 +32,26 @@ class ArrayAgent(CellAgent):
         return self.STATES[self.model.populations[self.kind]["state"][self.slot]]
 
 
-def relocate(agents: list, old_cells: list, new_cells: list, empty: np.ndarray,
-             new_x: np.ndarray, new_y: np.ndarray, old_x: np.ndarray, old_y: np.ndarray) -> None:
+def relocate(agents: list, cells: list, old: list, new: list, empty: np.ndarray) -> None:
     """Move Mesa ``CellAgent``s between cells in one batch, as ``agent.cell = new`` would.
 
+    ``cells``: the grid's cells by flat voxel index; ``old``, ``new``: flat voxel indices,
+    one per agent; ``empty``: the grid's ``empty`` layer array, flattened (a view).
     Mesa 3.5's ``HasCell.cell`` setter appends the agent to the new cell's ``_agents``,
     removes it from the old one's and sets ``_mesa_cell``; each ``Cell.add_agent`` and
-    ``remove_agent`` also writes the grid's ``empty`` layer through a per-cell property.
-    Here the list updates run in a plain loop and ``empty`` (the layer's array) is
-    written once, vectorised: False at (new_x, new_y), then "no agents left" at the old
-    voxels. The grids here have unlimited capacity, so no capacity check is needed
-    (tests compare the result with the setter's).
+    ``remove_agent`` also writes the ``empty`` layer through a per-cell property. Here
+    the list updates run in one plain loop and ``empty`` is written once, vectorised:
+    False at the new voxels, then "no agents left" at the old ones. The grids here have
+    unlimited capacity, so no capacity check is needed (tests compare the result with
+    the setter's).
     """
-    for agent, old, new in zip(agents, old_cells, new_cells):
-        new._agents.append(agent)
-        old._agents.remove(agent)
-        agent._mesa_cell = new
-    empty[new_x, new_y] = False
-    empty[old_x, old_y] = np.fromiter((not c._agents for c in old_cells), bool, len(old_cells))
+    for agent, o, n in zip(agents, old, new):
+        cell = cells[n]
+        cell._agents.append(agent)
+        cells[o]._agents.remove(agent)
+        agent._mesa_cell = cell
+    empty[new] = False
+    empty[old] = [not cells[o]._agents for o in old]
 
 
 def uniforms_for(m, rows: np.ndarray, n: int) -> np.ndarray:
