@@ -235,9 +235,11 @@ class StageTimers:
 
 
 def _moved(a, k, r):
-    """Agents whose voxel changed, from sync_cells(pop, old_x, old_y)'s arguments."""
+    """Agents whose voxel changed, from sync_cells(pop, old_x, old_y[, rows])'s arguments."""
     pop, old_x, old_y = a[0], a[1], a[2]
-    return f"mesa_moves:{pop.name}", np.count_nonzero((pop["x"] != old_x) | (pop["y"] != old_y))
+    rows = k.get("rows", a[3] if len(a) > 3 else None)
+    x, y = (pop["x"], pop["y"]) if rows is None else (pop["x"][rows], pop["y"][rows])
+    return f"mesa_moves:{pop.name}", np.count_nonzero((x != old_x) | (y != old_y))
 
 
 def instrument(model, detail: bool = True) -> StageTimers:

@@ -9,7 +9,8 @@ Occupancy maps hold the row of the agent in each voxel, -1 where free.
 import numba as nb
 import numpy as np
 
-__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum"]
+__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum", "deposit", "gather",
+           "moved_voxels"]
 
 #: Moore neighbourhood offsets, direction d = 0..7 (E, NE, N, NW, W, SW, S, SE)
 DX = np.array([1, 1, 0, -1, -1, -1, 0, 1], dtype=np.int64)
@@ -17,30 +18,38 @@ DY = np.array([0, 1, 1, 1, 0, -1, -1, -1], dtype=np.int64)
 
 
 @nb.njit(cache=True)
+def _is_free(a, b, tx, ty):
+    nx, ny = a.shape
+    return 0 <= tx < nx and 0 <= ty < ny and a[tx, ty] == -1 and b[tx, ty] < 0
+
+
+@nb.njit(cache=True)
 def _free_neighbour(xi, yi, a, b, include_self, r):
     """A uniformly chosen voxel around (xi, yi) free in both maps, or (-1, -1).
 
     Free means -1 in ``a`` (-2 marks a voxel already reserved this step) and < 0 in ``b``.
+    Candidates are (xi, yi) itself (if ``include_self``), then directions 0..7; the
+    ``min(int(r k), k - 1)``-th of the k free ones is taken (counted, then found again:
+    no allocation).
     """
-    nx, ny = a.shape
-    cand_x = np.empty(9, np.int64)
-    cand_y = np.empty(9, np.int64)
-    k = 0
-    if include_self and a[xi, yi] == -1 and b[xi, yi] < 0:
-        cand_x[k] = xi
-        cand_y[k] = yi
-        k += 1
+    k = 1 if include_self and _is_free(a, b, xi, yi) else 0
     for d in range(8):
-        tx = xi + DX[d]
-        ty = yi + DY[d]
-        if 0 <= tx < nx and 0 <= ty < ny and a[tx, ty] == -1 and b[tx, ty] < 0:
-            cand_x[k] = tx
-            cand_y[k] = ty
-            k += 1
+        k += _is_free(a, b, xi + DX[d], yi + DY[d])
     if k == 0:
         return -1, -1
     j = min(int(r * k), k - 1)
-    return cand_x[j], cand_y[j]
+    if include_self and _is_free(a, b, xi, yi):
+        if j == 0:
+            return xi, yi
+        j -= 1
+    for d in range(8):
+        tx = xi + DX[d]
+        ty = yi + DY[d]
+        if _is_free(a, b, tx, ty):
+            if j == 0:
+                return tx, ty
+            j -= 1
+    return -1, -1
 
 
 @nb.njit(cache=True)
@@ -124,17 +133,19 @@ def walk(order, x, y, heading, n_moves, bias, persist, field, own, other, u):
     probability ``persist[i]`` keep the last heading; else pick one of 8 directions at
     random. The move happens if the target voxel is inside the grid and free in ``own``
     (this population's map, kept up to date) and ``other`` (a second population that
-    excludes it). ``u`` holds pre-drawn uniforms, shape (n, max_moves, 3).
+    excludes it). ``u`` holds pre-drawn uniforms, shape (len(order), max_moves, 3): row
+    ``q`` for the agent ``order[q]``.
     """
     nx, ny = own.shape
-    for i in order:
+    for q in range(order.size):
+        i = order[q]
         for k in range(n_moves[i]):
-            if u[i, k, 0] < bias[i]:
-                d = _uphill(field, x[i], y[i], u[i, k, 2])
-            elif u[i, k, 1] < persist[i]:
+            if u[q, k, 0] < bias[i]:
+                d = _uphill(field, x[i], y[i], u[q, k, 2])
+            elif u[q, k, 1] < persist[i]:
                 d = heading[i]
             else:
-                d = min(int(u[i, k, 2] * 8), 7)
+                d = min(int(u[q, k, 2] * 8), 7)
             heading[i] = d
             tx = x[i] + DX[d]
             ty = y[i] + DY[d]
@@ -180,3 +191,61 @@ def box_sum(mask: np.ndarray, radius: int = 1) -> np.ndarray:
     c = np.pad(c, ((1, 0), (1, 0)))
     w = 2 * radius + 1
     return c[w:, w:] - c[:-w, w:] - c[w:, :-w] + c[:-w, :-w]
+
+
+@nb.njit(cache=True)
+def _deposit(grid, x, y, rate):
+    for i in range(x.size):
+        grid[x[i], y[i]] += rate[i]
+
+
+@nb.njit(cache=True)
+def _deposit_scalar(grid, x, y, rate):
+    for i in range(x.size):
+        grid[x[i], y[i]] += rate
+
+
+def deposit(grid: np.ndarray, x: np.ndarray, y: np.ndarray, rate) -> None:
+    """``grid[x, y] += rate`` in place, for a rate per voxel (array) or one for all (scalar).
+
+    Repeated voxels accumulate (unlike numpy's buffered ``+=``); within one population
+    voxels are distinct, so the two agree there.
+    """
+    if np.ndim(rate) == 0:
+        _deposit_scalar(grid, x, y, float(rate))
+    else:
+        _deposit(grid, x, y, np.asarray(rate, dtype=np.float64))
+
+
+@nb.njit(cache=True)
+def gather(grid, x, y):
+    """``grid[x, y]`` for index arrays x, y (a new float64 array; numba, no temporaries)."""
+    out = np.empty(x.size, np.float64)
+    for i in range(x.size):
+        out[i] = grid[x[i], y[i]]
+    return out
+
+
+@nb.njit(cache=True)
+def moved_voxels(x, y, old_x, old_y, rows, ny):
+    """Which of ``rows`` changed voxel: (those rows, old flat voxels, new flat voxels).
+
+    ``old_x[q]``, ``old_y[q]`` is where row ``rows[q]`` was; ``x``, ``y`` hold every row
+    now; a flat voxel index is ``x * ny + y``.
+    """
+    k = 0
+    for q in range(rows.size):
+        i = rows[q]
+        k += x[i] != old_x[q] or y[i] != old_y[q]
+    moved = np.empty(k, np.int64)
+    old = np.empty(k, np.int64)
+    new = np.empty(k, np.int64)
+    k = 0
+    for q in range(rows.size):
+        i = rows[q]
+        if x[i] != old_x[q] or y[i] != old_y[q]:
+            moved[k] = i
+            old[k] = np.int64(old_x[q]) * ny + old_y[q]
+            new[k] = np.int64(x[i]) * ny + y[i]
+            k += 1
+    return moved, old, new

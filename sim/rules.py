@@ -17,10 +17,12 @@ type is evaluated for all its agents at once (numpy arrays).
 import csv
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+from numba import njit
 
 from .errors import ParameterError
 
@@ -120,6 +122,64 @@ def hill(signal: np.ndarray, half_max: float, power: float) -> np.ndarray:
     return x / (1.0 + x)
 
 
+_JIT = dict(cache=True, error_model="numpy")  # numpy error model: loops vectorise
+
+
+@njit(**_JIT)
+def _add_hill_term(x, signal, half_max, power):
+    """x += (max(s, 0) / h) ** n element-wise.
+
+    The Hill powers of the rules table (1, 2, 4, 8) get straight-line loops that vectorise;
+    other integers use repeated squaring, non-integers ``**``.
+    """
+    if power == 1.0:
+        for i in range(x.size):
+            x[i] += max(signal[i], 0.0) / half_max
+    elif power == 2.0:
+        for i in range(x.size):
+            v = max(signal[i], 0.0) / half_max
+            x[i] += v * v
+    elif power == 4.0:
+        for i in range(x.size):
+            v = max(signal[i], 0.0) / half_max
+            v *= v
+            x[i] += v * v
+    elif power == 8.0:
+        for i in range(x.size):
+            v = max(signal[i], 0.0) / half_max
+            v *= v
+            v *= v
+            x[i] += v * v
+    elif power == int(power):
+        for i in range(x.size):
+            v = max(signal[i], 0.0) / half_max
+            r, e = 1.0, int(power)
+            while e > 0:
+                if e & 1:
+                    r *= v
+                v *= v
+                e >>= 1
+            x[i] += r
+    else:
+        for i in range(x.size):
+            x[i] += (max(signal[i], 0.0) / half_max) ** power
+
+
+@njit(**_JIT)
+def _saturate(out, x, saturation):
+    """out += (saturation - out) * x / (1 + x): one direction of the PhysiCell combination."""
+    for i in range(out.size):
+        out[i] += (saturation - out[i]) * (x[i] / (1.0 + x[i]))
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The rules of one direction for one behaviour: shared saturation, (signal, h, n) terms."""
+
+    saturation: float
+    terms: tuple[tuple[str, float, float], ...]
+
+
 @dataclass(frozen=True)
 class RuleSet:
     """A validated rules table; evaluates behaviours for whole populations."""
@@ -129,6 +189,19 @@ class RuleSet:
 
     def for_behaviour(self, cell_type: str, behaviour: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.cell_type == cell_type and r.behaviour == behaviour)
+
+    @cached_property
+    def _groups(self) -> dict[tuple[str, str], tuple[_Group, ...]]:
+        """(cell type, behaviour) -> its increasing then decreasing group, built once."""
+        out: dict[tuple[str, str], tuple[_Group, ...]] = {}
+        for key in {(r.cell_type, r.behaviour) for r in self.rules}:
+            rules = self.for_behaviour(*key)
+            out[key] = tuple(
+                _Group(grp[0].saturation, tuple((r.signal, r.half_max, r.hill_power) for r in grp))
+                for grp in ([r for r in rules if r.direction == d]
+                            for d in ("increases", "decreases"))
+                if grp)
+        return out
 
     def max_value(self, cell_type: str, behaviour: str, base: float) -> float:
         """Largest value the behaviour can take (base or an increasing saturation)."""
@@ -149,17 +222,11 @@ class RuleSet:
     ) -> np.ndarray:
         """Behaviour value for ``n`` agents given their signal arrays (PhysiCell combination)."""
         out = np.full(n, float(base))
-        rules = self.for_behaviour(cell_type, behaviour)
-        for direction in ("increases", "decreases"):
-            group = [r for r in rules if r.direction == direction]
-            if not group:
-                continue
+        for group in self._groups.get((cell_type, behaviour), ()):
             x = np.zeros(n)
-            for r in group:
-                s = np.maximum(np.asarray(signals[r.signal], dtype=float), 0.0)
-                x += (s / r.half_max) ** r.hill_power
-            response = x / (1.0 + x)
-            out += (group[0].saturation - out) * response
+            for signal, half_max, power in group.terms:
+                _add_hill_term(x, np.asarray(signals[signal], dtype=float), half_max, power)
+            _saturate(out, x, group.saturation)
         return out
 
     def to_rows(self) -> list[dict]:

@@ -59,12 +59,13 @@ class Population:
         if np.any(self.at[x, y] >= 0):
             raise RuntimeError(f"{self.name}: adding to an occupied voxel")
         self._grow(self.n + k)
+        new = slice(self.n, self.n + k)  # the new rows, as a slice (cheaper than an index)
         for col in self._cols:
-            self._cols[col][rows] = 0
-        self._cols["x"][rows] = x
-        self._cols["y"][rows] = y
+            self._cols[col][new] = 0
+        self._cols["x"][new] = x
+        self._cols["y"][new] = y
         for col, v in values.items():
-            self._cols[col][rows] = v
+            self._cols[col][new] = v
         self.at[x, y] = rows
         self.n += k
         return rows

@@ -28,6 +28,8 @@ def assert_arrays_match_agents(m: NeutroModel) -> None:
         assert np.all(pop.at[pop["x"], pop["y"]] == np.arange(pop.n))
         total += pop.n
     assert len(m.agents) == total
+    occupied_any = np.logical_or.reduce([pop.at >= 0 for pop in m.populations.values()])
+    np.testing.assert_array_equal(m.grid.empty.data, ~occupied_any)  # Mesa's own layer
     in_cells = sum(len(c.agents) for c in m.grid.all_cells.cells)
     assert in_cells == total
     immune = (m.neutrophils.at >= 0) & (m.macrophages.at >= 0)
@@ -53,6 +55,38 @@ def test_arrays_and_agents_agree_through_depletion(small_params):
         m.step()
         assert_arrays_match_agents(m)
     assert m.treated
+
+
+def test_batched_relocation_matches_mesa_cell_setter():
+    """sim.agents.base.relocate leaves cells, agents and the empty layer as the setter does."""
+    from mesa import Model
+    from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
+
+    from sim.agents.base import relocate
+
+    def world():
+        model = Model(rng=0)
+        grid = OrthogonalMooreGrid((6, 5), torus=False, capacity=None, random=model.random)
+        agents = [CellAgent(model) for _ in range(4)]
+        for a, xy in zip(agents, [(0, 0), (1, 1), (1, 1), (2, 3)]):  # two share a voxel
+            a.cell = grid[xy]
+        return grid, agents
+
+    moves = [(0, (1, 1)), (1, (0, 0)), (3, (5, 4))]  # a swap into a shared voxel, and a long hop
+    g1, a1 = world()
+    for i, xy in moves:
+        a1[i].cell = g1[xy]
+    g2, a2 = world()
+    cells = [g2[(x, y)] for x in range(6) for y in range(5)]  # flat index x * 5 + y
+    old = [a2[i].cell.coordinate[0] * 5 + a2[i].cell.coordinate[1] for i, _ in moves]
+    new = [x * 5 + y for _, (x, y) in moves]
+    relocate([a2[i] for i, _ in moves], cells, old, new, g2.empty.data.reshape(-1))
+    np.testing.assert_array_equal(g1.empty.data, g2.empty.data)
+    for b1, b2 in zip(a1, a2):
+        assert b1.cell.coordinate == b2.cell.coordinate
+    for c1, c2 in zip(g1.all_cells.cells, g2.all_cells.cells):
+        assert [a.unique_id for a in c1.agents] == [a.unique_id for a in c2.agents]
+        assert c1.is_empty == c2.is_empty
 
 
 def test_same_seed_identical_different_seed_differs(small_params):

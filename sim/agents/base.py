@@ -6,10 +6,10 @@ from typing import Callable
 import numpy as np
 from mesa.discrete_space import CellAgent
 
-from ..lattice import walk
+from ..lattice import gather, walk
 from ..params import FIELD_NAMES
 
-__all__ = ["ArrayAgent", "Signals", "field_signals", "crawl"]
+__all__ = ["ArrayAgent", "Signals", "field_signals", "crawl", "relocate", "uniforms_for"]
 
 
 class ArrayAgent(CellAgent):
@@ -30,6 +30,38 @@ class ArrayAgent(CellAgent):
     @property
     def state(self) -> str:
         return self.STATES[self.model.populations[self.kind]["state"][self.slot]]
+
+
+def relocate(agents: list, cells: list, old: list, new: list, empty: np.ndarray) -> None:
+    """Move Mesa ``CellAgent``s between cells in one batch, as ``agent.cell = new`` would.
+
+    ``cells``: the grid's cells by flat voxel index; ``old``, ``new``: flat voxel indices,
+    one per agent; ``empty``: the grid's ``empty`` layer array, flattened (a view).
+    Mesa 3.5's ``HasCell.cell`` setter appends the agent to the new cell's ``_agents``,
+    removes it from the old one's and sets ``_mesa_cell``; each ``Cell.add_agent`` and
+    ``remove_agent`` also writes the ``empty`` layer through a per-cell property. Here
+    the list updates run in one plain loop and ``empty`` is written once, vectorised:
+    False at the new voxels, then "no agents left" at the old ones. The grids here have
+    unlimited capacity, so no capacity check is needed (tests compare the result with
+    the setter's).
+    """
+    for agent, o, n in zip(agents, old, new):
+        cell = cells[n]
+        cell._agents.append(agent)
+        cells[o]._agents.remove(agent)
+        agent._mesa_cell = cell
+    empty[new] = False
+    empty[old] = [not cells[o]._agents for o in old]
+
+
+def uniforms_for(m, rows: np.ndarray, n: int) -> np.ndarray:
+    """Length-``n`` array with fresh U(0, 1) draws at ``rows`` and 0 elsewhere.
+
+    For kernels that read one uniform per listed row: only those rows cost a draw.
+    """
+    u = np.zeros(n)
+    u[rows] = m.rng.random(len(rows))
+    return u
 
 
 class Signals(dict):
@@ -67,7 +99,7 @@ def field_signals(model, x: np.ndarray, y: np.ndarray) -> dict[str, Callable[[],
 
 
 def _gather(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return field[x, y]
+    return gather(field, x, y)
 
 
 def crawl(m, pop, speed, bias, persistence_min: float, field, other_at, still=None) -> None:
@@ -82,11 +114,14 @@ def crawl(m, pop, speed, bias, persistence_min: float, field, other_at, still=No
     n_moves = np.floor(m.scales.voxels_per_step(speed) + m.rng.random(n)).astype(np.int64)
     if still is not None:
         n_moves[still] = 0
+    order = m.rng.permutation(np.flatnonzero(n_moves > 0))
+    if order.size == 0:
+        return
     with np.errstate(divide="ignore"):
         t_move = np.where(speed > 0, m.p.domain.voxel_um / speed, np.inf)
     persist = np.exp(-t_move / max(persistence_min, 1e-12))
-    u = m.rng.random((n, max(int(n_moves.max()), 1), 3))
-    old_x, old_y = pop["x"].copy(), pop["y"].copy()
-    walk(m.rng.permutation(n), pop["x"], pop["y"], pop["heading"], n_moves, bias, persist,
+    u = m.rng.random((order.size, int(n_moves.max()), 3))
+    old_x, old_y = pop["x"][order], pop["y"][order]
+    walk(order, pop["x"], pop["y"], pop["heading"], n_moves, bias, persist,
          field, pop.at, other_at, u)
-    m.sync_cells(pop, old_x, old_y)
+    m.sync_cells(pop, old_x, old_y, rows=order)

@@ -121,8 +121,8 @@ def absorb(m, sources) -> None:
     """Vessels supply oxygen and take up the pro-angiogenic factor."""
     e = m.endothelial
     x, y = e["x"], e["y"]
-    sources.supply_rate[x, y] = m.p.oxygen.vessel_supply_per_min
-    sources.uptake["proangiogenic"][x, y] += m.p.proangiogenic.endothelial_uptake_per_min
+    sources.set_supply(x, y, m.p.oxygen.vessel_supply_per_min)
+    sources.add_uptake("proangiogenic", x, y, m.p.proangiogenic.endothelial_uptake_per_min)
 
 
 def step(m, sources) -> None:

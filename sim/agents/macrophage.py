@@ -60,9 +60,9 @@ def move(m, sig) -> None:
 def secrete(m, sig, sources) -> None:
     mc = m.macrophages
     x, y = mc["x"], mc["y"]
-    sources.release["chemoattractant"][x, y] += m.behaviour(
-        "macrophage", "secrete_chemoattractant", sig, mc.n)
-    sources.uptake["oxygen"][x, y] += m.p.oxygen.immune_uptake_per_min
+    sources.add_release("chemoattractant", x, y,
+                        m.behaviour("macrophage", "secrete_chemoattractant", sig, mc.n))
+    sources.add_uptake("oxygen", x, y, m.p.oxygen.immune_uptake_per_min)
 
 
 def step(m, sources, viable_at) -> None:

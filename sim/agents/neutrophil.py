@@ -9,7 +9,7 @@ lifespan at entry and redrawn, longer, on activation. Equations in docs/model.md
 import numpy as np
 
 from ..lattice import DX, DY, box_sum, place_near
-from .base import ArrayAgent, Signals, crawl, field_signals
+from .base import ArrayAgent, Signals, crawl, field_signals, uniforms_for
 from .tumor import NECROTIC
 
 NAIVE, ACTIVATED, BOUND = 0, 1, 2
@@ -137,7 +137,7 @@ def recruit(m) -> None:
     px = np.full(n, -1, np.int64)
     py = np.full(n, -1, np.int64)
     place_near(m.rng.permutation(src), e["x"], e["y"], nb.at, m.macrophages.at, True,
-               m.rng.random(n), px, py)
+               uniforms_for(m, src, n), px, py)
     ok = src[px[src] >= 0]
     m.recruited += ok.size
     m.spawn(Neutrophil, px[ok], py[ok], state=NAIVE, partner=-1,
@@ -150,9 +150,9 @@ def secrete(m, sig, sources) -> None:
     nb = m.neutrophils
     x, y = nb["x"], nb["y"]
     for field in ("proangiogenic", "proinvasive"):
-        sources.release[field][x, y] += m.behaviour("neutrophil", f"secrete_{field}", sig, nb.n)
-    sources.uptake["chemoattractant"][x, y] += m.p.chemoattractant.neutrophil_uptake_per_min
-    sources.uptake["oxygen"][x, y] += m.p.oxygen.immune_uptake_per_min
+        sources.add_release(field, x, y, m.behaviour("neutrophil", f"secrete_{field}", sig, nb.n))
+    sources.add_uptake("chemoattractant", x, y, m.p.chemoattractant.neutrophil_uptake_per_min)
+    sources.add_uptake("oxygen", x, y, m.p.oxygen.immune_uptake_per_min)
 
 
 def _refresh_states(m, sig) -> None:

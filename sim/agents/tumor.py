@@ -7,7 +7,7 @@ factor), 2 necrotic (dead, keeps its voxel). Equations in docs/model.md.
 import numpy as np
 
 from ..lattice import box_sum, move_to_free, place_near
-from .base import ArrayAgent, Signals, field_signals
+from .base import ArrayAgent, Signals, field_signals, uniforms_for
 
 PROLIFERATING, HYPOXIC, NECROTIC = 0, 1, 2
 #: ``divided_min``: time of the cell's last division (birth), for the Ki67-like index
@@ -45,10 +45,9 @@ def signals(m) -> Signals:
 def update_oxygen_state(m, sig) -> None:
     """Viable cells are hypoxic below the threshold, proliferating above it."""
     state = m.tumor["state"]
-    viable = state != NECROTIC
     low = sig["oxygen"] < m.p.tumor.hypoxic_threshold_mmHg
-    state[viable & low] = HYPOXIC
-    state[viable & ~low] = PROLIFERATING
+    np.copyto(state, np.where(low, HYPOXIC, PROLIFERATING), where=state != NECROTIC,
+              casting="unsafe")
     sig["hypoxic"] = (state == HYPOXIC).astype(float)
 
 
@@ -72,8 +71,8 @@ def divide(m, sig) -> None:
     cx = np.full(t.n, -1, np.int64)
     cy = np.full(t.n, -1, np.int64)
     reach = max(int(round(m.scales.voxels(m.p.tumor.push_distance_um))), 1)
-    place_near(order, t["x"], t["y"], t.at, m.endothelial.at, False, m.rng.random(t.n), cx, cy,
-               reach)
+    place_near(order, t["x"], t["y"], t.at, m.endothelial.at, False,
+               uniforms_for(m, parents, t.n), cx, cy, reach)
     ok = parents[cx[parents] >= 0]
     t["divided_min"][ok] = m.time_min
     m.spawn(TumorCell, cx[ok], cy[ok], state=PROLIFERATING, divided_min=m.time_min)
@@ -86,21 +85,21 @@ def migrate(m, sig) -> None:
     p_move = np.minimum(m.scales.voxels_per_step(speed), 1.0)
     movers = np.flatnonzero((t["state"] != NECROTIC) & (m.rng.random(t.n) < p_move))
     if movers.size:
-        old_x, old_y = t["x"].copy(), t["y"].copy()
+        old_x, old_y = t["x"][movers], t["y"][movers]
         move_to_free(m.rng.permutation(movers), t["x"], t["y"], t.at, m.endothelial.at,
-                     m.rng.random(t.n))
-        m.sync_cells(t, old_x, old_y)
+                     uniforms_for(m, movers, t.n))
+        m.sync_cells(t, old_x, old_y, rows=movers)
 
 
 def secrete(m, sig, sources) -> None:
     """Add viable tumor cells' secretion and oxygen uptake to this step's field sources."""
     t = m.tumor
-    viable = t["state"] != NECROTIC
+    viable = np.flatnonzero(t["state"] != NECROTIC)
     x, y = t["x"][viable], t["y"][viable]
     sub = sig.subset(viable)
     for field in ("proangiogenic", "chemoattractant", "tumor_signal"):
-        sources.release[field][x, y] += m.behaviour("tumor", f"secrete_{field}", sub, x.size)
-    sources.uptake["oxygen"][x, y] += m.p.oxygen.tumor_uptake_per_min
+        sources.add_release(field, x, y, m.behaviour("tumor", f"secrete_{field}", sub, x.size))
+    sources.add_uptake("oxygen", x, y, m.p.oxygen.tumor_uptake_per_min)
 
 
 def step(m, sources) -> None:
