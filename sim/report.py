@@ -16,49 +16,60 @@ from .stats import READOUTS
 
 __all__ = ["render_report", "STUDY", "verdict"]
 
-#: readout -> (direction the study reports or implies after interfering with neutrophils,
-#: what it says). ``None``: the study says nothing about it.
-STUDY: dict[str, tuple[str | None, str]] = {
-    "tumor_cells": ("down", "Interfering with neutrophils in mice with late-stage tumors "
-                    "substantially reduced tumor growth."),
-    "proliferation_index": ("down", "Neutrophil-tumor contact raised tumor-cell proliferation; "
-                            "interfering with neutrophils reduced it."),
-    "vessel_density_per_mm2": ("down", "Neutrophils drove endothelial proliferation and "
-                               "angiogenesis; interfering with them reduced vessel formation."),
-    "neutrophils_in_tumor": ("down", "Not a finding but the intervention's target: depletion "
-                             "removes neutrophils, and tumor-activated macrophages recruit them."),
-    "neutrophil_tumor_pairs": ("down", "Neutrophils are bound to tumor cells in advanced tumors "
-                               "(PIC-seq); pairs after depletion were not reported, fewer are implied."),
-    "invasive_cells": ("down", "Neutrophil-tumor contact raised invasiveness; the effect of "
-                       "depletion on invasion was not reported, a reduction is implied."),
-    "hypoxic_fraction": (None, "Not reported by the study (fewer vessels would predict more "
-                         "hypoxia)."),
+#: readout -> (direction expected after interfering with neutrophils, how the study
+#: stands on it: "reported", "implied" (follows from its mechanism, not measured) or
+#: "target" (what the intervention itself does), the study's words). Direction ``None``:
+#: the study says nothing about it.
+STUDY: dict[str, tuple[str | None, str, str]] = {
+    "tumor_cells": ("down", "reported", "Interfering with neutrophils in mice with late-stage "
+                    "tumors substantially reduced tumor growth."),
+    "proliferation_index": ("down", "reported", "Neutrophil-tumor contact raised tumor-cell "
+                            "proliferation; interfering with neutrophils reduced it."),
+    "vessel_density_per_mm2": ("down", "reported", "Neutrophils drove endothelial proliferation "
+                               "and angiogenesis; interfering with them reduced vessel formation."),
+    "neutrophils_in_tumor": ("down", "target", "Not a finding but the intervention's target: "
+                             "depletion removes neutrophils, and tumor-activated macrophages "
+                             "recruit them."),
+    "neutrophil_tumor_pairs": ("down", "implied", "Neutrophils are bound to tumor cells in "
+                               "advanced tumors (PIC-seq); pairs after depletion were not "
+                               "reported, fewer are implied."),
+    "invasive_cells": ("down", "implied", "Neutrophil-tumor contact raised invasiveness; the "
+                       "effect of depletion on invasion was not reported, a reduction is implied."),
+    "hypoxic_fraction": (None, "none", "Not reported by the study (fewer vessels would predict "
+                         "more hypoxia)."),
 }
 
 #: (arm, readout) -> expectation where an arm differs from "fewer neutrophils"
-ARM_STUDY: dict[tuple[str, str], tuple[str | None, str]] = {
+ARM_STUDY: dict[tuple[str, str], tuple[str | None, str, str]] = {
     ("contact_blockade", "neutrophils_in_tumor"): (
-        None, "Contact blockade leaves the neutrophils in place by design; no direction expected."),
+        None, "none", "Contact blockade leaves the neutrophils in place by design; no direction "
+        "expected."),
 }
+
+#: how an agreement is worded, by how the study stands on the readout
+AGREES = {"reported": "agrees with the study",
+          "implied": "agrees with what the study implies (not measured there)",
+          "target": "the intervention acts as intended"}
 
 ALPHA = 0.05
 
 
-def verdict(change_pct: float, lo: float, hi: float, p: float, expected: str | None) -> str:
+def verdict(change_pct: float, lo: float, hi: float, p: float, expected: str | None,
+            standing: str = "reported") -> str:
     """One phrase: does a simulated change agree with the expected direction?"""
     if change_pct is None or math.isnan(change_pct):
         return "cannot be judged (no data)"
     direction = "down" if change_pct < 0 else "up" if change_pct > 0 else "unchanged"
     significant = (p is not None and not math.isnan(p) and p < ALPHA
-                   and not (lo <= 0.0 <= hi if not math.isnan(lo) else True))
+                   and not math.isnan(lo) and not lo <= 0.0 <= hi)
     if expected is None:
         return f"no study statement to compare with (simulated: {direction}" + \
             (", significant)" if significant else ", not significant)")
     if direction == expected:
-        return "agrees with the study" if significant else \
-            "same direction as the study, but not significant with these replicates"
+        return AGREES.get(standing, AGREES["reported"]) if significant else \
+            "same direction as expected, but not significant with these replicates"
     if direction == "unchanged":
-        return "does not reproduce the study's effect (no change)"
+        return "does not reproduce the expected effect (no change)"
     return "disagrees with the study (opposite direction" + \
         (", significant)" if significant else ", not significant)")
 
@@ -75,7 +86,7 @@ def _fmt(x: float, digits: int = 3) -> str:
     """Readable number: thousands in full with separators, otherwise ``digits`` significant."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
-    if abs(x) >= 1000:
+    if abs(x) >= 100:
         return f"{x:,.0f}"
     return f"{x:.{digits}g}"
 
@@ -182,7 +193,7 @@ def render_report(setup, params: dict, summary: pd.DataFrame, manifest: dict[str
         lines += [f"![{name}](figures/{name}.png)", "", f"*{captions.get(name, name)}* "
                   f"([SVG](figures/{name}.svg))", ""]
     lines += ["## Readouts against the study", ""]
-    for col, (expected, said) in STUDY.items():
+    for col, (expected, standing, said) in STUDY.items():
         lines.append(f"**{READOUTS[col][0]}.** Study: {said}")
         for arm in [a for a in arms if a != "control"]:
             r = end[(end["arm"] == arm) & (end["readout"] == col)]
@@ -190,9 +201,9 @@ def render_report(setup, params: dict, summary: pd.DataFrame, manifest: dict[str
                 continue
             r = r.iloc[0]
             ctrl = end[(end["arm"] == "control") & (end["readout"] == col)].iloc[0]
-            arm_expected, note = ARM_STUDY.get((arm, col), (expected, ""))
+            arm_expected, arm_standing, note = ARM_STUDY.get((arm, col), (expected, standing, ""))
             said_here = verdict(r["change_pct"], r["change_ci95_low"], r["change_ci95_high"],
-                                r["p_wilcoxon"], arm_expected)
+                                r["p_wilcoxon"], arm_expected, arm_standing)
             lines.append(
                 f"- `{arm}`: {_fmt(r['mean'])} vs {_fmt(ctrl['mean'])} {READOUTS[col][1]} in control, "
                 f"{r['change_pct']:+.1f}% (95% CI {r['change_ci95_low']:+.1f} to "

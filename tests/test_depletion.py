@@ -139,3 +139,15 @@ def test_notebook_reproduces_the_main_figure_from_the_folder(resumed, monkeypatc
     assert len(images(outputs)) == 2  # growth curves and endpoint panels
     text = "".join(o.get("text", "") for o in outputs)
     assert str(out) in text and "3 paired replicates" in text
+
+
+def test_report_verdicts_follow_direction_significance_and_the_studys_standing():
+    from sim.report import verdict
+
+    assert verdict(-40.0, -45.0, -35.0, 0.0078, "down") == "agrees with the study"
+    assert verdict(-40.0, -45.0, -35.0, 0.0078, "down", "implied").startswith("agrees with what")
+    assert verdict(-5.0, -12.0, 3.0, 0.2, "down").startswith("same direction as expected, but not")
+    assert verdict(20.0, 10.0, 30.0, 0.0078, "down") == \
+        "disagrees with the study (opposite direction, significant)"
+    assert verdict(0.0, 0.0, 0.0, 1.0, "down").startswith("does not reproduce")
+    assert verdict(30.0, 20.0, 40.0, 0.0078, None).startswith("no study statement")
