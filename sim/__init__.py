@@ -2,7 +2,11 @@
 
 The data path, top to bottom: parameters (:mod:`sim.params`, :mod:`sim.rules`) ->
 model (:mod:`sim.model`) -> fields (:mod:`sim.fields`) and agents (:mod:`sim.agents`) ->
-recorders (:mod:`sim.recorders`) -> one run (:mod:`sim.run`) -> figures (:mod:`sim.figures`).
+recorders (:mod:`sim.recorders`) -> one run (:mod:`sim.run`) -> many runs
+(:mod:`sim.ensemble`, :mod:`sim.executors`) -> experiments (:mod:`sim.depletion`,
+:mod:`sim.sweep`) -> analysis and figures (:mod:`sim.stats`, :mod:`sim.sensitivity`,
+:mod:`sim.figures`, :mod:`sim.experiment_figures`, :mod:`sim.report`); the browser view
+is :mod:`sim.viz`.
 """
 
 from .errors import ParameterError
