@@ -171,14 +171,14 @@ def dask_cluster():
                                "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     time.sleep(1.0)
     for _ in range(2):
-        procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
+        procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny",
                                        "--no-dashboard"], cwd=ROOT, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL))
     from distributed import Client
 
     with Client(address, timeout=60) as client:
         client.wait_for_workers(2, timeout=120)
-    yield address
+    yield address, procs
     for p in reversed(procs):
         p.terminate()
     for p in procs:
@@ -186,8 +186,9 @@ def dask_cluster():
 
 
 def test_a_real_dask_cluster_gives_the_serial_results_bit_for_bit(tmp_path, dask_cluster):
+    address, _ = dask_cluster
     spec = load_spec(_write(tmp_path, GOOD))
-    with DaskExecutor(dask_cluster) as ex:
+    with DaskExecutor(address) as ex:
         assert ex.workers == 2
         report = run_sweep(spec, tmp_path / "dask", ex, progress=False)
     assert not report.failed and len(report.done) == 2 * 3 * 2
@@ -196,6 +197,23 @@ def test_a_real_dask_cluster_gives_the_serial_results_bit_for_bit(tmp_path, dask
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     hosts = {part_meta(p)["host"] for p in (tmp_path / "dask" / "runs").glob("*.parquet")}
     assert len(hosts) == 2, hosts  # both worker processes ran some
+
+
+def test_runs_of_a_dask_worker_that_dies_are_rerun_elsewhere(tmp_path, dask_cluster):
+    address, procs = dask_cluster
+    spec = load_spec(_write(tmp_path, GOOD.replace("days = 1", "days = 2")))
+    out = tmp_path / "out"
+    with DaskExecutor(address) as ex:
+        runs = ex.imap_unordered(spec.task(), spec.run_specs())
+        first = next(runs)  # a run finished: both workers are busy with others now
+        procs[1].kill()     # one worker dies mid-run
+        results = [first, *runs]
+    assert len(results) == 12 and all(exc is None for _, _, exc in results)
+    assert all(outcome.error is None for _, outcome, _ in results)
+    run_sweep(spec, out, SerialExecutor(), progress=False)
+    for _, outcome, _ in results:  # every run completed once, equal to the serial run
+        serial = pd.read_parquet(out / "runs" / f"{outcome.key}.parquet")
+        pd.testing.assert_frame_equal(outcome.table, serial, check_exact=True)
 
 
 def test_analysis_of_a_model_sweep_and_the_sensitivity_notebook(tmp_path, monkeypatch):
