@@ -3,7 +3,7 @@
     python benchmarks/bench_sweep.py            # ~5 min on 2 cores
     python benchmarks/bench_sweep.py --quick    # fewer runs
 
-1. Model runs of a few seconds (60 x 60 window, 3 days): wall time with 1 and 2 local
+1. Model runs of a few seconds (120 x 120 window, 7 days): wall time with 1 and 2 local
    worker processes -> runs per minute and parallel efficiency T1 / (2 T2).
 2. Cheap runs (the Ishigami function: the runner's own cost): time per run in this
    process, in the process pool and on a local Dask cluster (2 workers each) -> the
@@ -28,11 +28,11 @@ MODEL_SPEC = """
 design = "grid"
 replicates = {reps}
 arms = ["control"]
-days = 3
+days = 7
 outcomes = ["tumor_cells"]
 [sweep.set]
-"domain.nx" = 60
-"domain.ny" = 60
+"domain.nx" = 120
+"domain.ny" = 120
 "initial.tumor_radius_um" = 250.0
 [parameters]
 "neutrophil.chemotaxis_bias" = {{ levels = [0.1, 0.2, 0.3, 0.4] }}
@@ -66,7 +66,7 @@ def parallel_efficiency(tmp: Path, reps: int) -> None:
     _time_sweep(spec, tmp / "warm", ProcessExecutor(1))
     t1 = _time_sweep(spec, tmp / "w1", ProcessExecutor(1))
     t2 = _time_sweep(spec, tmp / "w2", ProcessExecutor(2))
-    print(f"\n1. model runs (60x60, 3 days), {n} runs")
+    print(f"\n1. model runs (120x120, 7 days), {n} runs")
     print("| workers | wall [s] | runs / min | s / run |")
     print("| --- | --- | --- | --- |")
     for w, t in ((1, t1), (2, t2)):
