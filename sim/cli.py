@@ -314,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"neutrosim: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("neutrosim: interrupted; nothing was written", file=sys.stderr)
+        print("neutrosim: interrupted. A single run writes nothing; an experiment or sweep "
+              "keeps every finished run (continue with the same command; deplete: --resume)",
+              file=sys.stderr)
         return 130
 
 

@@ -119,6 +119,11 @@ class ProcessExecutor:
     def close(self, *, wait: bool = True) -> None:
         """Stop the pool; queued items are dropped, running ones finish unless ``wait=False``."""
         if self._pool is not None:
+            if not wait:  # after Ctrl-C or an error: stop running simulations now, so that
+                # interpreter exit does not wait for them (Python < 3.14 has no public
+                # ProcessPoolExecutor.terminate_workers, hence the private process table)
+                for proc in list(getattr(self._pool, "_processes", {}).values()):
+                    proc.terminate()
             self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
 

@@ -179,10 +179,13 @@ def dask_cluster():
     with Client(address, timeout=60) as client:
         client.wait_for_workers(2, timeout=120)
     yield address, procs
-    for p in reversed(procs):
+    for p in reversed(procs):  # workers first, then the scheduler they would report to
         p.terminate()
-    for p in procs:
-        p.wait(timeout=30)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def test_a_real_dask_cluster_gives_the_serial_results_bit_for_bit(tmp_path, dask_cluster):
