@@ -28,6 +28,7 @@ bench: $(PY)
 	$(PY) -m pip install --quiet -e .
 	$(PY) benchmarks/bench_diffusion.py
 	$(PY) benchmarks/bench_model.py
+	$(PY) benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) runs build dist *.egg-info
