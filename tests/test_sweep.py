@@ -234,3 +234,32 @@ def test_analysis_of_a_model_sweep_and_the_sensitivity_notebook(tmp_path, monkey
     outputs = execute_notebook("sensitivity.ipynb", monkeypatch, NEUTROSIM_SWEEP=str(out))
     assert len(images(outputs)) == 4  # one index chart per outcome
     assert "tumor_cells: tumor.cycle_rate_per_min" in "".join(o.get("text", "") for o in outputs)
+
+
+def test_two_factor_grid_heatmap_shows_the_planted_response_surface(tmp_path):
+    from sim.sensitivity import indices, plot_heatmap
+
+    spec = load_spec(_write(tmp_path, GOOD.replace('design = "morris"', 'design = "grid"').replace(
+        '{ low = 0.0002, high = 0.0004 }', '{ levels = [0.0002, 0.0003, 0.0004] }').replace(
+        '{ low = 0.1, high = 0.5 }', '{ levels = [0.1, 0.5] }')))
+    x = spec.design_matrix()
+    assert x.shape == (6, 2)
+    y = 1e4 * x[:, 0] + 10 * x[:, 1]  # planted: rises along both factors
+    table = pd.DataFrame({"x:tumor.cycle_rate_per_min": x[:, 0],
+                          "x:neutrophil.chemotaxis_bias": x[:, 1], "tumor_cells": y})
+    image = plot_heatmap(table, spec, "tumor_cells").axes[0].images[0].get_array()
+    assert image.shape == (2, 3)  # rows: chemotaxis bias levels; columns: cycle rate levels
+    assert image[0, 0] == pytest.approx(2 + 1) and image[1, 2] == pytest.approx(4 + 5)
+    ranges = indices(spec, x, y).set_index("parameter")["main_effect_range"]
+    assert ranges["tumor.cycle_rate_per_min"] == pytest.approx(2.0)
+    assert ranges["neutrophil.chemotaxis_bias"] == pytest.approx(4.0)
+
+
+def test_latin_hypercube_with_rbd_fast_ranks_the_ishigami_inputs(tmp_path):
+    spec = load_spec(_write(tmp_path, (SWEEPS / "ishigami.toml").read_text()
+                            .replace('design = "sobol"', 'design = "lhs"')
+                            .replace("samples = 512", "samples = 600")))
+    run_sweep(spec, tmp_path / "out", SerialExecutor(), progress=False)
+    s1 = analyze(tmp_path / "out").set_index("parameter")["S1"]
+    for name, known in ISHIGAMI_INDICES["S1"].items():
+        assert abs(s1[name] - known) < 0.1, (name, s1[name], known)
