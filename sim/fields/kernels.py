@@ -151,34 +151,23 @@ def _vfma(typingctx, a, b, c):
     return _f64x8(_f64x8, _f64x8, _f64x8), codegen
 
 
-@intrinsic
-def _vadd(typingctx, a, b):
-    """``a + b`` lane by lane."""
+def _lanewise(op: str, doc: str):
+    """An intrinsic applying the LLVM IR instruction ``op`` (e.g. ``fadd``) lane by lane."""
 
-    def codegen(context, builder, sig, args):
-        return builder.fadd(*args)
+    def typer(typingctx, a, b):
+        def codegen(context, builder, sig, args):
+            return getattr(builder, op)(*args)
 
-    return _f64x8(_f64x8, _f64x8), codegen
+        return _f64x8(_f64x8, _f64x8), codegen
 
-
-@intrinsic
-def _vmul(typingctx, a, b):
-    """``a * b`` lane by lane."""
-
-    def codegen(context, builder, sig, args):
-        return builder.fmul(*args)
-
-    return _f64x8(_f64x8, _f64x8), codegen
+    typer.__name__ = typer.__qualname__ = f"_v{op[1:]}"
+    typer.__doc__ = doc
+    return intrinsic(typer)
 
 
-@intrinsic
-def _vdiv(typingctx, a, b):
-    """``a / b`` lane by lane (IEEE division)."""
-
-    def codegen(context, builder, sig, args):
-        return builder.fdiv(*args)
-
-    return _f64x8(_f64x8, _f64x8), codegen
+_vadd = _lanewise("fadd", "``a + b`` lane by lane.")
+_vmul = _lanewise("fmul", "``a * b`` lane by lane.")
+_vdiv = _lanewise("fdiv", "``a / b`` lane by lane (IEEE division).")
 
 
 @intrinsic
