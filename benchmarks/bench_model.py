@@ -378,6 +378,16 @@ def short_path(path: str) -> str:
     return path
 
 
+def profile_steps(model, n: int) -> cProfile.Profile:
+    """cProfile of ``n`` further model steps."""
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(n):
+        model.step()
+    prof.disable()
+    return prof
+
+
 def print_profile(prof: cProfile.Profile, n_steps: int, top: int = 15) -> None:
     st = pstats.Stats(prof)
     entries = []
@@ -488,11 +498,7 @@ def bench_default(args, load_params, run_one, NeutroModel):
 
     n_prof = 60 if args.quick else 120
     say(f"section 1: cProfile of {n_prof} more steps")
-    prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(n_prof):
-        model.step()
-    prof.disable()
+    prof = profile_steps(model, n_prof)
     day_a = log.steps / (1440.0 / params.time.dt_min)
     print(f"\nProfile of a continuation, days {day_a:.2f}-"
           f"{day_a + n_prof * params.time.dt_min / 1440:.2f} "
@@ -591,11 +597,7 @@ def bench_large(args, ref, load_params, NeutroModel):
     print_stages(timers, log)
     n_prof = 10 if args.quick else 20
     say(f"section 2: cProfile of {n_prof} more steps")
-    prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(n_prof):
-        model.step()
-    prof.disable()
+    prof = profile_steps(model, n_prof)
     print(f"\nProfile of {n_prof} more steps after day {sim_days:g}:")
     print_profile(prof, n_prof, top=12)
     print(f"  peak RSS of the process: {peak_rss_mib():.0f} MiB")
