@@ -27,6 +27,7 @@ __all__ = [
     "params_dir",
     "scenario_names",
     "scenario_interventions",
+    "scenario_description",
     "describe",
 ]
 
@@ -246,6 +247,14 @@ def scenario_interventions(name: str) -> list[str]:
         raise ParameterError(f"unknown scenario '{name}'; allowed: {', '.join(scenario_names())}")
     keys = _read_toml(path).get("intervention", {})
     return [f"intervention.{k}" for k in keys if k != "start_day"]
+
+
+def scenario_description(name: str) -> str:
+    """The one-sentence ``description`` at the top of a scenario file."""
+    path = params_dir() / "scenarios" / f"{name}.toml"
+    if not path.is_file():
+        raise ParameterError(f"unknown scenario '{name}'; allowed: {', '.join(scenario_names())}")
+    return _read_toml(path).get("description", "")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

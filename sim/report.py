@@ -6,12 +6,11 @@ study reported, and says plainly whether they agree.
 """
 
 import math
-import tomllib
 from typing import Any
 
 import pandas as pd
 
-from .params import params_dir
+from .params import scenario_description
 from .stats import READOUTS
 
 __all__ = ["render_report", "STUDY", "verdict"]
@@ -72,14 +71,6 @@ def verdict(change_pct: float, lo: float, hi: float, p: float, expected: str | N
         return "does not reproduce the expected effect (no change)"
     return "disagrees with the study (opposite direction" + \
         (", significant)" if significant else ", not significant)")
-
-
-def _description(scenario: str) -> str:
-    try:
-        with open(params_dir() / "scenarios" / f"{scenario}.toml", "rb") as fh:
-            return tomllib.load(fh).get("description", "")
-    except OSError:
-        return ""
 
 
 def _fmt(x: float, digits: int = 3) -> str:
@@ -154,7 +145,7 @@ def render_report(setup, params: dict, summary: pd.DataFrame, manifest: dict[str
     for arm in arms:
         iv = {k: val for k, val in manifest["arms"][arm]["intervention"].items()
               if k != "start_day" and val}
-        lines.append(f"- `{arm}`: {_description(arm)}" + (f" Efficiency: {iv}." if iv else ""))
+        lines.append(f"- `{arm}`: {scenario_description(arm)}" + (f" Efficiency: {iv}." if iv else ""))
     lines += [
         "- Parameters: embedded defaults"
         + (f" overlaid with `{setup.params_file}`" if setup.params_file else "")
