@@ -181,28 +181,23 @@ def _add_sweep(sub) -> None:
 
 
 def _sweep(args) -> int:
-    from .executors import DaskExecutor, ProcessExecutor
+    from contextlib import nullcontext
+
+    from .executors import DaskExecutor
     from .sweep import load_spec, run_sweep
 
     spec = load_spec(args.spec)
-    n = len(spec.run_specs())
+    dask = None
     if args.scheduler or args.dask_local:
-        executor = DaskExecutor(args.scheduler, local_workers=args.dask_local)
-    else:
-        executor = ProcessExecutor(min(args.workers or _cores(), n))
-    with executor:
-        report = run_sweep(spec, args.out, executor, progress=not args.quiet,
+        dask = DaskExecutor(args.scheduler, local_workers=args.dask_local)
+    with dask or nullcontext():  # without Dask, run_sweep runs its own process pool
+        report = run_sweep(spec, args.out, dask, workers=args.workers, progress=not args.quiet,
                            command=" ".join(["neutrosim", *sys.argv[1:]]))
     if not args.quiet:
+        n = len(report.done) + len(report.skipped) + len(report.failed)
         print(f"wrote {args.out}/: {len(report.done)} runs now, {len(report.skipped)} already "
               f"done, {len(report.failed)} failed (of {n}); next: neutrosim analyze {args.out}")
     return 1 if report.failed else 0
-
-
-def _cores() -> int:
-    from .executors import default_workers
-
-    return default_workers()
 
 
 def _add_analyze(sub) -> None:

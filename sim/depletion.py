@@ -20,16 +20,17 @@ Output folder::
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .ensemble import (EnsembleReport, RunSpec, _replace_into, load_failures, load_final,
-                       load_runs, run_ensemble)
+from .ensemble import EnsembleReport, RunSpec, load_failures, load_final, load_runs, run_ensemble
 from .errors import ParameterError
 from .executors import Executor, ProcessExecutor
+from .files import replace_into, save_figure, write_json
 from .params import Params, load_params, scenario_interventions, scenario_names
 from .stats import READOUTS, summarise
 
@@ -164,23 +165,14 @@ def run_depletion(
         raise ParameterError(f"--out {out}: folder exists and is not empty "
                              "(use --resume to finish it, or another --out)")
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "experiment.json", {"setup": setup.to_dict(), "command": command})
+    write_json(out / "experiment.json", {"setup": setup.to_dict(), "command": command})
     own = executor is None
-    executor = executor or ProcessExecutor(min(workers or _cores(), len(specs)))
-    try:
+    executor = executor or ProcessExecutor.for_runs(len(specs), workers)
+    with executor if own else nullcontext():  # an own pool stops at once on Ctrl-C
         report = run_ensemble(specs, out, executor, progress=progress, desc="depletion runs")
-    finally:
-        if own:
-            executor.close()
     summary = analyse(out, setup, params, wall_s=time.perf_counter() - t0, ensemble=report,
                       command=command, progress=progress)
     return ExperimentResult(out, report, summary, load_failures(out))
-
-
-def _cores() -> int:
-    from .executors import default_workers
-
-    return default_workers()
 
 
 def analyse(
@@ -207,8 +199,8 @@ def analyse(
     runs["arm"] = pd.Categorical(runs["arm"], categories=list(setup.arms), ordered=True)
     runs = runs.sort_values(["arm", "replicate", "time_h"], kind="stable").reset_index(drop=True)
     runs["arm"] = runs["arm"].astype(str)
-    _replace_into(out / "runs.parquet", lambda p: runs.to_parquet(p, index=False))
-    _replace_into(out / "runs.csv", lambda p: runs.to_csv(p, index=False))
+    replace_into(out / "runs.parquet", lambda p: runs.to_parquet(p, index=False))
+    replace_into(out / "runs.csv", lambda p: runs.to_csv(p, index=False))
 
     treated = next(a for a in setup.arms if a != REFERENCE_ARM)
     start_h = params[treated].intervention.start_day * 24.0
@@ -218,7 +210,7 @@ def analyse(
     end_h = float(runs["time_h"].max())
     summary = summarise(runs, {"treatment_start": before_h, "endpoint": end_h},
                         reference=REFERENCE_ARM, arms=list(setup.arms))
-    _replace_into(out / "summary.csv", lambda p: summary.to_csv(p, index=False))
+    replace_into(out / "summary.csv", lambda p: summary.to_csv(p, index=False))
 
     figdir = out / "figures"
     figdir.mkdir(exist_ok=True)
@@ -230,14 +222,12 @@ def analyse(
                                         seed=setup.seed),
     }
     for name, fig in figures.items():
-        for ext in ("png", "svg"):
-            _replace_into(figdir / f"{name}.{ext}",
-                          lambda p, fig=fig, ext=ext: fig.savefig(p, format=ext, dpi=150))
+        save_figure(fig, figdir / name)
     failures = load_failures(out)
     manifest = _manifest(setup, params, runs, failures, wall_s, ensemble, command)
-    _write_json(out / "manifest.json", manifest)
+    write_json(out / "manifest.json", manifest)
     text = render_report(setup, params, summary, manifest, figures=list(figures))
-    _replace_into(out / "report.md", lambda p: p.write_text(text))
+    replace_into(out / "report.md", lambda p: p.write_text(text))
     return summary
 
 
@@ -264,10 +254,6 @@ def _manifest(setup, params, runs, failures, wall_s, ensemble, command) -> dict[
         "versions": versions(),
         "git_revision": git_revision(),
     }
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    _replace_into(path, lambda p: p.write_text(json.dumps(obj, indent=2, default=str)))
 
 
 def main_summary(result: ExperimentResult, setup: DepletionSetup) -> str:

@@ -26,6 +26,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ import pyarrow.parquet as pq
 
 from .errors import ParameterError
 from .executors import Executor, SerialExecutor
+from .files import replace_into, write_json
 from .params import Params
 
 __all__ = ["RunSpec", "RunOutcome", "EnsembleReport", "run_ensemble", "execute_run", "simulate_model",
@@ -65,7 +67,7 @@ class RunSpec:
         if not _KEY.match(self.key):
             raise ParameterError(f"run key {self.key!r}: use letters, digits and _.=+- only")
 
-    @property
+    @cached_property  # asked for by the skip check, the worker and the table: hash once
     def digest(self) -> str:
         """Digest of the parameters (a ``Params``, or a plain mapping for test functions)."""
         if isinstance(self.params, Params):
@@ -199,25 +201,14 @@ def _bar(total: int, desc: str, workers: int):
                 file=sys.stderr, dynamic_ncols=True, smoothing=0.0)
 
 
-def _replace_into(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via a temporary sibling and rename: readers never see a partial file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _write_outcome(out: Path, o: RunOutcome) -> None:
     if o.final is not None:  # the state first: a part on disk means the run is complete
-        _replace_into(out / "final" / f"{o.key}.npz", lambda p: _save_npz(p, o.final))
+        replace_into(out / "final" / f"{o.key}.npz", lambda p: _save_npz(p, o.final))
     table = pa.Table.from_pandas(o.table, preserve_index=False)
     meta = {"key": o.key, "digest": o.digest, "wall_s": round(o.wall_s, 3), "host": o.host}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            _META: json.dumps(meta).encode()})
-    _replace_into(out / "runs" / f"{o.key}.parquet", lambda p: pq.write_table(table, p))
+    replace_into(out / "runs" / f"{o.key}.parquet", lambda p: pq.write_table(table, p))
     (out / "failures" / f"{o.key}.json").unlink(missing_ok=True)
 
 
@@ -229,8 +220,7 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def _write_failure(out: Path, o: RunOutcome) -> None:
     record = {"key": o.key, "digest": o.digest, "error": o.error, "traceback": o.traceback,
               "wall_s": round(o.wall_s, 3), "host": o.host}
-    _replace_into(out / "failures" / f"{o.key}.json",
-                  lambda p: p.write_text(json.dumps(record, indent=2)))
+    write_json(out / "failures" / f"{o.key}.json", record)
 
 
 def part_meta(path: Path) -> dict[str, Any]:

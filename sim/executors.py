@@ -82,6 +82,11 @@ class ProcessExecutor:
             raise ValueError(f"workers = {self.workers}: must be >= 1")
         self._pool: ProcessPoolExecutor | None = None
 
+    @classmethod
+    def for_runs(cls, n_runs: int, workers: int | None = None) -> "ProcessExecutor":
+        """A pool of ``workers`` (default: one per core), but no more workers than runs."""
+        return cls(max(1, min(workers or default_workers(), n_runs)))
+
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("forkserver")

@@ -20,8 +20,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
-from .ensemble import _replace_into, load_failures
+from .ensemble import load_failures
 from .errors import ParameterError
+from .files import replace_into, save_figure, write_json
 from .sweep import SweepSpec, outcome_table
 
 __all__ = ["analyze", "read_endpoints", "indices"]
@@ -129,7 +130,7 @@ def analyze(out: str | Path) -> pd.DataFrame:
         table.insert(j, f"x:{f.name}", x[:, j])
     dest = out / "analysis"
     dest.mkdir(exist_ok=True)
-    _replace_into(dest / "outcomes.csv", lambda p: table.to_csv(p))
+    replace_into(dest / "outcomes.csv", lambda p: table.to_csv(p))
     outcome_cols = [c for c in table.columns if not c.startswith("x:")]
     rows, skipped = [], {}
     for col in outcome_cols:
@@ -144,14 +145,12 @@ def analyze(out: str | Path) -> pd.DataFrame:
         if spec.design == "grid" and len(spec.factors) == 2:
             figs[f"heatmap_{_safe(col)}"] = plot_heatmap(table, spec, col)
         for name, fig in figs.items():
-            for ext in ("png", "svg"):
-                _replace_into(dest / f"{name}.{ext}",
-                              lambda p, fig=fig, ext=ext: fig.savefig(p, format=ext, dpi=130))
+            save_figure(fig, dest / name, dpi=130)
     result = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
-    _replace_into(dest / "indices.csv", lambda p: result.to_csv(p, index=False))
+    replace_into(dest / "indices.csv", lambda p: result.to_csv(p, index=False))
     notes = {"skipped_outcomes": skipped, "failed_runs": list(load_failures(out)),
              "runs_finished": len(ends), "design_points": len(x)}
-    _replace_into(dest / "analysis.json", lambda p: p.write_text(json.dumps(notes, indent=2)))
+    write_json(dest / "analysis.json", notes)
     if skipped:
         warnings.warn(f"{out}: outcomes with missing runs were not analysed: {skipped} "
                       "(finish the sweep: re-run the same command)", stacklevel=2)

@@ -13,6 +13,7 @@ records. See ``params/sweeps/`` for examples and ``docs/sweeps.md`` for the form
 import difflib
 import itertools
 import math
+from contextlib import nullcontext
 import tomllib
 from dataclasses import dataclass, field
 from functools import partial
@@ -297,18 +298,20 @@ def outcome_table(spec: SweepSpec, endpoints: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def run_sweep(spec: SweepSpec, out: str | Path, executor=None, *, progress: bool = True,
-              command: str = ""):
+def run_sweep(spec: SweepSpec, out: str | Path, executor=None, *, workers: int | None = None,
+              progress: bool = True, command: str = ""):
     """Run every missing run of ``spec`` into ``out`` (re-running continues a sweep).
 
-    The folder records the spec in ``sweep.json``; a different spec over the same folder is
-    refused before anything runs.
+    Without an ``executor``, a local process pool of ``workers`` (default: one per core)
+    runs them. The folder records the spec in ``sweep.json``; a different spec over the
+    same folder is refused before anything runs.
     """
     import json
     import time
 
-    from .ensemble import _replace_into, run_ensemble
+    from .ensemble import run_ensemble
     from .executors import ProcessExecutor
+    from .files import write_json
     from .run import git_revision, versions
 
     t0 = time.perf_counter()
@@ -325,26 +328,16 @@ def run_sweep(spec: SweepSpec, out: str | Path, executor=None, *, progress: bool
     elif out.is_dir() and any(out.iterdir()):
         raise ParameterError(f"--out {out}: folder exists, is not empty and is not a sweep folder")
     out.mkdir(parents=True, exist_ok=True)
-    _replace_into(record, lambda p: p.write_text(json.dumps(
-        {"spec": spec.to_dict(), "spec_text": Path(spec.path).read_text()}, indent=2)))
+    write_json(record, {"spec": spec.to_dict(), "spec_text": Path(spec.path).read_text()})
     own = executor is None
-    executor = executor or ProcessExecutor(min(_cores(), len(specs)))
-    try:
+    executor = executor or ProcessExecutor.for_runs(len(specs), workers)
+    with executor if own else nullcontext():  # an own pool stops at once on Ctrl-C
         report = run_ensemble(specs, out, executor, task=spec.task(), progress=progress,
                               desc="sweep runs")
-    finally:
-        if own:
-            executor.close()
     manifest = {"command": command, "runs_total": len(specs), "runs_this_call": len(report.done),
                 "runs_resumed_from_disk": len(report.skipped), "failed": report.failed,
                 "design_points": len(spec.design_matrix()), "executor": type(executor).__name__,
                 "workers": executor.workers, "wall_time_s": round(time.perf_counter() - t0, 2),
                 "versions": versions(), "git_revision": git_revision()}
-    _replace_into(out / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2)))
+    write_json(out / "manifest.json", manifest)
     return report
-
-
-def _cores() -> int:
-    from .executors import default_workers
-
-    return default_workers()
