@@ -16,7 +16,7 @@ import math
 from contextlib import nullcontext
 import tomllib
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,10 @@ class SweepSpec:
 
     def design_matrix(self) -> np.ndarray:
         """Points (rows) x factors (columns), in SALib's order for the analysis."""
+        return self._design.copy()
+
+    @cached_property  # sampled once per spec: the runs, the manifest and the analysis use it
+    def _design(self) -> np.ndarray:
         from SALib.sample import latin, morris, sobol
 
         prob = self.problem()
