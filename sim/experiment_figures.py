@@ -93,11 +93,13 @@ def endpoint_panels(runs: pd.DataFrame, time_h: float, *, arms=None,
 
 
 def snapshots(finals: dict[str, dict], *, field: str = "proangiogenic", seed: int | None = None) -> Figure:
-    """Final state of one replicate per arm, side by side, agents over ``field``."""
+    """Final state of one replicate per arm, side by side, agents over ``field`` on one
+    shared colour scale."""
     n = max(len(finals), 1)
+    vmax = max((float(np.max(s[f"field_{field}"])) for s in finals.values()), default=None)
     fig = Figure(figsize=(5.6 * n, 6.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, n))
     for i, (ax, (arm, state)) in enumerate(zip(axes, finals.items())):
         plot_final_state(state, field, ax=ax, title=arm + (f", seed {seed}" if seed is not None else ""),
-                         legend=(i == n // 2))
+                         legend=(i == n // 2), vmax=vmax)
     return fig

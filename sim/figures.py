@@ -56,8 +56,9 @@ def agent_image(state: dict, shape: tuple[int, int]) -> np.ndarray:
 
 
 def plot_final_state(state: dict, field: str = "proangiogenic", *, ax=None, title: str = "",
-                     legend: bool = True):
-    """Agents over one field; returns the figure. ``state`` is ``sim.run.final_state``."""
+                     legend: bool = True, vmax: float | None = None):
+    """Agents over one field; returns the figure. ``state`` is ``sim.run.final_state``;
+    ``vmax`` fixes the top of the colour scale (to compare panels), else the field's max."""
     data = np.asarray(state[f"field_{field}"])
     nx, ny = data.shape
     voxel_mm = float(state["voxel_um"]) / 1000.0
@@ -67,7 +68,8 @@ def plot_final_state(state: dict, field: str = "proangiogenic", *, ax=None, titl
     else:
         fig = ax.figure
     extent = (0, nx, 0, ny)
-    im = ax.imshow(data.T, origin="lower", cmap="Greys", extent=extent, interpolation="nearest")
+    im = ax.imshow(data.T, origin="lower", cmap="Greys", extent=extent, interpolation="nearest",
+                   vmin=0.0 if vmax is not None else None, vmax=vmax)
     cb = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
     cb.set_label(f"{FIELD_LABELS[field]} [{FIELD_SIGNALS[field]}]")
     ax.imshow(agent_image(state, (nx, ny)), origin="lower", extent=extent, interpolation="nearest")
