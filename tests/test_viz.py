@@ -210,6 +210,12 @@ TIME_MATCHES = """(pattern) => {
     const t = document.querySelector('.neutrosim-time');
     return !!t && new RegExp(pattern).test(t.innerText);
 }"""
+#: an element holds a text (the grid and the plots are separate components, so after a
+#: Reset one may be redrawn a moment before the other: wait for each, never assume)
+HOLDS_TEXT = """([selector, text, html]) => {
+    const e = document.querySelector(selector);
+    return !!e && (html ? e.innerHTML : e.innerText).includes(text);
+}"""
 
 
 def _frame(page) -> tuple[str, str]:
@@ -293,8 +299,9 @@ def test_browser_view_steps_steers_and_saves(server):
             page.get_by_role("button", name="Reset", exact=True).click()
             page.wait_for_function(TIME_MATCHES, arg=r"step 0\).*depletion, seed 1")
             assert "depletion, seed 1" in _time_text(page)
-            assert "neutrophil depletion 0.9 from day 0" in page.inner_text(".neutrosim-run")
-            assert "treatment day 0" in page.inner_html(".neutrosim-plots")
+            page.wait_for_function(HOLDS_TEXT, arg=[".neutrosim-run",
+                                                    "neutrophil depletion 0.9 from day 0", False])
+            page.wait_for_function(HOLDS_TEXT, arg=[".neutrosim-plots", "treatment day 0", True])
             before = _frame(page)
             step.click()
             page.wait_for_function(FRAME_CHANGED, arg=[*before, 2])
@@ -305,6 +312,7 @@ def test_browser_view_steps_steers_and_saves(server):
             _choose(page, "Scenario", "control")
             page.get_by_role("button", name="Reset", exact=True).click()
             page.wait_for_function(TIME_MATCHES, arg=r"step 0\).*control, seed 1")
+            page.wait_for_function(HOLDS_TEXT, arg=[".neutrosim-run", "control, no treatment", False])
             before = _frame(page)
             step.click()
             page.wait_for_function(FRAME_CHANGED, arg=[*before, 2])
