@@ -20,12 +20,14 @@ Sections (all seeds fixed):
    step over empty neighbours (``cell.neighborhood.select`` / ``select_random_cell``),
    scheduled with ``model.agents.shuffle_do("step")``. A second, type-matched variant walks
    only the neutrosim share of mobile agents (neutrophils + macrophages).
+4b. With section 2: baseline A again on the 1000x1000 grid, at the large tissue's mean
+   agent count, for a few steps (--large-baseline-steps).
 
 Stage timing wraps the model's own functions in this process only (module attributes and
 instance attributes, restored afterwards); no file of the package is changed.
 
 Usage: python benchmarks/bench_model.py [--quick] [--skip-large]
-           [--large-days D] [--baseline-steps N]
+           [--large-days D] [--baseline-steps N] [--large-baseline-steps N]
 """
 
 import argparse
@@ -602,8 +604,11 @@ def bench_large(args, ref, load_params, NeutroModel):
     print_profile(prof, n_prof, top=12)
     print(f"  peak RSS of the process: {peak_rss_mib():.0f} MiB")
     print(f"  load average at the end of section 2: {loadavg()} (at its start: {la0})")
+    out = {"shape": (params.domain.nx, params.domain.ny), "mean_agents": log.mean_agents(),
+           "steps": done, "updates": ups, "wall": log.wall, "rate": ups / log.wall}
     del model, timers
     gc.collect()  # a million Mesa cells: free them before the next sections
+    return out
 
 
 # ---------------------------------------------------------------------------- section 3
@@ -823,6 +828,34 @@ def bench_baseline(args, ref, load_params):
     print(f"  load average at the end of section 4: {loadavg()} (at its start: {la0})")
 
 
+def bench_baseline_large(args, large):
+    """Baseline A at the large tissue's mean agent count on its 1000 x 1000 grid."""
+    n_agents = int(round(large["mean_agents"]))
+    steps = args.large_baseline_steps
+    shape = large["shape"]
+    section(f"4b. Idiomatic Mesa baseline A on the large tissue: {shape[0]}x{shape[1]} grid, "
+            f"{n_agents:,} agents (the section-2 mean), {steps} steps")
+    la0 = loadavg()
+    say(f"section 4b: baseline A ({n_agents} walkers x {steps} steps)")
+    a = time_baseline(n_agents, steps, shape, 1.0, "baseline A (large)")
+    rate_a = a["updates"] / a["wall"]
+    rows = [
+        ["neutrosim, large tissue (whole step)", f"{large['updates']:,}", fmt_s(large["wall"]),
+         fmt_rate(large["rate"]), f"{1e6 / large['rate']:.3f}", "1.0"],
+        ["Mesa baseline A: all agents walk", f"{a['updates']:,}", fmt_s(a["wall"]),
+         fmt_rate(rate_a), f"{1e6 / rate_a:.3f}", f"{large['rate'] / rate_a:.1f}"],
+    ]
+    table(["", "agent-updates", "wall", "updates/s", "us/update", "neutrosim x"], rows)
+    halves = a.get("rate_halves")
+    hs = f"; rate 1st/2nd half {fmt_rate(halves[0])}/{fmt_rate(halves[1])}/s" if halves else ""
+    print(f"  baseline A: build {a['build']:.1f} s (not timed), median step "
+          f"{a['median'] * 1e3:.0f} ms{hs}")
+    print(f"  neutrosim / idiomatic Mesa (A) on the large tissue: "
+          f"{large['rate'] / rate_a:.1f}x (goal >= {GOAL_RATIO:g}x; the default grid's ratio "
+          "is in section 4)")
+    print(f"  load average at the end of section 4b: {loadavg()} (at its start: {la0})")
+
+
 # ---------------------------------------------------------------------------- main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -835,6 +868,9 @@ def main() -> None:
                          f"{LARGE_SHORT_DAYS:g}, extrapolated)")
     ap.add_argument("--baseline-steps", type=int, default=None,
                     help="cap the Mesa baseline's steps (default: as many as section 1)")
+    ap.add_argument("--large-baseline-steps", type=int, default=12,
+                    help="steps of the Mesa baseline on the large tissue (section 4b; its "
+                         "per-step cost is stationary; default 12)")
     args = ap.parse_args()
 
     t_all = time.perf_counter()
@@ -859,12 +895,15 @@ def main() -> None:
     print("Times are wall-clock (time.perf_counter) on a shared machine; single-threaded code.")
 
     ref = bench_default(args, load_params, run_one, NeutroModel)
+    large = None
     if args.skip_large:
         print("\n(2. large tissue skipped: --skip-large)")
     else:
-        bench_large(args, ref, load_params, NeutroModel)
+        large = bench_large(args, ref, load_params, NeutroModel)
     bench_scaling(args, load_params, NeutroModel)
     bench_baseline(args, ref, load_params)
+    if large is not None:
+        bench_baseline_large(args, large)
     print(f"\nTotal benchmark time {fmt_s(time.perf_counter() - t_all)}; load average at the end "
           f"{loadavg()}; peak RSS {peak_rss_mib():.0f} MiB")
 
