@@ -684,11 +684,28 @@ def _y_backward(uf, ny, o0, o1, cy, t):
         q1 = _y_back_tile(uf, o1 + j0, ny, t, 8, cy, j0, q1)
 
 
+@njit(cache=True, inline="always")
+def _xy_tile(uf, o0, o1, ny, bwd, i, carry, t, cy, j0, m0, p0, p1, d):
+    """x back substitution of one 8-column tile of the two groups (from the row in
+    ``carry``, which gets their last), then the y forward elimination of its columns
+    j0+m0 .. j0+7 (see :func:`_xy_block`). Returns the two groups' last y values."""
+    if d > 0:
+        c0, v = _x_back_up(uf, o0 + j0, ny, bwd, i + 8, _vload(carry, j0))
+        c1, v = _x_back_up(uf, o1 + j0, ny, bwd, i, v)
+    else:
+        c1, v = _x_back_down(uf, o1 + j0, ny, bwd, i, _vload(carry, j0))
+        c0, v = _x_back_down(uf, o0 + j0, ny, bwd, i - 8, v)
+    _vstore(carry, j0, v)
+    return (_y_forward_cols(c0, t, 0, cy, j0, m0, p0),
+            _y_forward_cols(c1, t, 8, cy, j0, m0, p1))
+
+
 @njit(cache=True, fastmath=_FASTMATH)
 def _xy_block(u, r0, cx, cy, carry, t, d):
     """A block of 16 rows from physical row r0 (ny >= 8): x back substitution (order
     ``d``; ``carry`` holds the next row in that order, and gets this block's last) fused
-    with the forward y elimination on the transposed tiles, then the y back substitution."""
+    with the forward y elimination on the transposed tiles, then the y back substitution.
+    Full tiles take ``m0 = 0`` as a constant, so their column loops unroll completely."""
     nx, ny = u.shape
     uf = u.reshape(-1)
     bwd = cx[3]
@@ -696,24 +713,16 @@ def _xy_block(u, r0, cx, cy, carry, t, d):
     ny8 = ny - rem
     o0 = (r0 + 8) * ny  # group 0: rows r0+8 .. r0+15
     o1 = r0 * ny  # group 1: rows r0 .. r0+7
-    ctail = _vload(carry, ny - 8)  # read before the full tiles overwrite part of it
+    i = r0 if d > 0 else nx - 1 - r0  # bwd index of row r0
     p0 = _vsplat(0.0)
     p1 = p0
-    for j0 in range(0, ny8 + 8 * (rem > 0), 8):
-        m0 = 0
-        cin = _vload(carry, j0) if j0 < ny8 else ctail
-        if j0 == ny8:  # the last rem columns: a tile overlapping the previous one
-            m0 = 8 - rem
-            j0 = ny - 8
-        if d > 0:
-            c0, v = _x_back_up(uf, o0 + j0, ny, bwd, r0 + 8, cin)
-            c1, v = _x_back_up(uf, o1 + j0, ny, bwd, r0, v)
-        else:
-            c1, v = _x_back_down(uf, o1 + j0, ny, bwd, nx - 1 - r0, cin)
-            c0, v = _x_back_down(uf, o0 + j0, ny, bwd, nx - 9 - r0, v)
-        _vstore(carry, j0, v)
-        p0 = _y_forward_cols(c0, t, 0, cy, j0, m0, p0)
-        p1 = _y_forward_cols(c1, t, 8, cy, j0, m0, p1)
+    if rem:  # the last rem columns come from a tile overlapping the last full one
+        ctail = _vload(carry, ny - 8)  # read before the full tiles overwrite part of it
+    for j0 in range(0, ny8, 8):
+        p0, p1 = _xy_tile(uf, o0, o1, ny, bwd, i, carry, t, cy, j0, 0, p0, p1, d)
+    if rem:
+        _vstore(carry, ny - 8, ctail)
+        p0, p1 = _xy_tile(uf, o0, o1, ny, bwd, i, carry, t, cy, ny - 8, 8 - rem, p0, p1, d)
     _y_backward(uf, ny, o0, o1, cy, t)
 
 
