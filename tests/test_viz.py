@@ -210,8 +210,9 @@ TIME_MATCHES = """(pattern) => {
     const t = document.querySelector('.neutrosim-time');
     return !!t && new RegExp(pattern).test(t.innerText);
 }"""
-#: an element holds a text (the grid and the plots are separate components, so after a
-#: Reset one may be redrawn a moment before the other: wait for each, never assume)
+#: an element holds a text (each widget of the page is updated by its own message, and the
+#: grid and the plots are separate components: after a change, wait for each text the test
+#: reads, never assume it arrived with the picture)
 HOLDS_TEXT = """([selector, text, html]) => {
     const e = document.querySelector(selector);
     return !!e && (html ? e.innerHTML : e.innerText).includes(text);
@@ -275,11 +276,13 @@ def test_browser_view_steps_steers_and_saves(server):
             before = _frame(page)
             _choose(page, "Field", "proangiogenic")
             page.wait_for_function(FRAME_CHANGED, arg=list(before))
-            assert "pro-angiogenic factor (VEGF-like) [ng/mL]" in page.inner_text("body")
+            page.wait_for_function(HOLDS_TEXT, arg=[".neutrosim-colorbar",
+                                                    "pro-angiogenic factor (VEGF-like) [ng/mL]",
+                                                    False])
             before = _frame(page)
             _choose(page, "Field", "none")
             page.wait_for_function(FRAME_CHANGED, arg=list(before))
-            assert "no field shown" in page.inner_text("body")
+            page.wait_for_function(HOLDS_TEXT, arg=["body", "no field shown", False])
             before = _frame(page)
             _choose(page, "Field", "oxygen")
             page.wait_for_function(FRAME_CHANGED, arg=list(before))
