@@ -63,7 +63,7 @@ def _run(args) -> int:
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         raise ParameterError(f"--out {out}: folder exists and is not empty (use --overwrite)")
     result = run_one(params, args.seed, progress=not args.quiet)
-    result.meta["command"] = " ".join(["neutrosim", *sys.argv[1:]])
+    result.meta["command"] = _command_line()
     result.write(out, overwrite=args.overwrite)
     if not args.quiet:
         last = result.timeseries.iloc[-1]
@@ -79,6 +79,11 @@ def _arms(text: str) -> tuple[str, ...]:
     if not arms:
         raise argparse.ArgumentTypeError("expected a comma-separated list of scenarios")
     return arms
+
+
+def _command_line() -> str:
+    """The command as the user typed it (recorded in manifests)."""
+    return " ".join(["neutrosim", *sys.argv[1:]])
 
 
 def _positive_int(text: str) -> int:
@@ -154,7 +159,7 @@ def _deplete(args) -> int:
     setup = DepletionSetup(**{**stored, **{k: v for k, v in given.items() if v is not None}})
     result = run_depletion(setup, out, workers=args.workers, resume=args.resume,
                            progress=not args.quiet,
-                           command=" ".join(["neutrosim", *sys.argv[1:]]))
+                           command=_command_line())
     if not args.quiet:
         print(main_summary(result, setup))
     return 1 if result.failures else 0
@@ -192,7 +197,7 @@ def _sweep(args) -> int:
         dask = DaskExecutor(args.scheduler, local_workers=args.dask_local)
     with dask or nullcontext():  # without Dask, run_sweep runs its own process pool
         report = run_sweep(spec, args.out, dask, workers=args.workers, progress=not args.quiet,
-                           command=" ".join(["neutrosim", *sys.argv[1:]]))
+                           command=_command_line())
     if not args.quiet:
         n = len(report.done) + len(report.skipped) + len(report.failed)
         print(f"wrote {args.out}/: {len(report.done)} runs now, {len(report.skipped)} already "
