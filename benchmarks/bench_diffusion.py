@@ -4,14 +4,17 @@ Prints million voxel-field updates per second (one update = one field at one vox
 advanced by one sub-step, reaction included) for 4 fields on 100x100, 300x300 and
 1000x1000 grids, single thread, compile time excluded, median of repeats:
 
-* ``kernel``: ``kernels.lod_step`` on each field in turn, its reaction made beforehand
+* ``kernel``: ``kernels.lod_step`` on each field in turn, in the kernels' own layout (a
+  64-byte aligned array with rows padded to a multiple of 8 voxels; only the field's own
+  voxels are counted), its reaction made beforehand
   (``kernels.reaction_from_sources``) from the same sources as ``advance``: release at 10%
   of voxels, uptake at 30% (37% of voxels listed with their own factors);
 * ``kernel x10``: ``kernels.lod_steps``, 10 sub-steps of each field in turn (successive
   sub-steps share a pass over memory);
 * ``advance``: ``FieldSolver.advance`` of the 4 fields, one sub-step each, with per-voxel
   release and uptake arrays, as the model calls it: this also turns the sources into
-  reaction factors (in the same pass);
+  reaction factors (in the same pass) and copies the field into and out of the kernels'
+  layout;
 * ``advance x10``: the same with 10 sub-steps per model step;
 * ``numpy``: ``reference.reference_step`` (scipy ``solve_banded`` on all lines at once).
 
@@ -83,8 +86,15 @@ def median_time(fn, repeats: int, min_time: float) -> float:
     return statistics.median(samples)
 
 
+def to_layout(u: np.ndarray) -> np.ndarray:
+    """``u`` copied into the kernels' layout (aligned, rows padded to a multiple of 8)."""
+    out = kernels.aligned_zeros((u.shape[0], kernels.padded(u.shape[1])))
+    out[:, :u.shape[1]] = u
+    return out
+
+
 def make_fields(shape, rng, n_fields):
-    """Per-field arrays: field and sources."""
+    """Per-field arrays: field (and its copy in the kernels' layout) and sources."""
     fields = []
     for _ in range(n_fields):
         f = {
@@ -92,6 +102,7 @@ def make_fields(shape, rng, n_fields):
             "release": np.where(rng.random(shape) < 0.1, rng.random(shape), 0.0),
             "uptake": np.where(rng.random(shape) < 0.3, 10.0, 0.0),
         }
+        f["u_kernel"] = to_layout(f["u"])
         fields.append(f)
     return fields
 
@@ -104,24 +115,26 @@ def bench_size(n: int, n_fields: int, repeats: int, min_time: float,
     specs = SPECS[:n_fields]
     dt = 6.0
     h = dt
-    work = np.zeros(kernels.work_size(n, n))
+    npad = kernels.padded(n)
+    work = kernels.aligned_zeros((kernels.work_size(n, npad),))
     factors = []
     for f, spec in zip(fields, specs):
         r = h * spec.diffusion_um2_per_min / DX**2
         dirichlet = spec.boundary == "dirichlet"
         factors.append((kernels.axis_factors(n, r, dirichlet, spec.boundary_value),
-                        kernels.axis_factors(n, r, dirichlet, spec.boundary_value)))
-        f["reaction"] = kernels.new_reaction(n, n)
+                        kernels.axis_factors(n, r, dirichlet, spec.boundary_value,
+                                             length=npad)))
+        f["reaction"] = kernels.new_reaction(n, npad)
         kernels.reaction_from_sources(f["reaction"], h, spec.decay_per_min, f["release"],
                                       f["uptake"], None, None)
 
     def kernel_round():
         for f, (cx, cy) in zip(fields, factors):
-            kernels.lod_step(f["u"], f["reaction"], cx, cy, work)
+            kernels.lod_step(f["u_kernel"], f["reaction"], cx, cy, work)
 
     def kernel_round10():
         for f, (cx, cy) in zip(fields, factors):
-            kernels.lod_steps(f["u"], f["reaction"], cx, cy, work, 10)
+            kernels.lod_steps(f["u_kernel"], f["reaction"], cx, cy, work, 10)
 
     def advance_round(solver):
         for f, spec in zip(fields, specs):
@@ -159,19 +172,22 @@ def fixed_point(d: float, lam: float, source: np.ndarray, h: float, start: np.nd
     import scipy.sparse.linalg as spla
 
     n = source.shape[0]
-    cx = kernels.axis_factors(n, h * d / DX**2, False)
-    decay_only, with_source = kernels.new_reaction(n, n), kernels.new_reaction(n, n)
+    npad = kernels.padded(n)
+    r = h * d / DX**2
+    cx, cy = kernels.axis_factors(n, r, False), kernels.axis_factors(n, r, False, length=npad)
+    decay_only, with_source = kernels.new_reaction(n, npad), kernels.new_reaction(n, npad)
     kernels.reaction_from_sources(decay_only, h, lam, None, None, None, None)
     kernels.reaction_from_sources(with_source, h, lam, source, None, None, None)
-    work = np.zeros(kernels.work_size(n, n))
+    work = kernels.aligned_zeros((kernels.work_size(n, npad),))
 
     def one_minus_m(v):
-        w = v.reshape(n, n).copy()
-        kernels.lod_steps(w, decay_only, cx, cx, work, 1)
-        return v - w.ravel()
+        w = to_layout(v.reshape(n, n))
+        kernels.lod_steps(w, decay_only, cx, cy, work, 1)
+        return v - w[:, :n].ravel()
 
-    c = np.zeros((n, n))
-    kernels.lod_steps(c, with_source, cx, cx, work, 1)
+    c = to_layout(np.zeros((n, n)))
+    kernels.lod_steps(c, with_source, cx, cy, work, 1)
+    c = c[:, :n]
     op = spla.LinearOperator((n * n, n * n), dtype=np.float64, matvec=one_minus_m)
     u, info = spla.gmres(op, c.ravel(), x0=start.ravel(), rtol=1e-12, atol=0.0, restart=200,
                          maxiter=2000)

@@ -250,12 +250,17 @@ def test_low_level_step_matches_reference():
     r = h * d / DX**2
     expected = reference_step(u, h=h, diffusion=d, dx=DX, decay=lam, boundary="noflux",
                               release=release, uptake=uptake)
-    cx, cy = kernels.axis_factors(nx, r, False), kernels.axis_factors(ny, r, False)
-    rx = kernels.new_reaction(nx, ny)
+    nyp = kernels.padded(ny)  # the kernels' layout: rows padded to a multiple of 8
+    cx, cy = kernels.axis_factors(nx, r, False), kernels.axis_factors(ny, r, False, length=nyp)
+    rx = kernels.new_reaction(nx, nyp)
     assert kernels.reaction_from_sources(rx, h, lam, release, uptake, None, None) == 0
     assert rx.start[0, -1] == (uptake > 0).sum() and rx.start[1, -1] == (release > 0).sum()
-    kernels.lod_step(u, rx, cx, cy, np.zeros(kernels.work_size(nx, ny)))
-    np.testing.assert_allclose(u, expected, rtol=1e-12)
+    up = kernels.aligned_zeros((nx, nyp))
+    assert up.ctypes.data % 64 == 0
+    up[:, :ny] = u
+    kernels.lod_step(up, rx, cx, cy, kernels.aligned_zeros((kernels.work_size(nx, nyp),)))
+    np.testing.assert_allclose(up[:, :ny], expected, rtol=1e-12)
+    assert not up[:, ny:].any()  # padding stays 0 and takes no part
 
 
 # ---------------------------------------------------------------------------------------
@@ -305,3 +310,31 @@ def test_invalid_grid_step_and_calls_raise():
         with pytest.raises(ValueError, match="o2.*25 source values"):
             solver.advance("o2", np.ones((5, 5)), uptake=np.full((5, 5), bad),
                            supply_rate=np.ones((5, 5)))
+
+
+def test_bad_sources_leave_the_field_unchanged_and_the_next_call_exact():
+    shape = (19, 13)  # rows padded from 13 to 16 voxels inside the solver
+    rng = np.random.default_rng(4)
+    u0 = rng.random(shape)
+    spec = FieldSpec("f", 7e3, 0.05, "dirichlet", 0.8, 2.0)
+    solver = FieldSolver([spec], shape, DX, 6.0)
+    u = u0.copy()
+    release = rng.random(shape)
+    release[3, 12] = np.nan
+    with pytest.raises(ValueError, match="1 source values.*unchanged"):
+        solver.advance("f", u, release=release)
+    assert np.array_equal(u, u0)
+    # the scratch the failed call left behind does not leak into the next call
+    solver.advance("f", u)
+    fresh = u0.copy()
+    FieldSolver([spec], shape, DX, 6.0).advance("f", fresh)
+    assert np.array_equal(u, fresh)
+
+
+def test_kernels_refuse_rows_not_padded_to_a_multiple_of_8():
+    with pytest.raises(ValueError, match="multiple of 8"):
+        kernels.new_reaction(10, 13)
+    rx = kernels.new_reaction(10, 16)
+    cx, cy = kernels.axis_factors(10, 1.0, False), kernels.axis_factors(13, 1.0, False)
+    with pytest.raises(ValueError, match="padded"):
+        kernels.lod_steps(np.zeros((10, 13)), rx, cx, cy, np.zeros(kernels.work_size(10, 16)), 1)
