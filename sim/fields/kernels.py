@@ -39,12 +39,12 @@ How it is fast on one core (``benchmarks/bench_diffusion.py`` measures it):
   stores each as its uniform value plus, per row, a bit mask of the voxels with their own
   value (uptake for A, release for B) and those values packed in column order. The
   forward elimination expands each 8-voxel group's packed values into vector lanes
-  (``_vexpand``, llvm.masked.expandload), so a sub-step reads 1/4 + 8 (fa + fb) bytes a
+  (``vexpand``, llvm.masked.expandload), so a sub-step reads 1/4 + 8 (fa + fb) bytes a
   voxel of them (fa, fb: the fractions listed) instead of 16 for dense A and B: 17-20
   instead of 32 bytes a voxel in all, and a 1000 x 1000 field's u (8 MB) and reaction
   (1-3 MB) stay in the L3 cache from one sub-step to the next.
 * Vectors, fused multiply-adds and transposes are LLVM IR written through numba intrinsics
-  (``_vload``, ``_vfma``, ``_vtranspose``...); numba's auto-vectoriser did not produce
+  (``vload``, ``vfma``, ``vtranspose``...); numba's auto-vectoriser did not produce
   them. The arithmetic is plain IEEE (fused multiply-adds, no reassociation), so the same
   inputs give bit-identical outputs on every call, whatever the arrays' alignment.
 """
@@ -54,11 +54,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.core.errors import TypingError
-from numba.extending import intrinsic, models, register_model
+from numba import njit
+
+from .simd import (aligned_zeros, popcount, vadd, vcompress, vcount_valid, vdiv, vexpand,
+                   vfma, vload, vmul, vne_bits, vsplat, vstore, vtranspose)
 
 __all__ = [
     "Reaction",
@@ -79,233 +78,11 @@ _LANES = 16  # rows per y-sweep block: two groups of 8 (two independent recurren
 
 
 # --------------------------------------------------------------------------------------
-# 8-wide float64 vectors as LLVM IR (used only inside the kernels below)
-# --------------------------------------------------------------------------------------
-class _F64x8Type(types.Type):
-    def __init__(self):
-        super().__init__(name="f64x8")
-
-
-_f64x8 = _F64x8Type()
-_VEC = ir.VectorType(ir.DoubleType(), 8)
-_I32 = ir.IntType(32)
-
-
-@register_model(_F64x8Type)
-class _F64x8Model(models.PrimitiveModel):
-    def __init__(self, dmm, fe_type):
-        super().__init__(dmm, fe_type, _VEC)
-
-
-def _check_array(a, writing=False):
-    if not (isinstance(a, types.Array) and a.dtype == types.float64 and a.layout == "C"
-            and (a.mutable or not writing)):
-        raise TypingError(f"vector access needs a C-contiguous float64 array, got {a}")
-
-
-def _elem_ptr(context, builder, aryty, ary, offset):
-    return builder.gep(context.make_array(aryty)(context, builder, ary).data, [offset])
-
-
-def _vec_ptr(context, builder, aryty, ary, offset):
-    return builder.bitcast(_elem_ptr(context, builder, aryty, ary, offset), _VEC.as_pointer())
-
-
-@intrinsic
-def _vload(typingctx, a, offset):
-    """Elements offset..offset+7 of C-contiguous array ``a`` (flat index) as a vector."""
-    _check_array(a)
-
-    def codegen(context, builder, sig, args):
-        return builder.load(_vec_ptr(context, builder, sig.args[0], args[0], args[1]), align=8)
-
-    return _f64x8(a, types.intp), codegen
-
-
-@intrinsic
-def _vstore(typingctx, a, offset, v):
-    """Store vector ``v`` into elements offset..offset+7 of ``a`` (flat index)."""
-    _check_array(a, writing=True)
-
-    def codegen(context, builder, sig, args):
-        builder.store(args[2], _vec_ptr(context, builder, sig.args[0], args[0], args[1]),
-                      align=8)
-        return context.get_dummy_value()
-
-    return types.void(a, types.intp, _f64x8), codegen
-
-
-@intrinsic
-def _vsplat(typingctx, x):
-    """A vector with all lanes equal to the scalar ``x``."""
-
-    def codegen(context, builder, sig, args):
-        v = builder.insert_element(ir.Constant(_VEC, ir.Undefined), args[0],
-                                   ir.Constant(_I32, 0))
-        return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, 8), [0] * 8))
-
-    return _f64x8(types.float64), codegen
-
-
-@intrinsic
-def _vfma(typingctx, a, b, c):
-    """``a * b + c`` lane by lane with a single rounding (llvm.fma)."""
-
-    def codegen(context, builder, sig, args):
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v8f64")
-        return builder.call(fn, list(args))
-
-    return _f64x8(_f64x8, _f64x8, _f64x8), codegen
-
-
-def _lanewise(op: str, doc: str):
-    """An intrinsic applying the LLVM IR instruction ``op`` (e.g. ``fadd``) lane by lane."""
-
-    def typer(typingctx, a, b):
-        def codegen(context, builder, sig, args):
-            return getattr(builder, op)(*args)
-
-        return _f64x8(_f64x8, _f64x8), codegen
-
-    typer.__name__ = typer.__qualname__ = f"_v{op[1:]}"
-    typer.__doc__ = doc
-    return intrinsic(typer)
-
-
-_vadd = _lanewise("fadd", "``a + b`` lane by lane.")
-_vmul = _lanewise("fmul", "``a * b`` lane by lane.")
-_vdiv = _lanewise("fdiv", "``a / b`` lane by lane (IEEE division).")
-
-
-@intrinsic
-def _vcount_valid(typingctx, v):
-    """How many lanes of ``v`` are >= 0 and finite (NaN is not)."""
-
-    def codegen(context, builder, sig, args):
-        inf = ir.Constant(_VEC, [float("inf")] * 8)
-        zero = ir.Constant(_VEC, [0.0] * 8)
-        ok = builder.and_(builder.fcmp_ordered(">=", args[0], zero),
-                          builder.fcmp_ordered("<", args[0], inf))
-        bits = builder.bitcast(ok, ir.IntType(8))
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.IntType(8), [ir.IntType(8)]), "llvm.ctpop.i8")
-        return builder.zext(builder.call(fn, [bits]), ir.IntType(64))
-
-    return types.int64(_f64x8), codegen
-
-
-def _lane_mask(builder, bits):
-    """The low 8 bits of integer ``bits`` as an <8 x i1> lane mask (bit m: lane m)."""
-    return builder.bitcast(builder.trunc(bits, ir.IntType(8)),
-                           ir.VectorType(ir.IntType(1), 8))
-
-
-@intrinsic
-def _vexpand(typingctx, a, offset, bits, v):
-    """``v`` with the lanes set in ``bits`` replaced, in order, by a[offset], a[offset+1], ...
-    (reads popcount(bits) elements; llvm.masked.expandload)."""
-    _check_array(a)
-
-    def codegen(context, builder, sig, args):
-        ptr = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
-        mask = _lane_mask(builder, args[2])
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(_VEC, [ptr.type, mask.type, _VEC]),
-            "llvm.masked.expandload.v8f64")
-        return builder.call(fn, [ptr, mask, args[3]])
-
-    return _f64x8(a, types.intp, types.intp, _f64x8), codegen
-
-
-@intrinsic
-def _vcompress(typingctx, a, offset, bits, v):
-    """Store the lanes of ``v`` set in ``bits``, in order, to a[offset], a[offset+1], ...
-    (writes popcount(bits) elements; llvm.masked.compressstore)."""
-    _check_array(a, writing=True)
-
-    def codegen(context, builder, sig, args):
-        ptr = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
-        mask = _lane_mask(builder, args[2])
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [_VEC, ptr.type, mask.type]),
-            "llvm.masked.compressstore.v8f64")
-        builder.call(fn, [args[3], ptr, mask])
-        return context.get_dummy_value()
-
-    return types.void(a, types.intp, types.intp, _f64x8), codegen
-
-
-@intrinsic
-def _vne_bits(typingctx, v, w):
-    """Bit m set where lane m of ``v`` differs from that of ``w`` (or either is NaN)."""
-
-    def codegen(context, builder, sig, args):
-        ne = builder.fcmp_unordered("!=", args[0], args[1])
-        return builder.zext(builder.bitcast(ne, ir.IntType(8)), ir.IntType(64))
-
-    return types.int64(_f64x8, _f64x8), codegen
-
-
-@intrinsic
-def _popcount(typingctx, x):
-    """Number of set bits of the integer ``x``."""
-
-    def codegen(context, builder, sig, args):
-        x = args[0]
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(x.type, [x.type]),
-                                            f"llvm.ctpop.i{x.type.width}")
-        return builder.call(fn, [x])
-
-    return x(x), codegen
-
-
-def _shuffle(builder, a, b, idx):
-    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, 8), idx))
-
-
-@intrinsic
-def _vtranspose(typingctx, v0, v1, v2, v3, v4, v5, v6, v7):
-    """Transpose the 8x8 block whose rows are v0..v7; returns the block's columns."""
-
-    def codegen(context, builder, sig, args):
-        r = list(args)
-        t = []
-        for k in range(0, 8, 2):  # interleave pairs of rows
-            t.append(_shuffle(builder, r[k], r[k + 1], [0, 8, 2, 10, 4, 12, 6, 14]))
-            t.append(_shuffle(builder, r[k], r[k + 1], [1, 9, 3, 11, 5, 13, 7, 15]))
-        lo, hi = [0, 1, 8, 9, 4, 5, 12, 13], [2, 3, 10, 11, 6, 7, 14, 15]
-        s = [None] * 8  # interleave pairs of pairs
-        for a, b in ((0, 2), (1, 3), (4, 6), (5, 7)):
-            s[a] = _shuffle(builder, t[a], t[b], lo)
-            s[b] = _shuffle(builder, t[a], t[b], hi)
-        out = [None] * 8  # join 256-bit halves
-        for k in range(4):
-            out[k] = _shuffle(builder, s[k], s[k + 4], [0, 1, 2, 3, 8, 9, 10, 11])
-            out[k + 4] = _shuffle(builder, s[k], s[k + 4], [4, 5, 6, 7, 12, 13, 14, 15])
-        return context.make_tuple(builder, sig.return_type, out)
-
-    return types.UniTuple(_f64x8, 8)(*([_f64x8] * 8)), codegen
-
-
-# --------------------------------------------------------------------------------------
 # Factors
 # --------------------------------------------------------------------------------------
 def padded(ny: int) -> int:
     """Row length of the kernels' layout for ``ny`` columns: ``ny`` rounded up to 8."""
     return -(-ny // 8) * 8
-
-
-def aligned_zeros(shape) -> np.ndarray:
-    """A zero float64 array of ``shape`` whose data starts on a 64-byte boundary.
-
-    With rows of :func:`padded` length every 8-wide vector of a field is then one cache
-    line: split-line loads and stores cost about 40% of the kernels' speed on Intel cores.
-    """
-    n = int(np.prod(shape))
-    buf = np.zeros(n + 8)
-    start = (-buf.ctypes.data % 64) // 8
-    return buf[start:start + n].reshape(shape)
 
 
 def axis_factors(n: int, r: float, dirichlet: bool, boundary_value: float = 0.0,
@@ -439,8 +216,8 @@ def _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u,
         vf = uf if src is None else src.reshape(-1)  # where u is read from
         sv = 0  # vf index minus uf index, in this row
     a0 = 1.0 / (1.0 + h * decay)
-    a0v, zero, one = _vsplat(a0), _vsplat(0.0), _vsplat(1.0)
-    hv, decay_v = _vsplat(h), _vsplat(decay)
+    a0v, zero, one = vsplat(a0), vsplat(0.0), vsplat(1.0)
+    hv, decay_v = vsplat(h), vsplat(decay)
     rx.ab0[0], rx.ab0[1] = a0, 0.0
     rx.start[:, 0] = 0
     good = 0
@@ -453,38 +230,38 @@ def _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u,
                 sv = s
             op = o - ny if i > 0 else o  # the previous row (fwd 0 at i = 0)
             inv, edge, fwd = cx[0, i], cx[1, i], cx[2, i]
-            inv_v, edge_v, fwd_v = _vsplat(inv), _vsplat(edge), _vsplat(fwd)
+            inv_v, edge_v, fwd_v = vsplat(inv), vsplat(edge), vsplat(fwd)
         for j in range(o, o + ns8, 8):
             loss, gain = decay_v, zero
             if uptake is not None:
-                x = _vload(kf, s + j)
-                good += _vcount_valid(x)
-                loss = _vadd(loss, x)
+                x = vload(kf, s + j)
+                good += vcount_valid(x)
+                loss = vadd(loss, x)
             if supply_rate is not None:
-                p = _vload(pf, s + j)
-                good += _vcount_valid(p)
-                loss = _vadd(loss, p)
+                p = vload(pf, s + j)
+                good += vcount_valid(p)
+                loss = vadd(loss, p)
                 if supply_target is not None:
-                    t = _vload(tf, s + j)
-                    good += _vcount_valid(t)
-                    gain = _vfma(p, t, gain)
+                    t = vload(tf, s + j)
+                    good += vcount_valid(t)
+                    gain = vfma(p, t, gain)
             if release is not None:
-                x = _vload(sf, s + j)
-                good += _vcount_valid(x)
-                gain = _vadd(gain, x)
-            fa = _vdiv(one, _vfma(hv, loss, one))
-            fb = _vmul(_vmul(hv, gain), fa)
+                x = vload(sf, s + j)
+                good += vcount_valid(x)
+                gain = vadd(gain, x)
+            fa = vdiv(one, vfma(hv, loss, one))
+            fb = vmul(vmul(hv, gain), fa)
             if keep:  # list the lanes whose factors are not the uniform ones
-                ma, mb = _vne_bits(fa, a0v), _vne_bits(fb, zero)
-                _vcompress(rx.a, ka, ma, fa)
-                _vcompress(rx.b, kb, mb, fb)
+                ma, mb = vne_bits(fa, a0v), vne_bits(fb, zero)
+                vcompress(rx.a, ka, ma, fa)
+                vcompress(rx.b, kb, mb, fb)
                 g = (j - o) // 8 + i * nb
                 bits_a[g], bits_b[g] = ma, mb
-                ka += _popcount(ma)
-                kb += _popcount(mb)
+                ka += popcount(ma)
+                kb += popcount(mb)
             if u is not None:
-                w = _vfma(_vload(vf, sv + j), fa, fb)
-                _vstore(uf, j, _vfma(fwd_v, _vload(uf, op - o + j), _vfma(w, inv_v, edge_v)))
+                w = vfma(vload(vf, sv + j), fa, fb)
+                vstore(uf, j, vfma(fwd_v, vload(uf, op - o + j), vfma(w, inv_v, edge_v)))
         if ns8 == ny:
             rx.start[0, i + 1], rx.start[1, i + 1] = ka, kb
             continue
@@ -555,20 +332,20 @@ def _x_forward_rows(u, rx, cx, d, i0, i1):
     vectors' lanes from the packed arrays, so a voxel without sources costs no memory."""
     nx, ny = u.shape
     uf = u.reshape(-1)
-    a0v, b0v = _vsplat(rx.ab0[0]), _vsplat(rx.ab0[1])
+    a0v, b0v = vsplat(rx.ab0[0]), vsplat(rx.ab0[1])
     for i in range(i0, i1):
         row = i if d > 0 else nx - 1 - i
         o = row * ny
         op = o - d * ny if i > 0 else o  # the previous row in elimination order (fwd 0 at i = 0)
         bits_a, bits_b = rx.mask[0, row], rx.mask[1, row]
         ka, kb = rx.start[0, row], rx.start[1, row]
-        inv_v, edge_v, fwd_v = _vsplat(cx[0, i]), _vsplat(cx[1, i]), _vsplat(cx[2, i])
+        inv_v, edge_v, fwd_v = vsplat(cx[0, i]), vsplat(cx[1, i]), vsplat(cx[2, i])
         for j in range(0, ny, 8):
             ma, mb = np.int64(bits_a[j >> 3]), np.int64(bits_b[j >> 3])
-            w = _vfma(_vload(uf, o + j), _vexpand(rx.a, ka, ma, a0v), _vexpand(rx.b, kb, mb, b0v))
-            ka += _popcount(ma)
-            kb += _popcount(mb)
-            _vstore(uf, o + j, _vfma(fwd_v, _vload(uf, op + j), _vfma(w, inv_v, edge_v)))
+            w = vfma(vload(uf, o + j), vexpand(rx.a, ka, ma, a0v), vexpand(rx.b, kb, mb, b0v))
+            ka += popcount(ma)
+            kb += popcount(mb)
+            vstore(uf, o + j, vfma(fwd_v, vload(uf, op + j), vfma(w, inv_v, edge_v)))
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -579,33 +356,33 @@ def _x_back_rows(u, cx, carry, d, i0, i1):
     uf = u.reshape(-1)
     for i in range(i1 - 1, i0 - 1, -1):
         o = (i if d > 0 else nx - 1 - i) * ny
-        bwd = _vsplat(cx[3, i])
+        bwd = vsplat(cx[3, i])
         if i == i1 - 1:
             for j in range(0, ny, 8):
-                _vstore(uf, o + j, _vfma(bwd, _vload(carry, j), _vload(uf, o + j)))
+                vstore(uf, o + j, vfma(bwd, vload(carry, j), vload(uf, o + j)))
         else:
             on = o + d * ny  # the next row in elimination order
             for j in range(0, ny, 8):
-                _vstore(uf, o + j, _vfma(bwd, _vload(uf, on + j), _vload(uf, o + j)))
+                vstore(uf, o + j, vfma(bwd, vload(uf, on + j), vload(uf, o + j)))
     o = (i0 if d > 0 else nx - 1 - i0) * ny
     for j in range(0, ny, 8):
-        _vstore(carry, j, _vload(uf, o + j))
+        vstore(carry, j, vload(uf, o + j))
 
 
 @njit(cache=True, inline="always")
 def _load_tile(uf, o, ny):
     """Columns of the 8x8 tile whose top-left element is uf[o] (rows ny apart)."""
-    return _vtranspose(_vload(uf, o), _vload(uf, o + ny), _vload(uf, o + 2 * ny),
-                       _vload(uf, o + 3 * ny), _vload(uf, o + 4 * ny), _vload(uf, o + 5 * ny),
-                       _vload(uf, o + 6 * ny), _vload(uf, o + 7 * ny))
+    return vtranspose(vload(uf, o), vload(uf, o + ny), vload(uf, o + 2 * ny),
+                       vload(uf, o + 3 * ny), vload(uf, o + 4 * ny), vload(uf, o + 5 * ny),
+                       vload(uf, o + 6 * ny), vload(uf, o + 7 * ny))
 
 
 @njit(cache=True, inline="always")
 def _store_tile(uf, o, ny, c0, c1, c2, c3, c4, c5, c6, c7):
     """Store columns c0..c7 as the 8x8 tile whose top-left element is uf[o]."""
-    r = _vtranspose(c0, c1, c2, c3, c4, c5, c6, c7)
+    r = vtranspose(c0, c1, c2, c3, c4, c5, c6, c7)
     for k in range(8):
-        _vstore(uf, o + k * ny, r[k])
+        vstore(uf, o + k * ny, r[k])
 
 
 @njit(cache=True, inline="always")
@@ -615,8 +392,8 @@ def _y_forward_cols(c, t, to, cy, j0, p):
     to ``t[to + j*_LANES:][:8]``. Returns the last one."""
     for m in range(8):
         j = j0 + m
-        p = _vfma(_vsplat(cy[2, j]), p, _vfma(c[m], _vsplat(cy[0, j]), _vsplat(cy[1, j])))
-        _vstore(t, to + j * _LANES, p)
+        p = vfma(vsplat(cy[2, j]), p, vfma(c[m], vsplat(cy[0, j]), vsplat(cy[1, j])))
+        vstore(t, to + j * _LANES, p)
     return p
 
 
@@ -625,43 +402,43 @@ def _x_back_up(uf, o, ny, bwd, i, v):
     """x back substitution of the 8 rows from uf[o] (rows ny apart; 8 columns), from the
     last row up; ``v``: the row below, ``bwd[i + k]`` the weight of row k. Returns the
     rows' columns (transposed) and row 0."""
-    v7 = _vfma(_vsplat(bwd[i + 7]), v, _vload(uf, o + 7 * ny))
-    v6 = _vfma(_vsplat(bwd[i + 6]), v7, _vload(uf, o + 6 * ny))
-    v5 = _vfma(_vsplat(bwd[i + 5]), v6, _vload(uf, o + 5 * ny))
-    v4 = _vfma(_vsplat(bwd[i + 4]), v5, _vload(uf, o + 4 * ny))
-    v3 = _vfma(_vsplat(bwd[i + 3]), v4, _vload(uf, o + 3 * ny))
-    v2 = _vfma(_vsplat(bwd[i + 2]), v3, _vload(uf, o + 2 * ny))
-    v1 = _vfma(_vsplat(bwd[i + 1]), v2, _vload(uf, o + ny))
-    v0 = _vfma(_vsplat(bwd[i]), v1, _vload(uf, o))
-    return _vtranspose(v0, v1, v2, v3, v4, v5, v6, v7), v0
+    v7 = vfma(vsplat(bwd[i + 7]), v, vload(uf, o + 7 * ny))
+    v6 = vfma(vsplat(bwd[i + 6]), v7, vload(uf, o + 6 * ny))
+    v5 = vfma(vsplat(bwd[i + 5]), v6, vload(uf, o + 5 * ny))
+    v4 = vfma(vsplat(bwd[i + 4]), v5, vload(uf, o + 4 * ny))
+    v3 = vfma(vsplat(bwd[i + 3]), v4, vload(uf, o + 3 * ny))
+    v2 = vfma(vsplat(bwd[i + 2]), v3, vload(uf, o + 2 * ny))
+    v1 = vfma(vsplat(bwd[i + 1]), v2, vload(uf, o + ny))
+    v0 = vfma(vsplat(bwd[i]), v1, vload(uf, o))
+    return vtranspose(v0, v1, v2, v3, v4, v5, v6, v7), v0
 
 
 @njit(cache=True, inline="always")
 def _x_back_down(uf, o, ny, bwd, i, v):
     """As :func:`_x_back_up` from row 0 down (``v``: the row above; ``bwd[i - k]`` the
     weight of row k, the elimination order being reversed). Returns columns and row 7."""
-    v0 = _vfma(_vsplat(bwd[i]), v, _vload(uf, o))
-    v1 = _vfma(_vsplat(bwd[i - 1]), v0, _vload(uf, o + ny))
-    v2 = _vfma(_vsplat(bwd[i - 2]), v1, _vload(uf, o + 2 * ny))
-    v3 = _vfma(_vsplat(bwd[i - 3]), v2, _vload(uf, o + 3 * ny))
-    v4 = _vfma(_vsplat(bwd[i - 4]), v3, _vload(uf, o + 4 * ny))
-    v5 = _vfma(_vsplat(bwd[i - 5]), v4, _vload(uf, o + 5 * ny))
-    v6 = _vfma(_vsplat(bwd[i - 6]), v5, _vload(uf, o + 6 * ny))
-    v7 = _vfma(_vsplat(bwd[i - 7]), v6, _vload(uf, o + 7 * ny))
-    return _vtranspose(v0, v1, v2, v3, v4, v5, v6, v7), v7
+    v0 = vfma(vsplat(bwd[i]), v, vload(uf, o))
+    v1 = vfma(vsplat(bwd[i - 1]), v0, vload(uf, o + ny))
+    v2 = vfma(vsplat(bwd[i - 2]), v1, vload(uf, o + 2 * ny))
+    v3 = vfma(vsplat(bwd[i - 3]), v2, vload(uf, o + 3 * ny))
+    v4 = vfma(vsplat(bwd[i - 4]), v3, vload(uf, o + 4 * ny))
+    v5 = vfma(vsplat(bwd[i - 5]), v4, vload(uf, o + 5 * ny))
+    v6 = vfma(vsplat(bwd[i - 6]), v5, vload(uf, o + 6 * ny))
+    v7 = vfma(vsplat(bwd[i - 7]), v6, vload(uf, o + 7 * ny))
+    return vtranspose(v0, v1, v2, v3, v4, v5, v6, v7), v7
 
 
 @njit(cache=True, inline="always")
 def _y_back_tile(uf, o, ny, t, to, cy, j0, q):
     """Back substitution along y over tile columns j0+7 .. j0 for 8 rows; stores the tile."""
-    c7 = _vfma(_vsplat(cy[3, j0 + 7]), q, _vload(t, to + (j0 + 7) * _LANES))
-    c6 = _vfma(_vsplat(cy[3, j0 + 6]), c7, _vload(t, to + (j0 + 6) * _LANES))
-    c5 = _vfma(_vsplat(cy[3, j0 + 5]), c6, _vload(t, to + (j0 + 5) * _LANES))
-    c4 = _vfma(_vsplat(cy[3, j0 + 4]), c5, _vload(t, to + (j0 + 4) * _LANES))
-    c3 = _vfma(_vsplat(cy[3, j0 + 3]), c4, _vload(t, to + (j0 + 3) * _LANES))
-    c2 = _vfma(_vsplat(cy[3, j0 + 2]), c3, _vload(t, to + (j0 + 2) * _LANES))
-    c1 = _vfma(_vsplat(cy[3, j0 + 1]), c2, _vload(t, to + (j0 + 1) * _LANES))
-    c0 = _vfma(_vsplat(cy[3, j0]), c1, _vload(t, to + j0 * _LANES))
+    c7 = vfma(vsplat(cy[3, j0 + 7]), q, vload(t, to + (j0 + 7) * _LANES))
+    c6 = vfma(vsplat(cy[3, j0 + 6]), c7, vload(t, to + (j0 + 6) * _LANES))
+    c5 = vfma(vsplat(cy[3, j0 + 5]), c6, vload(t, to + (j0 + 5) * _LANES))
+    c4 = vfma(vsplat(cy[3, j0 + 4]), c5, vload(t, to + (j0 + 4) * _LANES))
+    c3 = vfma(vsplat(cy[3, j0 + 3]), c4, vload(t, to + (j0 + 3) * _LANES))
+    c2 = vfma(vsplat(cy[3, j0 + 2]), c3, vload(t, to + (j0 + 2) * _LANES))
+    c1 = vfma(vsplat(cy[3, j0 + 1]), c2, vload(t, to + (j0 + 1) * _LANES))
+    c0 = vfma(vsplat(cy[3, j0]), c1, vload(t, to + j0 * _LANES))
     _store_tile(uf, o, ny, c0, c1, c2, c3, c4, c5, c6, c7)
     return c0
 
@@ -689,7 +466,7 @@ def _y_block(u, r0, r1, cy, t):
     uf = u.reshape(-1)
     o0 = (r1 - 8) * ny
     o1 = r0 * ny
-    p0 = _vsplat(0.0)
+    p0 = vsplat(0.0)
     p1 = p0
     for j0 in range(0, ny, 8):
         p0 = _y_forward_cols(_load_tile(uf, o0 + j0, ny), t, 0, cy, j0, p0)
@@ -701,7 +478,7 @@ def _y_block(u, r0, r1, cy, t):
 def _y_backward(uf, ny, o0, o1, cy, t):
     """y back substitution of the two groups of 8 rows at uf[o0], uf[o1] from the forward
     results in ``t``; stores the final rows."""
-    q0 = _vsplat(0.0)
+    q0 = vsplat(0.0)
     q1 = q0
     for j0 in range(ny - 8, -1, -8):
         q0 = _y_back_tile(uf, o0 + j0, ny, t, 0, cy, j0, q0)
@@ -714,12 +491,12 @@ def _xy_tile(uf, o0, o1, ny, bwd, i, carry, t, cy, j0, p0, p1, d):
     ``carry``, which gets their last), then the y forward elimination of its columns
     (see :func:`_xy_block`). Returns the two groups' last y values."""
     if d > 0:
-        c0, v = _x_back_up(uf, o0 + j0, ny, bwd, i + 8, _vload(carry, j0))
+        c0, v = _x_back_up(uf, o0 + j0, ny, bwd, i + 8, vload(carry, j0))
         c1, v = _x_back_up(uf, o1 + j0, ny, bwd, i, v)
     else:
-        c1, v = _x_back_down(uf, o1 + j0, ny, bwd, i, _vload(carry, j0))
+        c1, v = _x_back_down(uf, o1 + j0, ny, bwd, i, vload(carry, j0))
         c0, v = _x_back_down(uf, o0 + j0, ny, bwd, i - 8, v)
-    _vstore(carry, j0, v)
+    vstore(carry, j0, v)
     return (_y_forward_cols(c0, t, 0, cy, j0, p0),
             _y_forward_cols(c1, t, 8, cy, j0, p1))
 
@@ -735,7 +512,7 @@ def _xy_block(u, r0, cx, cy, carry, t, d):
     o0 = (r0 + 8) * ny  # group 0: rows r0+8 .. r0+15
     o1 = r0 * ny  # group 1: rows r0 .. r0+7
     i = r0 if d > 0 else nx - 1 - r0  # bwd index of row r0
-    p0 = _vsplat(0.0)
+    p0 = vsplat(0.0)
     p1 = p0
     for j0 in range(0, ny, 8):
         p0, p1 = _xy_tile(uf, o0, o1, ny, bwd, i, carry, t, cy, j0, p0, p1, d)
