@@ -134,3 +134,23 @@ def test_model_keywords_are_validated():
     with pytest.raises(ParameterError, match="tumor.cycle_rate_per_min"):
         NeutroModel(rng=1, width=60, height=60, initial__tumor_radius_um=200.0,
                     tumor__cycle_rate_per_min=-1.0)
+
+
+def test_sources_clear_zeroes_exactly_what_was_written():
+    from sim.model import Sources
+
+    rng = np.random.default_rng(2)
+    src = Sources.zeros((40, 30))
+    all_voxels = np.arange(40 * 30)
+    for _ in range(3):  # the record's buffer grows and is reused
+        few = rng.choice(all_voxels, 50, replace=False)  # scattered zeroing
+        many = rng.choice(all_voxels, 900, replace=False)  # more than a quarter: filled
+        src.add_release("chemoattractant", few // 30, few % 30, rng.random(50))
+        src.add_uptake("oxygen", many // 30, many % 30, 2.0)
+        src.add_release("chemoattractant", many[:10] // 30, many[:10] % 30, 1.0)
+        src.set_supply(few // 30, few % 30, 0.5)
+        assert src.release["chemoattractant"].reshape(-1)[few].all()
+        assert (src.supply_rate.reshape(-1)[few] == 0.5).all()
+        src.clear()
+        arrays = [*src.release.values(), *src.uptake.values(), src.supply_rate]
+        assert not any(a.any() for a in arrays)

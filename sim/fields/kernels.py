@@ -218,6 +218,7 @@ def _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u,
     a0 = 1.0 / (1.0 + h * decay)
     a0v, zero, one = vsplat(a0), vsplat(0.0), vsplat(1.0)
     hv, decay_v = vsplat(h), vsplat(decay)
+    fa_uniform = vdiv(one, vfma(hv, decay_v, one))  # fa where loss is the decay alone
     rx.ab0[0], rx.ab0[1] = a0, 0.0
     rx.start[:, 0] = 0
     good = 0
@@ -249,7 +250,9 @@ def _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u,
                 x = vload(sf, s + j)
                 good += vcount_valid(x)
                 gain = vadd(gain, x)
-            fa = vdiv(one, vfma(hv, loss, one))
+            fa = fa_uniform  # most voxels take up nothing: skip the (slow) division there
+            if vne_bits(loss, decay_v):
+                fa = vdiv(one, vfma(hv, loss, one))
             fb = vmul(vmul(hv, gain), fa)
             if keep:  # list the lanes whose factors are not the uniform ones
                 ma, mb = vne_bits(fa, a0v), vne_bits(fb, zero)

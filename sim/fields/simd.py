@@ -233,3 +233,131 @@ def vtranspose(typingctx, v0, v1, v2, v3, v4, v5, v6, v7):
         return context.make_tuple(builder, sig.return_type, out)
 
     return types.UniTuple(_f64x8, 8)(*([_f64x8] * 8)), codegen
+
+
+# ------------------------------------------------ additions for the multigrid (steady.py)
+@intrinsic
+def vmload(typingctx, a, offset, bits, v):
+    """``v`` with the lanes set in ``bits`` replaced by a[offset + m] (llvm.masked.load;
+    the other lanes are not read, so they may lie outside the array)."""
+    _check_array(a)
+
+    def codegen(context, builder, sig, args):
+        ptr = _vec_ptr(context, builder, sig.args[0], args[0], args[1])
+        mask = _lane_mask(builder, args[2])
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(_VEC, [ptr.type, _I32, mask.type, _VEC]),
+            "llvm.masked.load.v8f64.p0v8f64")
+        return builder.call(fn, [ptr, ir.Constant(_I32, 8), mask, args[3]])
+
+    return _f64x8(a, types.intp, types.intp, _f64x8), codegen
+
+
+@intrinsic
+def vmstore(typingctx, a, offset, bits, v):
+    """Store the lanes of ``v`` set in ``bits`` to a[offset + m] (llvm.masked.store; the
+    other elements are neither read nor written)."""
+    _check_array(a, writing=True)
+
+    def codegen(context, builder, sig, args):
+        ptr = _vec_ptr(context, builder, sig.args[0], args[0], args[1])
+        mask = _lane_mask(builder, args[2])
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [_VEC, ptr.type, _I32, mask.type]),
+            "llvm.masked.store.v8f64.p0v8f64")
+        builder.call(fn, [args[3], ptr, ir.Constant(_I32, 8), mask])
+        return context.get_dummy_value()
+
+    return types.void(a, types.intp, types.intp, _f64x8), codegen
+
+
+@intrinsic
+def vselect(typingctx, bits, v, w):
+    """Lane m of ``v`` where bit m of ``bits`` is set, else lane m of ``w``."""
+
+    def codegen(context, builder, sig, args):
+        return builder.select(_lane_mask(builder, args[0]), args[1], args[2])
+
+    return _f64x8(types.intp, _f64x8, _f64x8), codegen
+
+
+@intrinsic
+def vsub(typingctx, a, b):
+    """``a - b`` lane by lane."""
+
+    def codegen(context, builder, sig, args):
+        return builder.fsub(*args)
+
+    return _f64x8(_f64x8, _f64x8), codegen
+
+
+@intrinsic
+def vpairadd(typingctx, a, b):
+    """Sums of neighbouring lanes: (a0 + a1, a2 + a3, a4 + a5, a6 + a7, b0 + b1, ..., b6 + b7)."""
+
+    def codegen(context, builder, sig, args):
+        even = _shuffle(builder, args[0], args[1], list(range(0, 16, 2)))
+        odd = _shuffle(builder, args[0], args[1], list(range(1, 16, 2)))
+        return builder.fadd(even, odd)
+
+    return _f64x8(_f64x8, _f64x8), codegen
+
+
+@intrinsic
+def vswaphalves(typingctx, v):
+    """``v`` with lanes 0-3 and 4-7 exchanged."""
+
+    def codegen(context, builder, sig, args):
+        return _shuffle(builder, args[0], args[0], [4, 5, 6, 7, 0, 1, 2, 3])
+
+    return _f64x8(_f64x8), codegen
+
+
+@intrinsic
+def vlane(typingctx, v, k):
+    """Lane ``k`` of ``v`` as a scalar."""
+
+    def codegen(context, builder, sig, args):
+        return builder.extract_element(args[0], builder.trunc(args[1], _I32))
+
+    return types.float64(_f64x8, types.intp), codegen
+
+
+@intrinsic
+def vbits_differ(typingctx, v, w):
+    """Bit m set where lanes m of ``v`` and ``w`` differ in their bit patterns (so +0 and
+    -0 differ, and a NaN equals the same NaN)."""
+
+    def codegen(context, builder, sig, args):
+        i64x8 = ir.VectorType(ir.IntType(64), 8)
+        ne = builder.icmp_unsigned("!=", builder.bitcast(args[0], i64x8),
+                                   builder.bitcast(args[1], i64x8))
+        return builder.zext(builder.bitcast(ne, ir.IntType(8)), ir.IntType(64))
+
+    return types.int64(_f64x8, _f64x8), codegen
+
+
+@intrinsic
+def vge_bits(typingctx, v, w):
+    """Bit m set where lane m of ``v`` >= lane m of ``w`` (false for NaN)."""
+
+    def codegen(context, builder, sig, args):
+        ge = builder.fcmp_ordered(">=", args[0], args[1])
+        return builder.zext(builder.bitcast(ge, ir.IntType(8)), ir.IntType(64))
+
+    return types.int64(_f64x8, _f64x8), codegen
+
+
+@intrinsic
+def vlt_bits(typingctx, v, w):
+    """Bit m set where lane m of ``v`` < lane m of ``w`` (false for NaN)."""
+
+    def codegen(context, builder, sig, args):
+        lt = builder.fcmp_ordered("<", args[0], args[1])
+        return builder.zext(builder.bitcast(lt, ir.IntType(8)), ir.IntType(64))
+
+    return types.int64(_f64x8, _f64x8), codegen
+
+
+__all__ += ["vbits_differ", "vge_bits", "vlane", "vlt_bits", "vmload", "vmstore", "vpairadd",
+            "vselect", "vsub", "vswaphalves"]
