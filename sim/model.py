@@ -81,6 +81,11 @@ class Sources:
         self._used = stop
         return self._flat[start:stop]
 
+    def written(self, arr: np.ndarray) -> np.ndarray | None:
+        """``arr`` if it was written since the last clear, else None (all zero: the field
+        solvers then skip it)."""
+        return arr if any(a is arr for a, _, _ in self._written) else None
+
     def clear(self) -> "Sources":
         """Zero in place every voxel written since the last clear and return self."""
         counts: dict[int, int] = {}
@@ -270,8 +275,8 @@ class NeutroModel(Model):
         f += src.release["oxygen"]  # mmHg/min
         self.oxygen_solver.solve(self.fields["oxygen"], c, f)
         for name in TRANSIENT_FIELDS:
-            self.solver.advance(name, self.fields[name], release=src.release[name],
-                                uptake=src.uptake[name])
+            self.solver.advance(name, self.fields[name], release=src.written(src.release[name]),
+                                uptake=src.written(src.uptake[name]))
 
     def apply_interventions(self) -> None:
         """From the start day, the scenario's intervention acts (once-off and ongoing parts)."""

@@ -180,8 +180,9 @@ class FieldSolver:
         if x is None:
             return None
         x = np.ascontiguousarray(x, dtype=np.float64)
-        _check(x.shape == self.shape,
-               f"field {name!r}: {label} has shape {x.shape}, expected {self.shape}")
+        if x.shape != self.shape:  # (messages are formatted only on failure: a hot path)
+            raise ValueError(f"field {name!r}: {label} has shape {x.shape}, expected "
+                             f"{self.shape}")
         return x
 
     def advance(self, name: str, u: np.ndarray, *, release: np.ndarray | None = None,
@@ -195,10 +196,10 @@ class FieldSolver:
         """
         if name not in self.specs:
             raise KeyError(f"unknown field {name!r}; known: {sorted(self.specs)}")
-        _check(isinstance(u, np.ndarray) and u.dtype == np.float64 and u.shape == self.shape
-               and u.flags.c_contiguous and u.flags.writeable,
-               f"field {name!r}: u must be a writeable C-contiguous float64 array of shape "
-               f"{self.shape}")
+        if not (isinstance(u, np.ndarray) and u.dtype == np.float64 and u.shape == self.shape
+                and u.flags.c_contiguous and u.flags.writeable):
+            raise ValueError(f"field {name!r}: u must be a writeable C-contiguous float64 "
+                             f"array of shape {self.shape}")
         release = self._source(name, "release", release)
         uptake = self._source(name, "uptake", uptake)
         supply_rate = self._source(name, "supply_rate", supply_rate)
@@ -210,7 +211,9 @@ class FieldSolver:
         if spec.diffusion_um2_per_min == 0:
             bad = kernels.reaction_from_sources(self._reaction, h, spec.decay_per_min, release,
                                                 uptake, supply_rate, supply_target)
-            _check(bad == 0, f"field {name!r}: {bad} source values are negative or not finite")
+            if bad:
+                raise ValueError(f"field {name!r}: {bad} source values are negative or not "
+                                 "finite")
             ny = self.shape[1]
             self._u[:, :ny] = u
             kernels.reaction_steps(self._u, self._reaction, cx, n_sub)  # cx: the identity
@@ -221,5 +224,6 @@ class FieldSolver:
         bad = kernels.lod_steps_sources(self._u, self._reaction, h, spec.decay_per_min, release,
                                         uptake, supply_rate, supply_target, cx, cy, self._work,
                                         n_sub, u)
-        _check(bad == 0, f"field {name!r}: {bad} source values are negative or not finite "
-                         "(the field is left unchanged)")
+        if bad:
+            raise ValueError(f"field {name!r}: {bad} source values are negative or not finite "
+                             "(the field is left unchanged)")
