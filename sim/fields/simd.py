@@ -359,5 +359,40 @@ def vlt_bits(typingctx, v, w):
     return types.int64(_f64x8, _f64x8), codegen
 
 
+@intrinsic
+def vslide_up(typingctx, a, b):
+    """``b`` moved up one lane, the last lane of ``a`` entering: (a7, b0, b1, ..., b6)."""
+
+    def codegen(context, builder, sig, args):
+        return _shuffle(builder, args[0], args[1], list(range(7, 15)))
+
+    return _f64x8(_f64x8, _f64x8), codegen
+
+
+@intrinsic
+def vslide_down(typingctx, b, c):
+    """``b`` moved down one lane, the first lane of ``c`` entering: (b1, ..., b7, c0)."""
+
+    def codegen(context, builder, sig, args):
+        return _shuffle(builder, args[0], args[1], list(range(1, 9)))
+
+    return _f64x8(_f64x8, _f64x8), codegen
+
+
+@intrinsic
+def vstretch(typingctx, e, k):
+    """Lanes (k, k+1, k+1, k+2, k+2, k+3, k+3, k+4) of ``e``, for k = 0 or 1 (a literal): each
+    coarse value twice, as the left (k = 0) or right (k = 1) neighbours of fine cells
+    2J + 1, 2J + 2 in a 1:2 interpolation."""
+    if not isinstance(k, types.IntegerLiteral) or k.literal_value not in (0, 1):
+        raise TypingError("vstretch needs k = 0 or 1 as a literal")
+    idx = [k.literal_value + (m + 1) // 2 for m in range(8)]
+
+    def codegen(context, builder, sig, args):
+        return _shuffle(builder, args[0], args[0], idx)
+
+    return _f64x8(_f64x8, k), codegen
+
+
 __all__ += ["vbits_differ", "vge_bits", "vlane", "vlt_bits", "vmload", "vmstore", "vpairadd",
-            "vselect", "vsub", "vswaphalves"]
+            "vselect", "vslide_down", "vslide_up", "vstretch", "vsub", "vswaphalves"]
