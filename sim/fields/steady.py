@@ -627,7 +627,7 @@ def _axis_levels(n: int, dx: float, d: float, dirichlet: bool, nlev: int, identi
                     k = min(int(np.searchsorted(xc, xi, side="right")) - 1, xc.size - 2)
                     t = (xi - xc[k]) / (xc[k + 1] - xc[k])
                     p0[i], p1[i], pw0[i], pw1[i] = k, k + 1, 1.0 - t, t
-            if not identity:  # the pattern _prolong_add relies on
+            if not identity:  # the pattern _prolong_y relies on (vstretch)
                 j = np.arange(1, 2 * wc.size - 1)
                 assert (p0[j] == (j - 1) // 2).all() and (p1[j] == p0[j] + 1).all()
         tables.append((fl, il))
