@@ -265,8 +265,9 @@ def instrument(model, detail: bool = True) -> StageTimers:
     if getattr(model, "oxygen_solver", None) is not None:
         t.wrap_sub(model.oxygen_solver, "solve", "fields: oxygen multigrid (oxygen_solver.solve)",
                    count=lambda a, k, r: r.cycles, count_label="oxygen_cycles")
-    if getattr(model, "solver", None) is not None:
-        t.wrap_sub(model.solver, "advance", "fields: transient LOD (solver.advance)")
+    for solver in getattr(model, "_solvers", [getattr(model, "solver", None)]):
+        if solver is not None:  # one per field thread: their times are summed
+            t.wrap_sub(solver, "advance", "fields: transient LOD (solver.advance, all threads)")
     t.wrap_sub(model, "behaviour", "agents: Hill rules (model.behaviour)")
     t.wrap_sub(model, "sync_cells", "agents: Mesa cell moves (model.sync_cells)",
                count=_moved, count_label="mesa_moves")
@@ -519,6 +520,63 @@ def bench_default(args, load_params, run_one, NeutroModel):
     del model, res
     gc.collect()
     return out
+
+
+# --------------------------------------------------------------------------- section 1b
+def bench_threads(args, load_params, NeutroModel):
+    """The same run stepped with the fields on one thread and on the default threads, in
+    alternating chunks of steps (same machine state for both); results must be identical."""
+    from sim.fields.threads import default_threads
+
+    n = min(default_threads(), 5)
+    section(f"1b. Fields of a step on 1 thread vs {n} (NeutroModel(threads=...)), default grid")
+    if n == 1:
+        print("  one thread available (NUMBA_NUM_THREADS or the cores): nothing to compare")
+        return None
+    params = load_params()
+    days = 3.0 if args.quick else 12.0
+    spd = 1440.0 / params.time.dt_min
+    steps, chunk = int(round(days * spd)), 60
+    models = {k: NeutroModel(params, rng=SEED, threads=k) for k in (1, n)}
+    wall = {k: np.zeros(steps) for k in models}
+    fields = {k: np.zeros(steps) for k in models}
+    pc = time.perf_counter
+    for k, m in models.items():
+        orig, acc = m._advance_fields, fields[k]
+
+        def timed(src, orig=orig, acc=acc, m=m):
+            t0 = pc()
+            orig(src)
+            acc[m.steps - 1] += pc() - t0  # (mesa counts the step before running it)
+        m._advance_fields = timed
+    say(f"section 1b: {days:g} days, threads 1 and {n} in alternating chunks of {chunk} steps")
+    for start in range(0, steps, chunk):
+        for k, m in models.items():
+            for i in range(start, min(start + chunk, steps)):
+                t0 = pc()
+                m.step()
+                wall[k][i] = pc() - t0
+    a, b = models[1], models[n]
+    same = (all(np.array_equal(a.fields[f], b.fields[f]) for f in a.fields)
+            and a.datacollector.get_model_vars_dataframe().equals(
+                b.datacollector.get_model_vars_dataframe()))
+    last = slice(2 * steps // 3, steps)
+    rows = []
+    for k in models:
+        w, f = wall[k][last].mean() * 1e3, fields[k][last].mean() * 1e3
+        rows.append([f"{k}", f"{w:.3f}", f"{f:.3f}", f"{w - f:.3f}", f"{wall[k].sum():.2f} s"])
+    print(f"  {steps} steps ({days:g} days) each; ms per step over the last third "
+          f"(days {days / 3 * 2:g}-{days:g}), {chunk}-step chunks alternating:")
+    table(["threads", "step", "fields", "rest of step", "all steps"], rows)
+    ratio = wall[1][last].sum() / wall[n][last].sum()
+    print(f"  speed-up of the whole step with {n} threads: {ratio:.2f}x (fields alone "
+          f"{fields[1][last].sum() / fields[n][last].sum():.2f}x); identical results: "
+          f"{'yes' if same else 'NO'}")
+    print("  (the rest of the step is slower with threads: fields written on one core are read\n"
+          "   by the agents on the other)")
+    del models
+    gc.collect()
+    return ratio
 
 
 # ---------------------------------------------------------------------------- section 2
@@ -825,6 +883,9 @@ def bench_baseline(args, ref, load_params):
           f"{'met' if ratio >= GOAL_RATIO else 'NOT met'}; type-matched (B): "
           f"{ref['rate'] / rate_b:.1f}x; agent stages alone vs A: "
           f"{ref['agent_rate'] / rate_a:.1f}x")
+    if ref.get("threads_speedup"):
+        print(f"  on one thread (section 1's rate divided by section 1b's speed-up of "
+              f"{ref['threads_speedup']:.2f}x): {ratio / ref['threads_speedup']:.1f}x")
     print(f"  load average at the end of section 4: {loadavg()} (at its start: {la0})")
 
 
@@ -898,9 +959,14 @@ def main() -> None:
     except Exception:  # noqa: BLE001
         rev = "unknown"
     print(f"checkout: {ROOT} at {rev}; seeds: neutrosim {SEED}, Mesa baseline {BASELINE_SEED}")
-    print("Times are wall-clock (time.perf_counter) on a shared machine; single-threaded code.")
+    from sim.fields.threads import default_threads
+
+    print("Times are wall-clock (time.perf_counter) on a shared machine. Agents run on one "
+          f"thread; the fields of a step on {min(default_threads(), 5)} (NUMBA_NUM_THREADS, else "
+          "the cores; section 1b compares 1 thread).")
 
     ref = bench_default(args, load_params, run_one, NeutroModel)
+    ref["threads_speedup"] = bench_threads(args, load_params, NeutroModel)
     large = None
     if args.skip_large:
         print("\n(2. large tissue skipped: --skip-large)")

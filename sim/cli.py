@@ -42,6 +42,9 @@ def _add_run(sub) -> None:
                    help="grid size in voxels (20 um each by default)")
     p.add_argument("--record-every", type=float, default=None, metavar="HOURS",
                    help="hours between recorded time points (default 6)")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="threads that solve the fields side by side (default: NUMBA_NUM_THREADS "
+                        "if set, else all cores); results do not depend on it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_run)
@@ -62,7 +65,7 @@ def _run(args) -> int:
     out = args.out
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         raise ParameterError(f"--out {out}: folder exists and is not empty (use --overwrite)")
-    result = run_one(params, args.seed, progress=not args.quiet)
+    result = run_one(params, args.seed, progress=not args.quiet, threads=args.threads)
     result.meta["command"] = _command_line()
     result.write(out, overwrite=args.overwrite)
     if not args.quiet:

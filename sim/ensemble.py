@@ -101,10 +101,11 @@ class EnsembleReport:
 
 
 def simulate_model(spec: RunSpec) -> tuple[pd.DataFrame, dict[str, np.ndarray] | None]:
-    """The neutrosim model: :func:`sim.run_one` of the spec's parameters and seed."""
+    """The neutrosim model: :func:`sim.run_one` of the spec's parameters and seed, on one
+    thread (ensembles run in parallel across runs: one per core)."""
     from .run import run_one
 
-    result = run_one(spec.params, spec.seed, days=spec.days)
+    result = run_one(spec.params, spec.seed, days=spec.days, threads=1)
     return result.timeseries, (result.final if spec.keep_final else None)
 
 

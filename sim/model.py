@@ -7,6 +7,7 @@ the DataCollector records. One model step is ``time.dt_min`` minutes.
 """
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from mesa import Model
@@ -18,6 +19,7 @@ from .agents import endothelial, macrophage, neutrophil, tumor
 from .agents.base import relocate
 from .fields import FieldSolver, FieldSpec
 from .fields.steady import SteadySolver
+from .fields.threads import TaskPool, default_threads
 from .lattice import deposit, moved_voxels, zero_at
 from .params import FIELD_NAMES, Params, load_params
 from .rules import BEHAVIOURS
@@ -112,12 +114,16 @@ class NeutroModel(Model):
         rng: seed (int) or numpy Generator; the only source of randomness.
         scenario: scenario name from params/scenarios/ (used when ``params`` is None).
         width, height: grid size in voxels (override ``domain.nx``, ``domain.ny``).
+        threads: threads that solve the fields of a step side by side (default
+            :func:`sim.fields.threads.default_threads`: ``NUMBA_NUM_THREADS`` if set, else
+            the cores available). Results do not depend on it.
         **overrides: any parameter as ``section__key=value`` (or ``"section.key"``), so
             ``mesa.batch_run`` and SolaraViz can drive the model with plain keywords.
     """
 
     def __init__(self, params: Params | None = None, *, rng=None, scenario: str | None = None,
-                 width: int | None = None, height: int | None = None, **overrides):
+                 width: int | None = None, height: int | None = None,
+                 threads: int | None = None, **overrides):
         if isinstance(rng, str):  # SolaraViz's InputText delivers text
             rng = int(rng)
         super().__init__(rng=rng)
@@ -145,8 +151,15 @@ class NeutroModel(Model):
             name: self.grid.create_property_layer(name, default_value=0.0, dtype=float).data
             for name in FIELD_NAMES
         }
-        self.solver = FieldSolver(self._field_specs(), shape, params.domain.voxel_um,
-                                  params.time.dt_min)
+        # one LOD solver (scratch) per field thread; oxygen first, then the fields with the
+        # most sub-steps: threads take the tasks in this order (longest first)
+        n_threads = min(default_threads() if threads is None else threads,
+                        1 + len(TRANSIENT_FIELDS))
+        self._pool = TaskPool(n_threads)
+        self._solvers = [FieldSolver(self._field_specs(), shape, params.domain.voxel_um,
+                                     params.time.dt_min) for _ in range(n_threads)]
+        self.solver = self._solvers[0]
+        self._lod_order = sorted(TRANSIENT_FIELDS, key=lambda f: -self.solver.n_substeps[f])
         # oxygen relaxes in well under a minute: solved to its quasi-steady state each step
         self.oxygen_solver = SteadySolver(shape, params.domain.voxel_um,
                                           params.oxygen.diffusion_um2_per_min, "dirichlet",
@@ -193,6 +206,11 @@ class NeutroModel(Model):
     @property
     def endothelial(self) -> Population:
         return self.populations["endothelial"]
+
+    @property
+    def field_threads(self) -> int:
+        """Threads that solve the fields of a step side by side (``threads``)."""
+        return self._pool.threads
 
     @property
     def time_min(self) -> float:
@@ -267,6 +285,13 @@ class NeutroModel(Model):
         return src
 
     def _advance_fields(self, src: Sources) -> None:
+        """Every field over one step from this step's sources (independent solves, shared
+        among the pool's threads)."""
+        tasks = [partial(self._solve_oxygen, src)]
+        tasks += [partial(self._advance_field, name, src) for name in self._lod_order]
+        self._pool.run(tasks)
+
+    def _solve_oxygen(self, src: Sources, thread: int) -> None:
         ox = self.p.oxygen
         c, f = self._oxygen_cf
         np.add(src.uptake["oxygen"], src.supply_rate, out=c)
@@ -274,9 +299,11 @@ class NeutroModel(Model):
         np.multiply(src.supply_rate, ox.blood_mmHg, out=f)
         f += src.release["oxygen"]  # mmHg/min
         self.oxygen_solver.solve(self.fields["oxygen"], c, f)
-        for name in TRANSIENT_FIELDS:
-            self.solver.advance(name, self.fields[name], release=src.written(src.release[name]),
-                                uptake=src.written(src.uptake[name]))
+
+    def _advance_field(self, name: str, src: Sources, thread: int) -> None:
+        self._solvers[thread].advance(name, self.fields[name],
+                                      release=src.written(src.release[name]),
+                                      uptake=src.written(src.uptake[name]))
 
     def apply_interventions(self) -> None:
         """From the start day, the scenario's intervention acts (once-off and ongoing parts)."""

@@ -128,12 +128,14 @@ def _agent_classes():
     return (TumorCell, Neutrophil, Macrophage, EndothelialCell)
 
 
-def build_model(params: Params | None = None, seed: int = 0):
+def build_model(params: Params | None = None, seed: int = 0, threads: int | None = None):
     """The model of one run at t=0: what :func:`run_one` steps, and what the browser view
-    steps interactively (same parameters, same seed, same results)."""
+    steps interactively (same parameters, same seed, same results; ``threads``: see
+    :class:`sim.model.NeutroModel`)."""
     from .model import NeutroModel
 
-    return NeutroModel(params if params is not None else load_params(), rng=int(seed))
+    return NeutroModel(params if params is not None else load_params(), rng=int(seed),
+                       threads=threads)
 
 
 def run_one(
@@ -142,17 +144,19 @@ def run_one(
     *,
     days: float | None = None,
     progress: bool = False,
+    threads: int | None = None,
 ) -> RunResult:
     """Simulate ``days`` (default ``params.time.days``) and return tables and final state.
 
-    The same ``params`` and ``seed`` give bit-identical results.
+    The same ``params`` and ``seed`` give bit-identical results, whatever ``threads`` (the
+    threads solving the fields; default ``NUMBA_NUM_THREADS``, else the cores).
     """
     params = params if params is not None else load_params()
     days = params.time.days if days is None else days
     if not days > 0:
         raise ParameterError(f"days = {days}: must be > 0")
     t0 = time.perf_counter()
-    model = build_model(params, seed)
+    model = build_model(params, seed, threads)
     n_steps = model.scales.steps(days * 1440.0)
     bar = _progress_bar(n_steps, model.scales.dt_min) if progress else None
     for _ in range(n_steps):
@@ -163,7 +167,8 @@ def run_one(
         bar.close()
     ts = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
     return RunResult(ts, final_state(model), params, int(seed), time.perf_counter() - t0,
-                     meta={"days": days, "steps": n_steps})
+                     meta={"days": days, "steps": n_steps,
+                           "field_threads": model.field_threads})
 
 
 def _progress_bar(n_steps: int, dt_min: float) -> "_DayBar":

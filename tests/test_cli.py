@@ -18,7 +18,7 @@ TINY = ["--grid", "60", "60", "--set", "initial.tumor_radius_um=200", "--days", 
 
 def test_run_writes_every_output(tmp_path):
     out = tmp_path / "demo"
-    assert main(["run", "--seed", "3", "--out", str(out), *TINY]) == 0
+    assert main(["run", "--seed", "3", "--out", str(out), "--threads", "2", *TINY]) == 0
     names = {p.name for p in out.iterdir()}
     assert names == {"timeseries.csv", "timeseries.parquet", "final_state.npz", "final_state.png",
                      "manifest.json"}
@@ -31,6 +31,7 @@ def test_run_writes_every_output(tmp_path):
     assert man["parameters"]["domain"]["nx"] == 60
     assert {"mesa", "numpy", "numba", "python"} <= set(man["versions"])
     assert man["git_revision"] and man["wall_time_s"] > 0 and len(man["rules"]) >= 15
+    assert man["field_threads"] == 2
     state = np.load(out / "final_state.npz")
     assert state["field_oxygen"].shape == (60, 60)
     assert len(state["agent_x"]) == len(state["agent_kind"]) == len(state["agent_state"])
@@ -90,7 +91,7 @@ def test_help_documents_the_options():
     proc = subprocess.run([sys.executable, "-m", "sim", "run", "--help"], capture_output=True,
                           text=True)
     for opt in ("--days", "--seed", "--out", "--params", "--set", "--scenario", "--grid",
-                "--record-every", "--quiet"):
+                "--record-every", "--threads", "--quiet"):
         assert opt in proc.stdout
 
 

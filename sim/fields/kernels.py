@@ -312,7 +312,7 @@ def _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u,
     return n_given * nx * nys - good
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def reaction_from_sources(rx, h, decay, release, uptake, supply_rate, supply_target):
     """Fill :class:`Reaction` ``rx`` for one sub-step of h (min): ``a = 1/(1 + h loss)``,
     ``b = h gain a`` with ``loss = decay + uptake + supply_rate``, ``gain = release +
@@ -579,7 +579,7 @@ def _check_shapes(u, rx, cx, cy, work):
         raise ValueError("lod_steps: array shapes do not match the (padded) field")
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lod_steps(u, rx, cx, cy, work, n_steps):
     """Advance field ``u`` (nx, ny), in place, by ``n_steps`` sub-steps.
 
@@ -608,7 +608,7 @@ def _sweeps(u, rx, cx, cy, work, n_steps, dst):
         d = -d
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lod_steps_sources(u, rx, h, decay, release, uptake, supply_rate, supply_target, cx, cy,
                       work, n_steps, field=None):
     """:func:`reaction_from_sources` then :func:`lod_steps` (n_steps >= 1), with the reaction
@@ -635,7 +635,7 @@ def lod_step(u, rx, cx, cy, work):
     lod_steps(u, rx, cx, cy, work, 1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def reaction_steps(u, rx, cx, n_steps):
     """``n_steps`` reaction-only sub-steps ``u <- a u + b`` (a field that does not diffuse:
     ``cx = axis_factors(nx, 0.0, ...)``, whose elimination is the identity)."""

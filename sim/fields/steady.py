@@ -487,7 +487,7 @@ def _write_back(u, U, go, p, clip):
             vmstore(u, i * ny + j0, _lanes(ny, j0), v)
 
 
-@njit(**_JIT)
+@njit(nogil=True, **_JIT)
 def _mg_solve(u, c, f, U, F, D, I, C, lgo, lp, shp, yts, kys, inv_dt, ub, fx, ix, offx, fy, iy,
               offy, ybuf, band, vec, row, b2row, negrow, cache, tol, max_cycles, fixed, nu1,
               nu2):

@@ -1,0 +1,128 @@
+"""Fields of a step solved side by side on threads (sim.fields.threads): every task runs
+once, errors reach the caller, and the model's results do not depend on the threads."""
+
+import multiprocessing
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+from sim.fields.threads import TaskPool, default_threads
+from sim.model import NeutroModel
+from sim.params import load_params
+
+from .conftest import SMALL
+
+
+def test_pool_runs_every_task_once_and_in_parallel():
+    pool = TaskPool(2)
+    met = threading.Barrier(2, timeout=10)  # two tasks that can only finish together
+    ran = []
+
+    def meet(tag):
+        def task(k):
+            met.wait()
+            ran.append((tag, k))
+        return task
+
+    def plain(tag):
+        return lambda k: ran.append((tag, k))
+
+    pool.run([meet("a"), meet("b"), plain("c"), plain("d"), plain("e")])
+    assert sorted(t for t, _ in ran) == ["a", "b", "c", "d", "e"]
+    assert {k for t, k in ran if t in "ab"} == {0, 1}  # one on the caller, one on the helper
+    for _ in range(3):  # the helper is reused
+        met.reset()
+        ran.clear()
+        pool.run([meet("a"), meet("b")])
+        assert sorted(ran) == [("a", 0), ("b", 1)] or sorted(ran) == [("a", 1), ("b", 0)]
+
+
+@pytest.mark.parametrize("where", ["caller", "helper"])
+def test_pool_reraises_a_task_error_after_all_threads_stop(where):
+    pool = TaskPool(2)
+    done = []
+    started = threading.Event()
+
+    def slow(k):
+        started.set()
+        threading.Event().wait(0.05)
+        done.append(k)
+
+    def bad(k):
+        started.wait(10)
+        raise ValueError(f"task failed on thread {k}")
+
+    tasks = [slow, bad] if where == "caller" else [bad, slow]
+    with pytest.raises(ValueError, match="task failed"):
+        pool.run(tasks)
+    assert len(done) == 1  # the other task had finished before run() raised
+    ran = []
+    pool.run([lambda k: ran.append(k)] * 4)  # still usable
+    assert len(ran) == 4
+
+
+def test_pool_and_thread_count_are_validated(monkeypatch):
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            TaskPool(bad)
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match="NUMBA_NUM_THREADS must be a positive integer"):
+        default_threads()
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        NeutroModel(load_params(overrides=SMALL), rng=1, threads=0)
+
+
+def _run_in_child(queue):
+    pool = _FORKED_POOL
+    out = []
+    pool.run([lambda k: out.append(k)] * 3)
+    queue.put(len(out))
+
+
+_FORKED_POOL = None
+
+
+def test_pool_works_in_a_forked_child():
+    global _FORKED_POOL
+    _FORKED_POOL = TaskPool(2)
+    _FORKED_POOL.run([lambda k: None] * 2)  # its helper thread exists in the parent
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads running
+        child = ctx.Process(target=_run_in_child, args=(queue,))
+        child.start()
+    child.join(30)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the pool deadlocked in a forked child")
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == 3
+
+
+def _state(m: NeutroModel) -> dict[str, np.ndarray]:
+    out = {f"field_{k}": v.copy() for k, v in m.fields.items()}
+    for kind, pop in m.populations.items():
+        for col in pop.dtypes:
+            out[f"{kind}_{col}"] = pop[col].copy()
+    return out
+
+
+def test_model_results_do_not_depend_on_the_field_threads():
+    p = load_params(overrides=SMALL)
+    one, two = NeutroModel(p, rng=3, threads=1), NeutroModel(p, rng=3, threads=2)
+    assert one.field_threads == 1 and two.field_threads == 2
+    for _ in range(60):
+        one.step()
+        two.step()
+    a, b = _state(one), _state(two)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    ta = one.datacollector.get_model_vars_dataframe()
+    tb = two.datacollector.get_model_vars_dataframe()
+    assert ta.equals(tb)
