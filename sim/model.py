@@ -19,7 +19,7 @@ from .agents import endothelial, macrophage, neutrophil, tumor
 from .agents.base import relocate
 from .fields import FieldSolver, FieldSpec
 from .fields.steady import SteadySolver
-from .fields.threads import TaskPool, default_threads
+from .fields.threads import TaskPool, check_threads, default_threads
 from .lattice import deposit, moved_voxels, zero_at
 from .params import FIELD_NAMES, Params, load_params
 from .rules import BEHAVIOURS
@@ -153,7 +153,7 @@ class NeutroModel(Model):
         }
         # one LOD solver (scratch) per field thread; oxygen first, then the fields with the
         # most sub-steps: threads take the tasks in this order (longest first)
-        n_threads = min(default_threads() if threads is None else threads,
+        n_threads = min(default_threads() if threads is None else check_threads(threads),
                         1 + len(TRANSIENT_FIELDS))
         self._pool = TaskPool(n_threads)
         self._solvers = [FieldSolver(self._field_specs(), shape, params.domain.voxel_um,

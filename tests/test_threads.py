@@ -64,16 +64,19 @@ def test_pool_reraises_a_task_error_after_all_threads_stop(where):
 
 
 def test_pool_and_thread_count_are_validated(monkeypatch):
-    for bad in (0, -1, 1.5, True):
+    assert TaskPool(np.int64(2)).threads == 2
+    for bad in (0, -1, 1.5, True, "2", None):
         with pytest.raises(ValueError, match="threads must be a positive integer"):
             TaskPool(bad)
     monkeypatch.setenv("NUMBA_NUM_THREADS", "3")
     assert default_threads() == 3
-    monkeypatch.setenv("NUMBA_NUM_THREADS", "two")
-    with pytest.raises(ValueError, match="NUMBA_NUM_THREADS must be a positive integer"):
-        default_threads()
-    with pytest.raises(ValueError, match="threads must be a positive integer"):
-        NeutroModel(load_params(overrides=SMALL), rng=1, threads=0)
+    for bad in ("two", "0", "-1"):
+        monkeypatch.setenv("NUMBA_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match="NUMBA_NUM_THREADS must be a positive integer"):
+            default_threads()
+    for bad in (0, "2"):
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            NeutroModel(load_params(overrides=SMALL), rng=1, threads=bad)
 
 
 def _run_in_child(queue):
