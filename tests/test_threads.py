@@ -39,6 +39,25 @@ def test_pool_runs_every_task_once_and_in_parallel():
         assert sorted(ran) == [("a", 0), ("b", 1)] or sorted(ran) == [("a", 1), ("b", 0)]
 
 
+def test_runs_from_two_threads_take_turns():
+    pool = TaskPool(2)
+    in_use, clashes = set(), []
+
+    def task(k):
+        if k in in_use:
+            clashes.append(k)
+        in_use.add(k)
+        threading.Event().wait(0.002)
+        in_use.discard(k)
+
+    callers = [threading.Thread(target=pool.run, args=([task] * 6,)) for _ in range(3)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(30)
+    assert not clashes  # no two tasks ever ran on the same thread index at once
+
+
 @pytest.mark.parametrize("where", ["caller", "helper"])
 def test_pool_reraises_a_task_error_after_all_threads_stop(where):
     pool = TaskPool(2)

@@ -101,34 +101,36 @@ class TaskPool:
     task can use that thread's own scratch. Threads take tasks in list order as they
     become free, so list the longest first. The helpers start on first use, stop when the
     pool is garbage-collected, and are started again in a forked child (threads do not
-    survive a fork). One ``run`` at a time: a call made while another thread's ``run`` is
-    in progress runs its tasks on the calling thread alone.
+    survive a fork). One ``run`` at a time: a call from another thread waits for the one in
+    progress (so no two tasks ever share a thread index); a task must not call ``run``.
     """
 
     def __init__(self, threads: int = 1):
         self.threads = check_threads(threads)
-        self._workers: list[_Worker] = []
-        self._pid = -1
+        self._workers: list[_Worker] = []  # started on first use
+        self._pid = os.getpid()
         self._busy = threading.Lock()
         self._finalizer = weakref.finalize(self, _stop_all, self._workers)
 
     def _helpers(self) -> list[_Worker]:
-        if self._pid != os.getpid():  # first use, or a forked child: start our own
-            self._workers.clear()
+        if not self._workers:
             self._workers.extend(_Worker(k) for k in range(1, self.threads))
-            self._pid = os.getpid()
         return self._workers
 
     def run(self, tasks: Sequence[Callable[[int], None]]) -> None:
         """Run every task once; return when all are done. If tasks raise, the first
         exception (in list order of the threads: caller first) is raised after every
         thread has stopped working."""
-        n = min(self.threads, len(tasks))
-        if n <= 1 or not self._busy.acquire(blocking=False):
-            for task in tasks:
-                task(0)
-            return
-        try:
+        if self._pid != os.getpid():  # a forked child: the parent's threads and lock are
+            self._workers.clear()    # not ours (only the forking thread exists here)
+            self._busy = threading.Lock()
+            self._pid = os.getpid()
+        with self._busy:
+            n = min(self.threads, len(tasks))
+            if n <= 1:
+                for task in tasks:
+                    task(0)
+                return
             queue = list(reversed(tasks))  # pop() from the end: the first task first
 
             def drain(k: int) -> None:
@@ -156,5 +158,3 @@ class TaskPool:
                 error = error or e
             if error is not None:
                 raise error
-        finally:
-            self._busy.release()
