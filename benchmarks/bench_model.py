@@ -526,9 +526,9 @@ def bench_default(args, load_params, run_one, NeutroModel):
 def bench_threads(args, load_params, NeutroModel):
     """The same run stepped with the fields on one thread and on the default threads, in
     alternating chunks of steps (same machine state for both); results must be identical."""
-    from sim.fields.threads import default_threads
+    from sim.model import resolve_field_threads
 
-    n = min(default_threads(), 5)
+    n = resolve_field_threads()
     section(f"1b. Fields of a step on 1 thread vs {n} (NeutroModel(threads=...)), default grid")
     if n == 1:
         print("  one thread available (NUMBA_NUM_THREADS or the cores): nothing to compare")
@@ -959,10 +959,10 @@ def main() -> None:
     except Exception:  # noqa: BLE001
         rev = "unknown"
     print(f"checkout: {ROOT} at {rev}; seeds: neutrosim {SEED}, Mesa baseline {BASELINE_SEED}")
-    from sim.fields.threads import default_threads
+    from sim.model import resolve_field_threads
 
     print("Times are wall-clock (time.perf_counter) on a shared machine. Agents run on one "
-          f"thread; the fields of a step on {min(default_threads(), 5)} (NUMBA_NUM_THREADS, else "
+          f"thread; the fields of a step on {resolve_field_threads()} (NUMBA_NUM_THREADS, else "
           "the cores; section 1b compares 1 thread).")
 
     ref = bench_default(args, load_params, run_one, NeutroModel)

@@ -26,13 +26,20 @@ from .rules import BEHAVIOURS
 from .state import Population
 from .units import Scales
 
-__all__ = ["NeutroModel"]
+__all__ = ["NeutroModel", "resolve_field_threads"]
 
 #: fields advanced in time by the LOD solver; oxygen is solved quasi-steadily
 TRANSIENT_FIELDS = tuple(f for f in FIELD_NAMES if f != "oxygen")
 #: relative residual of the oxygen solve: errors <= 0.06 mmHg, 21-day readouts within
 #: 0.15 seed-to-seed SD of a 1e-6 solve (measured: docs/numerics.md)
 OXYGEN_TOL = 1e-4
+
+
+def resolve_field_threads(threads: int | None = None) -> int:
+    """Threads a model solves its fields on: ``threads`` (default
+    :func:`~sim.fields.threads.default_threads`), at most one per field."""
+    n = default_threads() if threads is None else check_threads(threads)
+    return min(n, 1 + len(TRANSIENT_FIELDS))
 
 
 @dataclass
@@ -153,8 +160,7 @@ class NeutroModel(Model):
         }
         # one LOD solver (scratch) per field thread; oxygen first, then the fields with the
         # most sub-steps: threads take the tasks in this order (longest first)
-        n_threads = min(default_threads() if threads is None else check_threads(threads),
-                        1 + len(TRANSIENT_FIELDS))
+        n_threads = resolve_field_threads(threads)
         self._pool = TaskPool(n_threads)
         self._solvers = [FieldSolver(self._field_specs(), shape, params.domain.voxel_um,
                                      params.time.dt_min) for _ in range(n_threads)]

@@ -40,10 +40,9 @@ def default_threads() -> int:
     if env:
         n = int(env) if env.isdigit() else env
         return check_threads(n, "NUMBA_NUM_THREADS")
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    from ..executors import default_workers  # one per core this process may use
+
+    return default_workers()
 
 
 class _Worker:
