@@ -160,6 +160,7 @@ class StageTimers:
         self.top: dict[str, list] = {}
         self.sub: dict[str, list] = {}
         self.counts: dict[str, int] = {}
+        self.probes: list = []  # called before printing: fill sub entries measured elsewhere
         self._undo: list = []
         self._in_top = False
 
@@ -244,6 +245,23 @@ def _moved(a, k, r):
     return f"mesa_moves:{pop.name}", np.count_nonzero((x != old_x) | (y != old_y))
 
 
+#: top-stage label of the fields: with source_lag_steps = 1 the solves run while the cells
+#: act, so this is the launch, the wait for what is left and the copy back into the fields
+FIELDS = "fields (launch, wait, copy back: field_stepper.start + finish)"
+OXYGEN_SOLVES = "fields: oxygen solves (counted at oxygen_solver.outcome)"
+FIELD_THREADS = "fields: compiled solves, thread time (all threads, beside the cells)"
+
+
+def wrap_fields(t: StageTimers, model, label: str = FIELDS) -> None:
+    """Time the model's field stage under ``label`` (either coupling)."""
+    stepper = getattr(model, "field_stepper", None)
+    if stepper is not None and model.p.time.source_lag_steps:
+        t.wrap_top(stepper, "start", label)
+        t.wrap_top(stepper, "finish", label)
+    else:
+        t.wrap_top(model, "_advance_fields", label)
+
+
 def instrument(model, detail: bool = True) -> StageTimers:
     """Timers on the stages of ``model.step()`` and (``detail``) on known hot functions."""
     from sim.agents import endothelial, macrophage, neutrophil, tumor
@@ -255,19 +273,24 @@ def instrument(model, detail: bool = True) -> StageTimers:
     t.wrap_top(neutrophil, "viable_tumor_map", "viable_tumor_map")
     t.wrap_top(macrophage, "step", "macrophage.step")
     t.wrap_top(neutrophil, "step", "neutrophil.step")
-    t.wrap_top(model, "_advance_fields", "fields (_advance_fields)")
+    wrap_fields(t, model)
     if getattr(model, "_sources", None) is not None:
         t.wrap_top(model._sources, "clear", "zero the field sources (Sources.clear)")
     if getattr(model, "datacollector", None) is not None:
         t.wrap_top(model.datacollector, "collect", "record (datacollector.collect)")
     if not detail:
         return t
-    if getattr(model, "oxygen_solver", None) is not None:
-        t.wrap_sub(model.oxygen_solver, "solve", "fields: oxygen multigrid (oxygen_solver.solve)",
+    if getattr(model, "oxygen_solver", None) is not None:  # (outcome: once per solve)
+        t.wrap_sub(model.oxygen_solver, "outcome", OXYGEN_SOLVES,
                    count=lambda a, k, r: r.cycles, count_label="oxygen_cycles")
-    for solver in getattr(model, "_solvers", [getattr(model, "solver", None)]):
-        if solver is not None:  # one per field thread: their times are summed
-            t.wrap_sub(solver, "advance", "fields: transient LOD (solver.advance, all threads)")
+    stepper = getattr(model, "field_stepper", None)
+    if stepper is not None:  # the compiled solves' wall time on every thread, summed
+        t0 = sum(stepper.thread_seconds)
+
+        def thread_time():
+            t.sub[FIELD_THREADS] = [t.sub.get(OXYGEN_SOLVES, [0])[0],
+                                    sum(stepper.thread_seconds) - t0]
+        t.probes.append(thread_time)
     t.wrap_sub(model, "behaviour", "agents: Hill rules (model.behaviour)")
     t.wrap_sub(model, "sync_cells", "agents: Mesa cell moves (model.sync_cells)",
                count=_moved, count_label="mesa_moves")
@@ -339,6 +362,8 @@ class StepLog:
 
 
 def print_stages(timers: StageTimers, log: StepLog) -> None:
+    for probe in timers.probes:
+        probe()
     n = log.steps
     total = log.wall
     rows = []
@@ -368,7 +393,7 @@ def print_stages(timers: StageTimers, log: StepLog) -> None:
             parts.append(f"created: {c['spawned'] / n:.2f}/step")
         if "discarded" in c:
             parts.append(f"removed: {c['discarded'] / n:.2f}/step")
-        solves = timers.sub.get("fields: oxygen multigrid (oxygen_solver.solve)", [0])[0]
+        solves = timers.sub.get(OXYGEN_SOLVES, [0])[0]
         if c.get("oxygen_cycles") and solves:
             parts.append(f"oxygen V-cycles per solve: {c['oxygen_cycles'] / solves:.2f}")
         print("  " + "; ".join(parts))
@@ -497,7 +522,7 @@ def bench_default(args, load_params, run_one, NeutroModel):
     print_stages(timers, log)
     agent_s = sum(s for label, (_, s) in timers.top.items()
                   if label.endswith(".step") or label == "viable_tumor_map")
-    fields_s = timers.top.get("fields (_advance_fields)", [0, 0.0])[1]
+    fields_s = timers.top.get(FIELDS, [0, 0.0])[1]
 
     n_prof = 60 if args.quick else 120
     say(f"section 1: cProfile of {n_prof} more steps")
@@ -541,14 +566,10 @@ def bench_threads(args, load_params, NeutroModel):
     wall = {k: np.zeros(steps) for k in models}
     fields = {k: np.zeros(steps) for k in models}
     pc = time.perf_counter
+    timers = {k: StageTimers() for k in models}
     for k, m in models.items():
-        orig, acc = m._advance_fields, fields[k]
-
-        def timed(src, orig=orig, acc=acc, m=m):
-            t0 = pc()
-            orig(src)
-            acc[m.steps - 1] += pc() - t0  # (mesa counts the step before running it)
-        m._advance_fields = timed
+        wrap_fields(timers[k], m)
+    seen = {k: 0.0 for k in models}
     say(f"section 1b: {days:g} days, threads 1 and {n} in alternating chunks of {chunk} steps")
     for start in range(0, steps, chunk):
         for k, m in models.items():
@@ -556,6 +577,8 @@ def bench_threads(args, load_params, NeutroModel):
                 t0 = pc()
                 m.step()
                 wall[k][i] = pc() - t0
+                total = timers[k].top[FIELDS][1]
+                fields[k][i], seen[k] = total - seen[k], total
     a, b = models[1], models[n]
     same = (all(np.array_equal(a.fields[f], b.fields[f]) for f in a.fields)
             and a.datacollector.get_model_vars_dataframe().equals(
@@ -572,8 +595,9 @@ def bench_threads(args, load_params, NeutroModel):
     print(f"  speed-up of the whole step with {n} threads: {ratio:.2f}x (fields alone "
           f"{fields[1][last].sum() / fields[n][last].sum():.2f}x); identical results: "
           f"{'yes' if same else 'NO'}")
-    print("  (the rest of the step is slower with threads: fields written on one core are read\n"
-          "   by the agents on the other)")
+    print("  (\"fields\": what the caller spends on them; with threads and source_lag_steps = 1\n"
+          "   the solves run on a helper while the cells act, so the cells share the memory\n"
+          "   system and read fields written on the other core)")
     del models
     gc.collect()
     return ratio
@@ -692,7 +716,7 @@ def bench_scaling(args, load_params, NeutroModel):
         finally:
             timers.restore()
         n = log.steps
-        fields_s = timers.top.get("fields (_advance_fields)", [0, 0.0])[1]
+        fields_s = timers.top.get(FIELDS, [0, 0.0])[1]
         agent_s = sum(s for label, (_, s) in timers.top.items()
                       if label.endswith(".step") or label == "viable_tumor_map")
         other_s = log.wall - fields_s - agent_s

@@ -1,14 +1,15 @@
 """NeutroModel: the Mesa model of tumor cells, neutrophils, macrophages and vessels.
 
 ``step()`` is a short list of stages: interventions, cells (each type senses, applies
-its rules, and adds its secretion and uptake to this step's field sources), then the
-fields diffuse over the step, then Mesa agents are brought in line with the arrays and
-the DataCollector records. One model step is ``time.dt_min`` minutes.
+its rules, and adds its secretion and uptake to this step's field sources), the fields
+over the step, then the DataCollector records. One model step is ``time.dt_min`` minutes.
+
+With ``time.source_lag_steps = 1`` (the default) the fields of a step are advanced from the
+sources of the step before, on helper threads while the cells act; with 0, after the cells,
+from their own sources (docs/numerics.md, "Coupling of cells and fields").
 """
 
 from dataclasses import dataclass, field
-from functools import partial
-
 import numpy as np
 from mesa import Model
 from mesa.datacollection import DataCollector
@@ -17,9 +18,10 @@ from mesa.discrete_space import OrthogonalMooreGrid
 from . import recorders, tissue
 from .agents import endothelial, macrophage, neutrophil, tumor
 from .agents.base import relocate
-from .fields import FieldSolver, FieldSpec
+from .fields import FieldSpec
 from .fields.steady import SteadySolver
-from .fields.threads import TaskPool, check_threads, default_threads
+from .fields.stepper import FieldStepper
+from .fields.threads import check_threads, default_threads
 from .lattice import deposit, moved_voxels, zero_at
 from .params import FIELD_NAMES, Params, load_params
 from .rules import BEHAVIOURS
@@ -158,20 +160,17 @@ class NeutroModel(Model):
             name: self.grid.create_property_layer(name, default_value=0.0, dtype=float).data
             for name in FIELD_NAMES
         }
-        # one LOD solver (scratch) per field thread; oxygen first, then the fields with the
-        # most sub-steps: threads take the tasks in this order (longest first)
-        n_threads = resolve_field_threads(threads)
-        self._pool = TaskPool(n_threads)
-        self._solvers = [FieldSolver(self._field_specs(), shape, params.domain.voxel_um,
-                                     params.time.dt_min) for _ in range(n_threads)]
-        self.solver = self._solvers[0]
-        self._lod_order = sorted(TRANSIENT_FIELDS, key=lambda f: -self.solver.n_substeps[f])
         # oxygen relaxes in well under a minute: solved to its quasi-steady state each step
         self.oxygen_solver = SteadySolver(shape, params.domain.voxel_um,
                                           params.oxygen.diffusion_um2_per_min, "dirichlet",
                                           params.oxygen.boundary_mmHg, tol=OXYGEN_TOL)
-        self._sources = Sources.zeros(shape)
-        self._oxygen_cf = (np.zeros(shape), np.zeros(shape))  # reaction rate, source of the solve
+        self.field_stepper = FieldStepper(
+            shape, params.domain.voxel_um, params.time.dt_min, oxygen=self.oxygen_solver,
+            oxygen_decay_per_min=params.oxygen.decay_per_min,
+            oxygen_blood=params.oxygen.blood_mmHg, transient=self._field_specs(),
+            threads=resolve_field_threads(threads))
+        self._sources = Sources.zeros(shape)  # written by this step's cells
+        self._pending = Sources.zeros(shape)  # the step before's, read by the fields (lag 1)
         self.populations = {
             "tumor": Population("tumor", tumor.COLUMNS, shape),
             "neutrophils": Population("neutrophils", neutrophil.COLUMNS, shape),
@@ -192,7 +191,9 @@ class NeutroModel(Model):
         self.fields["oxygen"][:] = params.oxygen.boundary_mmHg
         tissue.build(self)
         for _ in range(params.time.warmup_steps):
-            self._advance_fields(self._collect_sources())
+            self._advance_fields(self._collect_sources(self._sources))
+        if params.time.source_lag_steps:  # the first step's fields: from the cells as built
+            self._collect_sources(self._pending)
         self.datacollector = DataCollector(model_reporters=recorders.REPORTERS)
         self.datacollector.collect(self)
 
@@ -216,7 +217,7 @@ class NeutroModel(Model):
     @property
     def field_threads(self) -> int:
         """Threads that solve the fields of a step side by side (``threads``)."""
-        return self._pool.threads
+        return self.field_stepper.threads
 
     @property
     def time_min(self) -> float:
@@ -280,9 +281,9 @@ class NeutroModel(Model):
             ))
         return specs
 
-    def _collect_sources(self) -> Sources:
-        """Sources from the current cells without changing them (used in warm-up)."""
-        src = self._sources.clear()
+    def _collect_sources(self, src: Sources) -> Sources:
+        """Sources from the current cells without changing them, into ``src`` (warm-up)."""
+        src.clear()
         tumor.secrete(self, tumor.signals(self), src)
         viable_at = neutrophil.viable_tumor_map(self)
         neutrophil.secrete(self, neutrophil.signals(self, viable_at), src)
@@ -291,25 +292,17 @@ class NeutroModel(Model):
         return src
 
     def _advance_fields(self, src: Sources) -> None:
-        """Every field over one step from this step's sources (independent solves, shared
-        among the pool's threads)."""
-        tasks = [partial(self._solve_oxygen, src)]
-        tasks += [partial(self._advance_field, name, src) for name in self._lod_order]
-        self._pool.run(tasks)
+        """Every field over one step from ``src`` (independent solves, shared among the
+        field threads)."""
+        self.field_stepper.advance(self.fields, src)
 
-    def _solve_oxygen(self, src: Sources, thread: int) -> None:
-        ox = self.p.oxygen
-        c, f = self._oxygen_cf
-        np.add(src.uptake["oxygen"], src.supply_rate, out=c)
-        c += ox.decay_per_min  # 1/min
-        np.multiply(src.supply_rate, ox.blood_mmHg, out=f)
-        f += src.release["oxygen"]  # mmHg/min
-        self.oxygen_solver.solve(self.fields["oxygen"], c, f)
-
-    def _advance_field(self, name: str, src: Sources, thread: int) -> None:
-        self._solvers[thread].advance(name, self.fields[name],
-                                      release=src.written(src.release[name]),
-                                      uptake=src.written(src.uptake[name]))
+    def _cells(self, src: Sources) -> None:
+        """The cells of one step: each type senses, acts, and writes its sources to ``src``."""
+        endothelial.step(self, src)
+        tumor.step(self, src)
+        viable_at = neutrophil.viable_tumor_map(self)
+        macrophage.step(self, src, viable_at)
+        neutrophil.step(self, src, viable_at)
 
     def apply_interventions(self) -> None:
         """From the start day, the scenario's intervention acts (once-off and ongoing parts)."""
@@ -335,11 +328,20 @@ class NeutroModel(Model):
         """Advance one model step (``time.dt_min`` minutes)."""
         self.apply_interventions()
         src = self._sources.clear()
-        endothelial.step(self, src)
-        tumor.step(self, src)
-        viable_at = neutrophil.viable_tumor_map(self)
-        macrophage.step(self, src, viable_at)
-        neutrophil.step(self, src, viable_at)
-        self._advance_fields(src)
+        if self.p.time.source_lag_steps:
+            # the fields over this step from the sources of the step before, solved on the
+            # helper threads while the cells act (they read the fields, write only src)
+            stepper = self.field_stepper
+            stepper.start(self.fields, self._pending)
+            try:
+                self._cells(src)
+            except BaseException:
+                stepper.abandon()
+                raise
+            stepper.finish(self.fields)
+            self._sources, self._pending = self._pending, src
+        else:
+            self._cells(src)
+            self._advance_fields(src)
         if self.steps % self.steps_per_record == 0:
             self.datacollector.collect(self)

@@ -50,6 +50,7 @@ class Time:
     days: float = _rng(0.0, 365.0, lo_open=True)
     record_every_h: float = _rng(0.1, 24.0 * 30)
     warmup_steps: int = _rng(0, 10_000)
+    source_lag_steps: int = _rng(0, 1)
 
 
 @dataclass(frozen=True)

@@ -396,3 +396,25 @@ def vstretch(typingctx, e, k):
 
 __all__ += ["vbits_differ", "vge_bits", "vlane", "vlt_bits", "vmload", "vmstore", "vpairadd",
             "vselect", "vslide_down", "vslide_up", "vstretch", "vsub", "vswaphalves"]
+
+
+# ------------------------------------------ for the field worker (sim/fields/stepper.py)
+@intrinsic
+def atomic_fetch_add(typingctx, a, offset, value):
+    """Add ``value`` to the int64 ``a[offset]`` atomically (sequentially consistent) and
+    return the value it held before: threads claiming work from a shared counter each get a
+    different number (llvm ``atomicrmw add``)."""
+    if not (isinstance(a, types.Array) and a.dtype == types.int64 and a.layout == "C"
+            and a.mutable):
+        raise TypingError(f"atomic_fetch_add needs a writeable C-contiguous int64 array, "
+                          f"got {a}")
+
+    def codegen(context, builder, sig, args):
+        ptr = _elem_ptr(context, builder, sig.args[0], args[0], args[1])
+        val = context.cast(builder, args[2], sig.args[2], types.int64)
+        return builder.atomic_rmw("add", ptr, val, "seq_cst")
+
+    return types.int64(a, types.intp, types.int64), codegen
+
+
+__all__ += ["atomic_fetch_add"]

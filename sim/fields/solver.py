@@ -212,8 +212,7 @@ class FieldSolver:
             bad = kernels.reaction_from_sources(self._reaction, h, spec.decay_per_min, release,
                                                 uptake, supply_rate, supply_target)
             if bad:
-                raise ValueError(f"field {name!r}: {bad} source values are negative or not "
-                                 "finite")
+                raise self.bad_sources(name, bad)
             ny = self.shape[1]
             self._u[:, :ny] = u
             kernels.reaction_steps(self._u, self._reaction, cx, n_sub)  # cx: the identity
@@ -225,5 +224,23 @@ class FieldSolver:
                                         uptake, supply_rate, supply_target, cx, cy, self._work,
                                         n_sub, u)
         if bad:
-            raise ValueError(f"field {name!r}: {bad} source values are negative or not finite "
-                             "(the field is left unchanged)")
+            raise self.bad_sources(name, bad)
+
+    def kernel_args(self, name: str) -> tuple[float, float, int, bool, np.ndarray, np.ndarray]:
+        """Field ``name``'s constants for compiled callers (:mod:`.stepper`): sub-step h
+        (min), decay (1/min), sub-steps per model step, whether it diffuses, and its x and
+        y Thomas factors."""
+        cx, cy = self._factors[name]
+        spec = self.specs[name]
+        return (self.substep_min[name], float(spec.decay_per_min), self.n_substeps[name],
+                spec.diffusion_um2_per_min != 0, cx, cy)
+
+    def scratch(self) -> tuple[np.ndarray, kernels.Reaction, np.ndarray]:
+        """This solver's scratch (padded field, reaction, work), for compiled callers."""
+        return self._u, self._reaction, self._work
+
+    @staticmethod
+    def bad_sources(name: str, bad: int) -> ValueError:
+        """The error for ``bad`` negative or non-finite source values of field ``name``."""
+        return ValueError(f"field {name!r}: {bad} source values are negative or not finite "
+                          "(the field is left unchanged)")

@@ -771,12 +771,26 @@ class SteadySolver:
         fixed = 0 if cycles is None else int(cycles)
         if cycles is not None and fixed < 1:
             raise ValueError("cycles must be >= 1")
-        status, ncyc, res, res0 = _mg_solve(
-            u, c, f, self._U, self._F, self._D, self._I, self._C, self._lgo, self._lp,
-            self._shp, self._yts, self._kys, inv_dt, self.boundary_value, self._fx, self._ix,
-            self._offx, self._fy, self._iy, self._offy, self._ybuf, self._band, self._vec,
-            self._row, self._b2row, self._negrow, self._cache, self.tol, self.max_cycles, fixed,
-            self.pre_sweeps, self.post_sweeps)
+        head, mid, tail = self.kernel_args()
+        status, ncyc, res, res0 = _mg_solve(u, c, f, *head, inv_dt, *mid, fixed, *tail)
+        return self.outcome(status, ncyc, res, res0, fixed)
+
+    def kernel_args(self) -> tuple[tuple, tuple, tuple]:
+        """The solver's own arguments of the compiled solve, in three tuples: a call is
+        ``_mg_solve(u, c, f, *head, inv_dt, *mid, cycles, *tail)`` (cycles 0: until ``tol``).
+        For compiled callers that run the solve themselves (:mod:`.stepper`); they hand
+        the returned status to :meth:`outcome`."""
+        head = (self._U, self._F, self._D, self._I, self._C, self._lgo, self._lp, self._shp,
+                self._yts, self._kys)
+        mid = (self.boundary_value, self._fx, self._ix, self._offx, self._fy, self._iy,
+               self._offy, self._ybuf, self._band, self._vec, self._row, self._b2row,
+               self._negrow, self._cache, self.tol, self.max_cycles)
+        return head, mid, (self.pre_sweeps, self.post_sweeps)
+
+    def outcome(self, status: int, ncyc: int, res: float, res0: float,
+                fixed: int = 0) -> SolveInfo:
+        """The :class:`SolveInfo` of a compiled solve's result, or its error (see
+        :meth:`solve`)."""
         if status == _BAD_C:
             raise ValueError("c must be >= 0 everywhere (and not NaN)")
         if status == _SINGULAR:
@@ -789,7 +803,7 @@ class SteadySolver:
                    f"after {ncyc} cycles")
             if self.on_failure == "raise":
                 raise ConvergenceError(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
         return info
 
 

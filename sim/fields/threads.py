@@ -100,8 +100,9 @@ class TaskPool:
     task can use that thread's own scratch. Threads take tasks in list order as they
     become free, so list the longest first. The helpers start on first use, stop when the
     pool is garbage-collected, and are started again in a forked child (threads do not
-    survive a fork). One ``run`` at a time: a call from another thread waits for the one in
-    progress (so no two tasks ever share a thread index); a task must not call ``run``.
+    survive a fork). One ``run`` (or ``start`` ... ``join``) at a time: a call from another
+    thread waits for the one in progress (so no two tasks ever share a thread index); a
+    task must not call ``run``.
     """
 
     def __init__(self, threads: int = 1):
@@ -109,6 +110,7 @@ class TaskPool:
         self._workers: list[_Worker] = []  # started on first use
         self._pid = os.getpid()
         self._busy = threading.Lock()
+        self._running = None  # (drain, helpers) between start() and join()
         self._finalizer = weakref.finalize(self, _stop_all, self._workers)
 
     def _helpers(self) -> list[_Worker]:
@@ -120,40 +122,51 @@ class TaskPool:
         """Run every task once; return when all are done. If tasks raise, the first
         exception (in list order of the threads: caller first) is raised after every
         thread has stopped working."""
+        self.start(tasks)
+        self.join()
+
+    def start(self, tasks: Sequence[Callable[[int], None]]) -> None:
+        """Start the tasks on the helper threads and return at once; :meth:`join` (which
+        must follow, on the same thread) has the caller take its share and waits for the
+        rest. Between the two the caller is free for other work."""
         if self._pid != os.getpid():  # a forked child: the parent's threads and lock are
             self._workers.clear()    # not ours (only the forking thread exists here)
             self._busy = threading.Lock()
             self._pid = os.getpid()
-        with self._busy:
-            n = min(self.threads, len(tasks))
-            if n <= 1:
-                for task in tasks:
-                    task(0)
-                return
-            queue = list(reversed(tasks))  # pop() from the end: the first task first
+        self._busy.acquire()
+        queue = list(reversed(tasks))  # pop() from the end: the first task first
 
-            def drain(k: int) -> None:
-                while True:
-                    try:
-                        task = queue.pop()
-                    except IndexError:
-                        return
-                    try:
-                        task(k)
-                    except BaseException:
-                        queue.clear()  # the other threads finish what they hold and stop
-                        raise
+        def drain(k: int) -> None:
+            while True:
+                try:
+                    task = queue.pop()
+                except IndexError:
+                    return
+                try:
+                    task(k)
+                except BaseException:
+                    queue.clear()  # the other threads finish what they hold and stop
+                    raise
 
-            helpers = self._helpers()[: n - 1]
-            for w in helpers:
-                w.start(drain)
-            error = None
-            try:
-                drain(0)
-            except BaseException as exc:
-                error = exc
-            for w in helpers:
-                e = w.join()
-                error = error or e
-            if error is not None:
-                raise error
+        n = min(self.threads, len(tasks))
+        self._running = (drain, self._helpers()[: n - 1] if n > 1 else [])
+        for w in self._running[1]:
+            w.start(drain)
+
+    def join(self) -> None:
+        """Take tasks on the calling thread until none are left, then wait for the helpers;
+        the first exception (caller first, then helpers in order) is raised after every
+        thread has stopped working."""
+        drain, helpers = self._running
+        self._running = None
+        error = None
+        try:
+            drain(0)
+        except BaseException as exc:
+            error = exc
+        for w in helpers:
+            e = w.join()
+            error = error or e
+        self._busy.release()
+        if error is not None:
+            raise error
