@@ -274,8 +274,8 @@ def instrument(model, detail: bool = True) -> StageTimers:
     t.wrap_top(macrophage, "step", "macrophage.step")
     t.wrap_top(neutrophil, "step", "neutrophil.step")
     wrap_fields(t, model)
-    if getattr(model, "_sources", None) is not None:
-        t.wrap_top(model._sources, "clear", "zero the field sources (Sources.clear)")
+    if getattr(model, "_sources", None) is not None:  # (the class: the model has two)
+        t.wrap_top(type(model._sources), "clear", "zero the field sources (Sources.clear)")
     if getattr(model, "datacollector", None) is not None:
         t.wrap_top(model.datacollector, "collect", "record (datacollector.collect)")
     if not detail:

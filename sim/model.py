@@ -10,6 +10,7 @@ from their own sources (docs/numerics.md, "Coupling of cells and fields").
 """
 
 from dataclasses import dataclass, field
+
 import numpy as np
 from mesa import Model
 from mesa.datacollection import DataCollector
@@ -97,8 +98,9 @@ class Sources:
         solvers then skip it)."""
         return arr if any(a is arr for a, _, _ in self._written) else None
 
-    def clear(self) -> "Sources":
-        """Zero in place every voxel written since the last clear and return self."""
+    def _zeroing(self):
+        """(array, (start, stop) into the record, or None: fill it) for every array written
+        since the last clear: what :meth:`clear` zeroes."""
         counts: dict[int, int] = {}
         for arr, start, stop in self._written:
             counts[id(arr)] = counts.get(id(arr), 0) + stop - start
@@ -106,10 +108,31 @@ class Sources:
         for arr, start, stop in self._written:
             if counts[id(arr)] > arr.size // 4:
                 if id(arr) not in filled:
-                    arr.fill(0.0)
                     filled.add(id(arr))
+                    yield arr, None
             else:
-                zero_at(arr, self._flat[start:stop])
+                yield arr, (start, stop)
+
+    def clear(self) -> "Sources":
+        """Zero in place every voxel written since the last clear and return self."""
+        for arr, where in self._zeroing():
+            if where is None:
+                arr.fill(0.0)
+            else:
+                zero_at(arr, self._flat[where[0]:where[1]])
+        return self.forget()
+
+    def zeroing_plan(self, arrays) -> tuple[np.ndarray, np.ndarray]:
+        """What :meth:`clear` would do, for compiled code to do it (:mod:`sim.fields.stepper`):
+        the flat-index record and rows (slot, start, stop), slot the array's index in
+        ``arrays`` (which must hold every array written), start = stop = -1 meaning the
+        whole array. Follow with :meth:`forget` once done."""
+        slot = {id(a): k for k, a in enumerate(arrays)}
+        rows = [(slot[id(arr)], *(where or (-1, -1))) for arr, where in self._zeroing()]
+        return self._flat, np.array(rows, np.int64).reshape(-1, 3)
+
+    def forget(self) -> "Sources":
+        """Empty the record of written voxels (they must have been zeroed) and return self."""
         self._written.clear()
         self._used = 0
         return self
@@ -170,7 +193,8 @@ class NeutroModel(Model):
             oxygen_blood=params.oxygen.blood_mmHg, transient=self._field_specs(),
             threads=resolve_field_threads(threads))
         self._sources = Sources.zeros(shape)  # written by this step's cells
-        self._pending = Sources.zeros(shape)  # the step before's, read by the fields (lag 1)
+        # lag 1: the step before's sources, read by the field solves while the cells write
+        self._pending = Sources.zeros(shape) if params.time.source_lag_steps else None
         self.populations = {
             "tumor": Population("tumor", tumor.COLUMNS, shape),
             "neutrophils": Population("neutrophils", neutrophil.COLUMNS, shape),
@@ -332,7 +356,7 @@ class NeutroModel(Model):
             # the fields over this step from the sources of the step before, solved on the
             # helper threads while the cells act (they read the fields, write only src)
             stepper = self.field_stepper
-            stepper.start(self.fields, self._pending)
+            stepper.start(self.fields, self._pending, zero_sources=True)
             try:
                 self._cells(src)
             except BaseException:

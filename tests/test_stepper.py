@@ -113,6 +113,22 @@ def test_fields_stay_as_they_were_until_finish():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
+def test_solves_can_zero_the_sources_they_read(threads):
+    fields, src = _setup(np.random.default_rng(8))
+    x, y = np.divmod(np.arange(SHAPE[0] * SHAPE[1]), SHAPE[1])
+    src.add_uptake("chemo", x, y, 1e-3)  # every voxel: cleared by a fill, not voxel by voxel
+    expected = _one_by_one(fields, src)
+    stepper = _stepper(threads)
+    stepper.start(fields, src, zero_sources=True)
+    stepper.finish(fields)
+    for n in fields:
+        np.testing.assert_array_equal(fields[n], expected[n], err_msg=n)
+    arrays = [*src.release.values(), *src.uptake.values(), src.supply_rate]
+    assert all(not a.any() for a in arrays)  # every source read is zero again...
+    assert src.written(src.uptake["chemo"]) is None  # ...and the record of writes is empty
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 def test_bad_sources_raise_and_leave_every_field_unchanged(threads):
     fields, src = _setup(np.random.default_rng(7))
     before = {n: v.copy() for n, v in fields.items()}

@@ -68,12 +68,30 @@ def _transient(u, rx, work, h, decay, n_sub, diffusive, cx, cy, release, uptake,
 
 
 @njit(cache=True, nogil=True)
+def _zero_read(arrays, flat, plan, lo, hi):
+    """Zero what ``plan`` lists for the source arrays of slots lo..hi-1 (rows (slot, start,
+    stop): the flat indices flat[start:stop], or the whole array if start < 0)."""
+    for r in range(plan.shape[0]):
+        s = plan[r, 0]
+        if lo <= s < hi:
+            a = arrays[s].reshape(-1)
+            if plan[r, 1] < 0:
+                a[:] = 0.0
+            else:
+                for q in range(plan[r, 1], plan[r, 2]):
+                    a[flat[q]] = 0.0
+
+
+@njit(cache=True, nogil=True)
 def _worker(claim, istat, fstat, ox_front, ox_back, ox_c, ox_f, ox_uptake, ox_supply,
             ox_release, ox_decay, ox_blood, mg_head, mg_mid, mg_tail, fronts, backs, releases,
-            uptakes, given, hs, decays, n_subs, diffusive, cxs, cys, u, rx, work):
+            uptakes, given, hs, decays, n_subs, diffusive, cxs, cys, slots, flat, plan, u, rx,
+            work):
     """Claim and run solves until none are left: solve 0 is oxygen, solve 1 + i transient
     field i. Each writes only its ``back`` buffer and its row of ``istat`` / ``fstat``
-    (oxygen: multigrid status, cycles, residual, initial residual; field i: bad sources).
+    (oxygen: multigrid status, cycles, residual, initial residual; field i: bad sources),
+    then zeroes the sources it read as ``plan`` says (``slots``: oxygen's release, uptake
+    and supply_rate, then each field's release and uptake; see :func:`_zero_read`).
     ``given[i]``: (release, uptake) of field i were written this step (else skipped as
     zero)."""
     n = 1 + len(fronts)
@@ -88,6 +106,7 @@ def _worker(claim, istat, fstat, ox_front, ox_back, ox_c, ox_f, ox_uptake, ox_su
                                                 *mg_tail)
             istat[0, 0], istat[0, 1] = status, ncyc
             fstat[0, 0], fstat[0, 1] = res, res0
+            _zero_read(slots, flat, plan, 0, 3)
             continue
         i = t - 1
         out = backs[i]
@@ -102,6 +121,7 @@ def _worker(claim, istat, fstat, ox_front, ox_back, ox_c, ox_f, ox_uptake, ox_su
         else:
             bad = _transient(u, rx, work, *args, None, None, out)
         istat[t, 0] = bad
+        _zero_read(slots, flat, plan, 1 + 2 * t, 3 + 2 * t)
 
 
 class FieldStepper:
@@ -150,6 +170,8 @@ class FieldStepper:
         self._istat = np.zeros((1 + len(self.names), 2), np.int64)
         self._fstat = np.zeros((1, 2))
         self.thread_seconds = [0.0] * self._pool.threads
+        self._no_flat, self._no_plan = np.zeros(0, np.int64), np.zeros((0, 3), np.int64)
+        self._zeroed = None  # the sources the running solves zero (start's zero_sources)
 
     @property
     def threads(self) -> int:
@@ -165,8 +187,11 @@ class FieldStepper:
         self.start(fields, sources)
         self.finish(fields)
 
-    def start(self, fields: Mapping[str, np.ndarray], sources) -> None:
-        """Start the step's solves on the helper threads (see the module docstring)."""
+    def start(self, fields: Mapping[str, np.ndarray], sources, zero_sources: bool = False) -> None:
+        """Start the step's solves on the helper threads (see the module docstring). With
+        ``zero_sources`` each solve then zeroes the sources it read, as ``sources.clear()``
+        would (``sources`` needs ``zeroing_plan`` and ``forget``; :meth:`finish` calls the
+        latter), so the caller need not clear them itself."""
         rel, upt = sources.release, sources.uptake
         arrays = [(f"field {n!r}", fields[n]) for n in ["oxygen", *self.names]]
         arrays += [(f"release of {n!r}", rel[n]) for n in ["oxygen", *self.names]]
@@ -181,12 +206,20 @@ class FieldStepper:
                               sources.written(upt[name]) is not None)
         self._claim[0] = 0
         self._istat[:] = 0
+        slots = (rel["oxygen"], upt["oxygen"], sources.supply_rate,
+                 *[a for n in self.names for a in (rel[n], upt[n])])
+        if zero_sources:
+            flat, plan = sources.zeroing_plan(slots)
+            self._zeroed = sources
+        else:
+            flat, plan = self._no_flat, self._no_plan
         head, mid, tail = self.oxygen.kernel_args()
         common = (self._claim, self._istat, self._fstat, fields["oxygen"], self._back["oxygen"],
                   self._c, self._f, upt["oxygen"], sources.supply_rate, rel["oxygen"], *self._ox,
                   head, mid, tail, tuple(fields[n] for n in self.names),
                   tuple(self._back[n] for n in self.names), tuple(rel[n] for n in self.names),
-                  tuple(upt[n] for n in self.names), self._given, *self._consts)
+                  tuple(upt[n] for n in self.names), self._given, *self._consts, slots, flat,
+                  plan)
         self._pool.start([self._task(common)] * self.threads)
 
     def _task(self, common: tuple):
@@ -201,6 +234,9 @@ class FieldStepper:
         results into ``fields``. Bad sources raise ValueError (every field left as it
         was); a failed oxygen solve raises or warns as :meth:`SteadySolver.solve` does."""
         self._pool.join()
+        if self._zeroed is not None:
+            self._zeroed.forget()
+            self._zeroed = None
         for i, name in enumerate(self.names):
             if self._istat[1 + i, 0]:
                 raise FieldSolver.bad_sources(name, int(self._istat[1 + i, 0]))
@@ -215,3 +251,6 @@ class FieldStepper:
             self._pool.join()
         except Exception:  # the error that brought us here is the one to report
             pass
+        if self._zeroed is not None:
+            self._zeroed.forget()
+            self._zeroed = None

@@ -149,8 +149,13 @@ class TaskPool:
                     raise
 
         n = min(self.threads, len(tasks))
-        self._running = (drain, self._helpers()[: n - 1] if n > 1 else [])
-        for w in self._running[1]:
+        try:
+            helpers = self._helpers()[: n - 1] if n > 1 else []
+        except BaseException:  # (a thread could not be started)
+            self._busy.release()
+            raise
+        self._running = (drain, helpers)
+        for w in helpers:
             w.start(drain)
 
     def join(self) -> None:
