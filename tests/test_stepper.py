@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from sim.fields import FieldSolver
+from sim.fields import FieldSolver, FieldSpec
 from sim.fields.simd import atomic_fetch_add
 from sim.fields.steady import SteadySolver
 from sim.fields.stepper import FieldStepper
@@ -44,7 +44,6 @@ def test_atomic_counter_hands_out_every_number_exactly_once():
 
 
 def _specs():
-    from sim.fields import FieldSpec
     return [FieldSpec("chemo", 5e4, 0.01, "dirichlet", 0.0, 1.0),
             FieldSpec("vegf", 2500.0, 0.015, "noflux", 0.0, 2.0),
             FieldSpec("still", 0.0, 0.02, "dirichlet", 0.0, 6.0)]  # does not diffuse

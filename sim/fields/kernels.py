@@ -63,6 +63,7 @@ __all__ = [
     "Reaction",
     "aligned_zeros",
     "axis_factors",
+    "field_step",
     "lod_step",
     "lod_steps",
     "lod_steps_sources",
@@ -641,3 +642,23 @@ def reaction_steps(u, rx, cx, n_steps):
     ``cx = axis_factors(nx, 0.0, ...)``, whose elimination is the identity)."""
     for _ in range(n_steps):
         _x_forward_rows(u, rx, cx, 1, 0, u.shape[0])
+
+
+@njit(cache=True, nogil=True)
+def field_step(u, rx, work, h, decay, n_steps, diffusive, cx, cy, release, uptake, supply_rate,
+               supply_target, field):
+    """One model step of ``field`` ((nx, nys) array, advanced in place): ``n_steps``
+    sub-steps of :func:`lod_steps_sources`, or of :func:`reaction_steps` for a field that
+    does not diffuse (``diffusive`` False; ``cx`` then the identity). ``u``, ``rx``, ``work``:
+    scratch in the kernels' layout. Returns how many source values are negative or not
+    finite; if any, ``field`` is left unchanged."""
+    if diffusive:
+        return lod_steps_sources(u, rx, h, decay, release, uptake, supply_rate, supply_target,
+                                 cx, cy, work, n_steps, field)
+    bad = reaction_from_sources(rx, h, decay, release, uptake, supply_rate, supply_target)
+    if bad == 0:
+        nys = field.shape[1]
+        u[:, :nys] = field
+        reaction_steps(u, rx, cx, n_steps)
+        field[:, :] = u[:, :nys]
+    return bad

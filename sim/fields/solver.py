@@ -204,25 +204,9 @@ class FieldSolver:
         uptake = self._source(name, "uptake", uptake)
         supply_rate = self._source(name, "supply_rate", supply_rate)
         supply_target = self._source(name, "supply_target", supply_target)
-        spec = self.specs[name]
-        n_sub = self.n_substeps[name]
-        cx, cy = self._factors[name]
-        h = self.substep_min[name]
-        if spec.diffusion_um2_per_min == 0:
-            bad = kernels.reaction_from_sources(self._reaction, h, spec.decay_per_min, release,
-                                                uptake, supply_rate, supply_target)
-            if bad:
-                raise self.bad_sources(name, bad)
-            ny = self.shape[1]
-            self._u[:, :ny] = u
-            kernels.reaction_steps(self._u, self._reaction, cx, n_sub)  # cx: the identity
-            u[:] = self._u[:, :ny]
-            return
-        # the reaction is made in the first pass, which also copies u into the padded
-        # scratch; the last pass copies the result back
-        bad = kernels.lod_steps_sources(self._u, self._reaction, h, spec.decay_per_min, release,
-                                        uptake, supply_rate, supply_target, cx, cy, self._work,
-                                        n_sub, u)
+        h, decay, n_sub, diffusive, cx, cy = self.kernel_args(name)
+        bad = kernels.field_step(self._u, self._reaction, self._work, h, decay, n_sub, diffusive,
+                                 cx, cy, release, uptake, supply_rate, supply_target, u)
         if bad:
             raise self.bad_sources(name, bad)
 

@@ -51,23 +51,6 @@ def _oxygen_terms(c, f, uptake, supply_rate, release, decay, blood):
 
 
 @njit(cache=True, nogil=True)
-def _transient(u, rx, work, h, decay, n_sub, diffusive, cx, cy, release, uptake, out):
-    """One model step of a transient field into ``out`` (which holds the field at the start):
-    :func:`.kernels.lod_steps_sources`, or reaction-only sub-steps for a field that does not
-    diffuse. Returns the number of bad source values (then ``out`` is unusable)."""
-    if diffusive:
-        return kernels.lod_steps_sources(u, rx, h, decay, release, uptake, None, None, cx, cy,
-                                         work, n_sub, out)
-    bad = kernels.reaction_from_sources(rx, h, decay, release, uptake, None, None)
-    if bad == 0:
-        ny = out.shape[1]
-        u[:, :ny] = out
-        kernels.reaction_steps(u, rx, cx, n_sub)  # cx: the identity
-        out[:, :] = u[:, :ny]
-    return bad
-
-
-@njit(cache=True, nogil=True)
 def _zero_read(arrays, flat, plan, lo, hi):
     """Zero what ``plan`` lists for the source arrays of slots lo..hi-1 (rows (slot, start,
     stop): the flat indices flat[start:stop], or the whole array if start < 0)."""
@@ -113,13 +96,14 @@ def _worker(claim, istat, fstat, ox_front, ox_back, ox_c, ox_f, ox_uptake, ox_su
         out[:, :] = fronts[i]
         args = (hs[i], decays[i], n_subs[i], diffusive[i], cxs[i], cys[i])
         if given[i, 0] and given[i, 1]:
-            bad = _transient(u, rx, work, *args, releases[i], uptakes[i], out)
+            bad = kernels.field_step(u, rx, work, *args, releases[i], uptakes[i], None, None,
+                                     out)
         elif given[i, 0]:
-            bad = _transient(u, rx, work, *args, releases[i], None, out)
+            bad = kernels.field_step(u, rx, work, *args, releases[i], None, None, None, out)
         elif given[i, 1]:
-            bad = _transient(u, rx, work, *args, None, uptakes[i], out)
+            bad = kernels.field_step(u, rx, work, *args, None, uptakes[i], None, None, out)
         else:
-            bad = _transient(u, rx, work, *args, None, None, out)
+            bad = kernels.field_step(u, rx, work, *args, None, None, None, None, out)
         istat[t, 0] = bad
         _zero_read(slots, flat, plan, 1 + 2 * t, 3 + 2 * t)
 
@@ -177,11 +161,6 @@ class FieldStepper:
     def threads(self) -> int:
         return self._pool.threads
 
-    @property
-    def n_substeps(self) -> dict[str, int]:
-        """LOD sub-steps per model step, by transient field."""
-        return dict(self._solvers[0].n_substeps)
-
     def advance(self, fields: Mapping[str, np.ndarray], sources) -> None:
         """Every field over one step from ``sources``, in place."""
         self.start(fields, sources)
@@ -234,9 +213,7 @@ class FieldStepper:
         results into ``fields``. Bad sources raise ValueError (every field left as it
         was); a failed oxygen solve raises or warns as :meth:`SteadySolver.solve` does."""
         self._pool.join()
-        if self._zeroed is not None:
-            self._zeroed.forget()
-            self._zeroed = None
+        self._forget_zeroed()
         for i, name in enumerate(self.names):
             if self._istat[1 + i, 0]:
                 raise FieldSolver.bad_sources(name, int(self._istat[1 + i, 0]))
@@ -251,6 +228,11 @@ class FieldStepper:
             self._pool.join()
         except Exception:  # the error that brought us here is the one to report
             pass
+        self._forget_zeroed()
+
+    def _forget_zeroed(self) -> None:
+        """The solves are over: the sources they zeroed (start's zero_sources) forget
+        their record of writes."""
         if self._zeroed is not None:
             self._zeroed.forget()
             self._zeroed = None
