@@ -27,7 +27,7 @@ def _add_run(sub) -> None:
     )
     p.add_argument("--days", type=float, default=None,
                    help="simulated days (default: time.days in the parameters, 21)")
-    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--seed", type=_seed, default=1, help="random seed, a whole number >= 0 (default 1)")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     p.add_argument("--params", type=Path, default=None, metavar="FILE",
                    help="TOML overlay on the default parameters")
@@ -52,19 +52,20 @@ def _add_run(sub) -> None:
 
 def _run(args) -> int:
     from .params import load_params
-    from .run import run_one
+    from .run import check_out, run_one
 
-    overrides = dict(args.sets)
+    options = []  # each labelled as typed, so a bad value is blamed on its option
     if args.grid is not None:
-        overrides["domain.nx"], overrides["domain.ny"] = args.grid
+        options.append((f"--grid {args.grid[0]} {args.grid[1]}",
+                        {"domain.nx": args.grid[0], "domain.ny": args.grid[1]}))
     if args.record_every is not None:
-        overrides["time.record_every_h"] = args.record_every
+        options.append((f"--record-every {args.record_every:g}",
+                        {"time.record_every_h": args.record_every}))
     if args.days is not None:
-        overrides["time.days"] = args.days
-    params = load_params(args.params, scenario=args.scenario, overrides=overrides, rules=args.rules)
-    out = args.out
-    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-        raise ParameterError(f"--out {out}: folder exists and is not empty (use --overwrite)")
+        options.append((f"--days {args.days:g}", {"time.days": args.days}))
+    params = load_params(args.params, scenario=args.scenario, overrides=dict(args.sets),
+                         rules=args.rules, options=options)
+    out = check_out(args.out, overwrite=args.overwrite)  # before hours of simulation
     result = run_one(params, args.seed, progress=not args.quiet, threads=args.threads)
     result.meta["command"] = _command_line()
     result.write(out, overwrite=args.overwrite)
@@ -89,14 +90,21 @@ def _command_line() -> str:
     return " ".join(["neutrosim", *sys.argv[1:]])
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _whole_number(lowest: int):
+    """An argparse type: a whole number >= ``lowest``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be >= {lowest}, got {value}")
+        return value
+    return parse
+
+
+_positive_int = _whole_number(1)
+_seed = _whole_number(0)  # numpy's generators refuse negative seeds
 
 
 def _add_deplete(sub) -> None:
@@ -126,7 +134,7 @@ def _add_deplete(sub) -> None:
                    help="TOML overlay on the default parameters, for every arm")
     p.add_argument("--set", dest="sets", type=_key_value, action="append", default=None,
                    metavar="KEY=VALUE", help="override one parameter in every arm (repeatable)")
-    p.add_argument("--seed", type=int, default=None, help="seed of replicate 0 (default 1)")
+    p.add_argument("--seed", type=_seed, default=None, help="seed of replicate 0, >= 0 (default 1)")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                    help="worker processes (default: one per core)")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
@@ -316,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     except ParameterError as exc:
         print(f"neutrosim: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the machine's refusal (permissions, full disk), not a bug of ours
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"neutrosim: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("neutrosim: interrupted. A single run writes nothing; an experiment or sweep "
               "keeps every finished run (continue with the same command; deplete: --resume)",

@@ -27,7 +27,7 @@ from .lattice import deposit, moved_voxels, zero_at
 from .params import FIELD_NAMES, Params, load_params
 from .rules import BEHAVIOURS
 from .state import Population
-from .units import Scales
+from .units import MIN_PER_DAY, MIN_PER_HOUR, Scales
 
 __all__ = ["NeutroModel", "resolve_field_threads"]
 
@@ -211,7 +211,7 @@ class NeutroModel(Model):
         self.recruit_factor = 1.0
         self.chemotaxis_factor = 1.0
         self.contact_factor = 1.0
-        self.steps_per_record = self.scales.steps(params.time.record_every_h * 60.0)
+        self.steps_per_record = self.scales.steps(params.time.record_every_h * MIN_PER_HOUR)
         self.fields["oxygen"][:] = params.oxygen.boundary_mmHg
         tissue.build(self)
         for _ in range(params.time.warmup_steps):
@@ -250,7 +250,7 @@ class NeutroModel(Model):
 
     @property
     def time_h(self) -> float:
-        return self.time_min / 60.0
+        return self.time_min / MIN_PER_HOUR
 
     def behaviour(self, cell_type: str, name: str, signals, n: int) -> np.ndarray:
         """Rule-modulated value of a behaviour for ``n`` agents (see sim.rules)."""
@@ -331,7 +331,7 @@ class NeutroModel(Model):
     def apply_interventions(self) -> None:
         """From the start day, the scenario's intervention acts (once-off and ongoing parts)."""
         iv = self.p.intervention
-        if self.treated or self.time_min < iv.start_day * 1440.0:
+        if self.treated or self.time_min < iv.start_day * MIN_PER_DAY:
             return
         self.treated = True
         nb, mc = self.neutrophils, self.macrophages

@@ -15,10 +15,11 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .errors import ParameterError
 from .rules import RuleSet, load_rules
+from .units import MIN_PER_HOUR
 
 __all__ = [
     "ParameterError",
@@ -214,8 +215,9 @@ class Params:
     def replace(self, overrides: Mapping[str, Any], origin: str = "override") -> "Params":
         """A new Params with dotted-key overrides applied and validated."""
         raw = {s: dict(d) for s, d in self.to_dict().items()}
-        _merge_flat(raw, overrides, origin)
-        return _build(raw, self.rules, self.scenario, self.sources + (origin,))
+        origins: dict[str, str] = {}
+        _merge_flat(raw, overrides, origin, origins)
+        return _build(raw, self.rules, self.scenario, self.sources + (origin,), origins)
 
 
 _SECTIONS: dict[str, type] = {
@@ -268,6 +270,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ParameterError(f"{path}: is a folder, expected a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ParameterError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ParameterError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ParameterError(f"{path}: cannot be read: {exc.strerror}") from None
 
 
 def _unwrap(value: Any) -> Any:
@@ -281,7 +287,7 @@ def _allowed_keys(section: str) -> list[str]:
     return [f.name for f in fields(_SECTIONS[section])]
 
 
-def _merge_tree(raw: dict, tree: Mapping[str, Any], origin: str) -> None:
+def _merge_tree(raw: dict, tree: Mapping[str, Any], origin: str, origins: dict) -> None:
     for section, entries in tree.items():
         if section not in _SECTIONS:
             raise ParameterError(
@@ -290,10 +296,10 @@ def _merge_tree(raw: dict, tree: Mapping[str, Any], origin: str) -> None:
         if not isinstance(entries, dict):
             raise ParameterError(f"{origin}: [{section}] must be a table of key = value")
         for key, value in entries.items():
-            _set(raw, section, key, _unwrap(value), origin)
+            _set(raw, section, key, _unwrap(value), origin, origins)
 
 
-def _merge_flat(raw: dict, overrides: Mapping[str, Any], origin: str) -> None:
+def _merge_flat(raw: dict, overrides: Mapping[str, Any], origin: str, origins: dict) -> None:
     for dotted, value in overrides.items():
         section, _, key = dotted.replace("__", ".").partition(".")
         if not key:
@@ -302,16 +308,19 @@ def _merge_flat(raw: dict, overrides: Mapping[str, Any], origin: str) -> None:
             raise ParameterError(
                 f"{origin}: unknown section in '{dotted}'; allowed: {', '.join(_SECTIONS)}"
             )
-        _set(raw, section, key, value, origin)
+        _set(raw, section, key, value, origin, origins)
 
 
-def _set(raw: dict, section: str, key: str, value: Any, origin: str) -> None:
+def _set(raw: dict, section: str, key: str, value: Any, origin: str, origins: dict) -> None:
+    """Store one value and remember which file or option set it (``origins``), so that a
+    bad value is blamed on the source it came from, not on the last one applied."""
     if key not in _allowed_keys(section):
         raise ParameterError(
             f"{origin}: unknown key '{section}.{key}'; "
             f"allowed in [{section}]: {', '.join(_allowed_keys(section))}"
         )
     raw.setdefault(section, {})[key] = value
+    origins[f"{section}.{key}"] = origin
 
 
 def _coerce(section: str, f: dataclasses.Field, value: Any, origin: str) -> Any:
@@ -345,31 +354,45 @@ def _coerce(section: str, f: dataclasses.Field, value: Any, origin: str) -> Any:
     return value
 
 
-def _build(raw: dict, rules: RuleSet, scenario: str, sources: tuple[str, ...]) -> Params:
-    origin = sources[-1] if sources else "parameters"
+def _build(
+    raw: dict, rules: RuleSet, scenario: str, sources: tuple[str, ...], origins: dict
+) -> Params:
+    fallback = sources[-1] if sources else "parameters"
+
+    def where(*keys: str) -> str:
+        """The source applied last among those that set ``keys`` (the one to blame)."""
+        named = [origins.get(k, fallback) for k in keys]
+        rank = {s: i for i, s in enumerate(sources)}
+        return max(named, key=lambda s: rank.get(s, len(sources)))
+
     sections = {}
     for section, cls in _SECTIONS.items():
         entries = raw.get(section, {})
         missing = [f.name for f in fields(cls) if f.name not in entries]
         if missing:
             raise ParameterError(
-                f"{origin}: [{section}] is missing {', '.join(missing)} (defaults incomplete)"
+                f"{fallback}: [{section}] is missing {', '.join(missing)} (defaults incomplete)"
             )
-        sections[section] = cls(
-            **{f.name: _coerce(section, f, entries[f.name], origin) for f in fields(cls)}
-        )
+        sections[section] = cls(**{
+            f.name: _coerce(section, f, entries[f.name], where(f"{section}.{f.name}"))
+            for f in fields(cls)
+        })
     params = Params(**sections, rules=rules, scenario=scenario, sources=sources)
-    _check_numerics(params, origin)
+    _check_numerics(params, where)
     return params
 
 
-def _check_numerics(p: Params, origin: str) -> None:
-    """Cross-parameter limits of the numerics, checked before anything runs."""
+def _check_numerics(p: Params, where: Callable[..., str]) -> None:
+    """Cross-parameter limits of the numerics, checked before anything runs.
+
+    ``where(*keys)`` names the files or options that set the keys a message is about.
+    """
     dt, dx = p.time.dt_min, p.domain.voxel_um
-    steps_per_record = p.time.record_every_h * 60.0 / dt
+    steps_per_record = p.time.record_every_h * MIN_PER_HOUR / dt
     if abs(steps_per_record - round(steps_per_record)) > 1e-9:
         raise ParameterError(
-            f"{origin}: time.record_every_h = {p.time.record_every_h} is not a whole number "
+            f"{where('time.record_every_h', 'time.dt_min')}: "
+            f"time.record_every_h = {p.time.record_every_h} is not a whole number "
             f"of model steps (time.dt_min = {dt} min)"
         )
     fastest = max(
@@ -380,14 +403,17 @@ def _check_numerics(p: Params, origin: str) -> None:
     )
     if fastest * dt > dx:
         raise ParameterError(
-            f"{origin}: time.dt_min = {dt} is too long: tumor and tip cells move at most one "
+            f"{where('time.dt_min', 'tumor.migration_speed_um_per_min',
+                     'endothelial.tip_speed_um_per_min')}: "
+            f"time.dt_min = {dt} is too long: tumor and tip cells move at most one "
             f"voxel per step, but {fastest} um/min x {dt} min > {dx} um; "
             f"allowed dt_min <= {dx / fastest:.3g}"
         )
     radius_vox = p.initial.tumor_radius_um / dx
     if 2 * radius_vox + 4 > min(p.domain.nx, p.domain.ny):
         raise ParameterError(
-            f"{origin}: domain {p.domain.nx}x{p.domain.ny} voxels is too small for "
+            f"{where('domain.nx', 'domain.ny', 'initial.tumor_radius_um')}: "
+            f"domain {p.domain.nx}x{p.domain.ny} voxels is too small for "
             f"initial.tumor_radius_um = {p.initial.tumor_radius_um} "
             f"(needs at least {math.ceil(2 * radius_vox + 4)} voxels across)"
         )
@@ -399,16 +425,20 @@ def load_params(
     scenario: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     rules: str | Path | None = None,
+    options: Sequence[tuple[str, Mapping[str, Any]]] = (),
 ) -> Params:
-    """Defaults <- scenario <- overlay file <- ``{"section.key": value}`` overrides.
+    """Defaults <- scenario <- overlay file <- ``{"section.key": value}`` overrides <-
+    ``options``, pairs of (label, overrides) such as ``("--grid 60 60", {...})``.
 
     ``rules`` replaces the default rules table (a CSV in the grammar of params/rules.csv).
-    Raises :class:`ParameterError` with file, key, value and allowed range on bad input.
+    Raises :class:`ParameterError` with file, key, value and allowed range on bad input,
+    naming the file or option that set the bad value.
     """
     base = params_dir()
     default_file = base / "default.toml"
     raw: dict[str, dict[str, Any]] = {}
-    _merge_tree(raw, _read_toml(default_file), str(default_file))
+    origins: dict[str, str] = {}
+    _merge_tree(raw, _read_toml(default_file), str(default_file), origins)
     sources = [str(default_file)]
     name = scenario or "control"
     scen_file = base / "scenarios" / f"{name}.toml"
@@ -418,18 +448,22 @@ def load_params(
         )
     scen = _read_toml(scen_file)
     scen.pop("description", None)
-    _merge_tree(raw, scen, str(scen_file))
+    _merge_tree(raw, scen, str(scen_file), origins)
     sources.append(str(scen_file))
     if path is not None:
         path = Path(path)
-        _merge_tree(raw, _read_toml(path), str(path))
+        _merge_tree(raw, _read_toml(path), str(path), origins)
         sources.append(str(path))
     if overrides:
-        _merge_flat(raw, overrides, "--set")
-        sources.append("--set " + " ".join(f"{k}={v}" for k, v in overrides.items()))
+        setting = "--set " + " ".join(f"{k}={v}" for k, v in overrides.items())
+        _merge_flat(raw, overrides, setting, origins)
+        sources.append(setting)
+    for label, values in options:
+        _merge_flat(raw, values, label, origins)
+        sources.append(label)
     rules_file = Path(rules) if rules is not None else base / "rules.csv"
     ruleset = load_rules(rules_file)
-    return _build(raw, ruleset, name, tuple(sources))
+    return _build(raw, ruleset, name, tuple(sources), origins)
 
 
 def describe() -> list[dict[str, Any]]:

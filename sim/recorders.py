@@ -12,6 +12,7 @@ import numpy as np
 from .agents import endothelial, macrophage, neutrophil, tumor
 from .lattice import box_sum
 from .params import FIELD_NAMES
+from .units import MIN_PER_HOUR
 
 __all__ = ["REPORTERS", "tumor_region", "invasive_mask"]
 
@@ -53,7 +54,7 @@ def proliferation_index(m) -> float:
     viable = _viable(m)
     if not viable.any():
         return 0.0
-    recent = m.time_min - m.tumor["divided_min"] < m.p.tumor.ki67_window_h * 60.0
+    recent = m.time_min - m.tumor["divided_min"] < m.p.tumor.ki67_window_h * MIN_PER_HOUR
     return float((recent & viable).sum() / viable.sum())
 
 

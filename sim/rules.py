@@ -318,5 +318,11 @@ def load_rules(path: str | Path) -> RuleSet:
                 rules.append(parse_rule(path, i, rec))
     except FileNotFoundError:
         raise RuleError(f"{path}: rules file not found") from None
+    except IsADirectoryError:
+        raise RuleError(f"{path}: is a folder, expected a rules CSV file") from None
+    except UnicodeDecodeError as exc:
+        raise RuleError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise RuleError(f"{path}: cannot be read: {exc.strerror}") from None
     _check_consistency(path, rules)
     return RuleSet(tuple(rules), str(path))

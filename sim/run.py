@@ -23,8 +23,9 @@ import pandas as pd
 
 from .errors import ParameterError
 from .params import FIELD_NAMES, Params, load_params
+from .units import MIN_PER_DAY
 
-__all__ = ["RunResult", "build_model", "run_one", "final_state", "write_atomic"]
+__all__ = ["RunResult", "build_model", "run_one", "final_state", "check_out", "write_atomic"]
 
 AGENT_KINDS = ("tumor", "neutrophils", "macrophages", "endothelial")
 
@@ -71,17 +72,32 @@ class RunResult:
         return write_atomic(Path(out), fill, overwrite=overwrite)
 
 
-def write_atomic(out: Path, fill, *, overwrite: bool = False) -> Path:
-    """Call ``fill(tmp_dir)`` then move the folder to ``out`` in one rename.
+def check_out(out: Path, *, overwrite: bool = False) -> Path:
+    """Refuse an output folder that :func:`write_atomic` could not fill, before any work.
 
-    Refuses an existing non-empty ``out`` unless ``overwrite``. On any error the
-    temporary folder is removed and ``out`` is untouched.
+    ``out`` must not be a file, must be empty unless ``overwrite``, and its nearest
+    existing parent must be a folder this process can write into.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ParameterError(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ParameterError(f"--out {out}: folder exists and is not empty (use --overwrite)")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ParameterError(f"--out {out}: cannot create it: {parent} is not a writable folder")
+    return out
+
+
+def write_atomic(out: Path, fill, *, overwrite: bool = False) -> Path:
+    """Call ``fill(tmp_dir)`` then move the folder to ``out`` in one rename.
+
+    Refuses an existing non-empty ``out`` unless ``overwrite``. On any error the
+    temporary folder is removed and ``out`` is untouched.
+    """
+    out = check_out(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
@@ -157,7 +173,7 @@ def run_one(
         raise ParameterError(f"days = {days}: must be > 0")
     t0 = time.perf_counter()
     model = build_model(params, seed, threads)
-    n_steps = model.scales.steps(days * 1440.0)
+    n_steps = model.scales.steps(days * MIN_PER_DAY)
     bar = _progress_bar(n_steps, model.scales.dt_min) if progress else None
     for _ in range(n_steps):
         model.step()
@@ -172,7 +188,7 @@ def run_one(
 
 
 def _progress_bar(n_steps: int, dt_min: float) -> "_DayBar":
-    return _DayBar(n_steps, 1440.0 / dt_min)
+    return _DayBar(n_steps, MIN_PER_DAY / dt_min)
 
 
 class _DayBar:

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Scales"]
+__all__ = ["Scales", "MIN_PER_HOUR", "MIN_PER_DAY"]
+
+MIN_PER_HOUR = 60.0  #: min/h: time parameters in hours or days are turned into minutes
+MIN_PER_DAY = 1440.0  #: min/day
 
 
 @dataclass(frozen=True)

@@ -39,27 +39,64 @@ def test_run_writes_every_output(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 
 
+_RULES = (ROOT / "params" / "rules.csv").read_text().splitlines()
+_BAD_RULE = "\n".join([_RULES[0], _RULES[1].replace(",0.0012,1,1,", ",0.0012,0,1,"), *_RULES[2:]])
+
+
 @pytest.mark.parametrize(
-    "args, words",
+    "args, words, files",
     [
-        (["--set", "tumor.bogus=1"], ["unknown key 'tumor.bogus'"]),
-        (["--set", "neutrophil.chemotaxis_bias=2"], ["neutrophil.chemotaxis_bias", "[0.0, 1.0]"]),
-        (["--params", "no/such.toml"], ["no/such.toml", "not found"]),
-        (["--scenario", "cure"], ["unknown scenario 'cure'"]),
-        (["--grid", "5", "5"], ["domain.nx", "[20, 4000]"]),
+        (["--set", "tumor.bogus=1"], ["unknown key 'tumor.bogus'"], {}),
+        (["--set", "neutrophil.chemotaxis_bias=2"], ["neutrophil.chemotaxis_bias", "[0.0, 1.0]"], {}),
+        (["--set", "neutrophil.chemotaxis_bias=strong"], ["chemotaxis_bias", "expected a float"], {}),
+        (["--set", "oxygen.tumor_uptake_per_min=-1"], ["oxygen.tumor_uptake_per_min", "out of range"], {}),
+        (["--set", "tumor.migration_speed_um_per_min=5"],
+         ["--set tumor.migration_speed_um_per_min=5: time.dt_min = 6.0 is too long", "<= 4"], {}),
+        (["--params", "no/such.toml"], ["no/such.toml", "not found"], {}),
+        (["--params", "{in}/bad.toml"], ["bad.toml", "not valid TOML"], {"bad.toml": b"x = [\n"}),
+        (["--params", "{in}/latin1.toml"], ["latin1.toml", "not a UTF-8"],
+         {"latin1.toml": b"# caf\xe9\n"}),
+        # a bad value in the file is blamed on the file, not on the --grid given beside it
+        (["--params", "{in}/mine.toml", "--grid", "60", "60", "--record-every", "12"],
+         ["mine.toml: neutrophil.chemotaxis_bias = 2.0", "[0.0, 1.0]"],
+         {"mine.toml": b"[neutrophil]\nchemotaxis_bias = 2.0\n"}),
+        (["--rules", "{in}"], ["is a folder"], {}),
+        (["--rules", "{in}/rules.csv"], ["rules.csv", "row 2", "half_max"],
+         {"rules.csv": _BAD_RULE.encode()}),
+        (["--scenario", "cure"], ["unknown scenario 'cure'"], {}),
+        (["--grid", "5", "5"], ["--grid 5 5: domain.nx = 5", "[20, 4000]"], {}),
+        (["--record-every", "0.25"], ["--record-every 0.25: time.record_every_h"], {}),
+        (["--out", "{in}/a_file"], ["a_file: exists and is not a folder"], {"a_file": b"x"}),
+        (["--out", "{in}/a_file/run"], ["a_file is not a writable folder"], {"a_file": b"x"}),
     ],
 )
-def test_bad_input_one_message_no_traceback_nothing_written(tmp_path, args, words):
-    out = tmp_path / "never"
+def test_bad_input_one_message_no_traceback_nothing_written(tmp_path, args, words, files):
+    inputs, work = tmp_path / "in", tmp_path / "work"
+    inputs.mkdir()
+    work.mkdir()
+    for name, data in files.items():
+        (inputs / name).write_bytes(data)
+    out = work / "never"
+    args = [a.replace("{in}", str(inputs)) for a in args]
     proc = subprocess.run([sys.executable, "-m", "sim", "run", "--out", str(out), "--quiet",
-                           *args], capture_output=True, text=True, cwd=tmp_path)
+                           *args], capture_output=True, text=True, cwd=work)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("neutrosim: error:") and proc.stderr.count("\n") == 1
     for w in words:
         assert w in proc.stderr
+    assert "--set" not in proc.stderr or "--set" in args
     assert not out.exists()
-    assert list(tmp_path.iterdir()) == []  # no temporary folder left behind either
+    assert list(work.iterdir()) == []  # no temporary folder left behind either
+    assert sorted(p.name for p in inputs.iterdir()) == sorted(files)  # inputs untouched
+
+
+def test_negative_seed_is_refused_by_the_command_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sim", "run", "--seed", "-1", "--out",
+                           str(tmp_path / "never")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--seed: must be >= 0, got -1" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_output_is_refused_then_replaced_with_overwrite(tmp_path):
@@ -116,3 +153,54 @@ def test_wheel_ships_the_default_parameters(tmp_path):
     assert probe.returncode == 0, probe.stderr
     where, eff = probe.stdout.split()
     assert where.startswith(str(site)) and float(eff) > 0
+
+
+def test_same_seed_writes_identical_files_different_seed_does_not(tmp_path):
+    """Bit-identical reruns, judged on the files a user gets (not only the tables)."""
+    outs = {}
+    for name, seed in (("a", 4), ("b", 4), ("c", 5)):
+        outs[name] = tmp_path / name
+        assert main(["run", "--seed", str(seed), "--out", str(outs[name]), *TINY]) == 0
+    csv = {k: (p / "timeseries.csv").read_bytes() for k, p in outs.items()}
+    assert csv["a"] == csv["b"] and csv["a"] != csv["c"]
+    a, b = np.load(outs["a"] / "final_state.npz"), np.load(outs["b"] / "final_state.npz")
+    assert sorted(a.files) == sorted(b.files)
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_final_state_picture_has_legend_scale_bar_and_colour_bar(tmp_path):
+    """The picture's guides, read off the figure: every legend entry, a 1 mm bar of the
+    right length in voxels, a colour bar with units, and tumor voxels painted in place."""
+    from matplotlib.colors import to_rgba
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    from sim import run_one
+    from sim.figures import STYLE, plot_final_state
+    from sim.params import load_params
+
+    params = load_params(overrides={"domain.nx": 60, "domain.ny": 60, "time.days": 0.25,
+                                    "initial.tumor_radius_um": 200.0})
+    state = run_one(params, 2).final
+    fig = plot_final_state(state, "oxygen")
+    ax, cbar_ax = fig.axes[0], fig.axes[1]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [label for label, _ in STYLE.values()]
+    bars = [a for a in ax.artists if isinstance(a, AnchoredSizeBar)]
+    assert len(bars) == 1
+    (rect,) = bars[0].size_bar.get_children()
+    assert rect.get_width() == pytest.approx(1000.0 / params.domain.voxel_um)  # 1 mm = 50 voxels
+    assert bars[0].txt_label.get_text() == "1 mm"
+    assert cbar_ax.get_ylabel() == "oxygen [mmHg]"
+    kinds = [str(k) for k in state["kind_names"]]
+    rows = np.flatnonzero(state["agent_kind"] == kinds.index("tumor"))
+    plain = rows[(state["agent_state"][rows] == 0) & ~np.asarray(state["invasive"], dtype=bool)]
+    vessel = np.zeros((60, 60), bool)  # vessels are drawn over the tumor cells they cross
+    e = state["agent_kind"] == kinds.index("endothelial")
+    vessel[state["agent_x"][e], state["agent_y"][e]] = True
+    plain = plain[~vessel[state["agent_x"][plain], state["agent_y"][plain]]]
+    assert plain.size > 50
+    x, y = state["agent_x"][plain], state["agent_y"][plain]
+    image = ax.get_images()[1].get_array()  # the agents' layer, over the field
+    np.testing.assert_allclose(image[y, x], np.tile(to_rgba(STYLE[("tumor", 0)][1], 0.9),
+                                                    (plain.size, 1)))

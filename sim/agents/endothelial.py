@@ -1,9 +1,10 @@
 """Endothelial cells: host vessels (stalk) and sprouting tip cells that climb the VEGF gradient.
 
 States: 0 stalk (vessel; supplies oxygen), 1 tip. A tip moves one voxel at a time up the
-pro-angiogenic gradient and leaves a stalk cell behind; it stops (becomes stalk) where
-the factor falls below threshold, when it meets another vessel (anastomosis), or when
-boxed in. Equations in docs/model.md.
+pro-angiogenic gradient, only into voxels where the factor is at or above threshold, and
+leaves a stalk cell behind; it stops (becomes stalk) where the factor falls below
+threshold, when no neighbour above threshold is free, or when it meets another vessel
+(anastomosis). Equations in docs/model.md.
 """
 
 import numpy as np
@@ -35,11 +36,18 @@ def signals(m, rows) -> Signals:
 
 
 def _best_free(m, x, y, u_bias, u_pick):
-    """Neighbour of (x, y) without vessel: up the VEGF gradient (prob. bias) or at random."""
+    """Neighbour of (x, y) without vessel and with VEGF at or above the sprouting threshold:
+    up the VEGF gradient (prob. bias) or at random; None if there is none.
+
+    A tip never steps below threshold, so new vessel appears only where the factor is
+    above it (a tip that could step only there stops instead).
+    """
     vegf = m.fields["proangiogenic"]
+    threshold = m.p.endothelial.sprout_threshold_ng_ml
     nx, ny = vegf.shape
     free = [(x + dx, y + dy) for dx, dy in zip(DX, DY)
-            if 0 <= x + dx < nx and 0 <= y + dy < ny and m.endothelial.at[x + dx, y + dy] < 0]
+            if 0 <= x + dx < nx and 0 <= y + dy < ny and m.endothelial.at[x + dx, y + dy] < 0
+            and vegf[x + dx, y + dy] >= threshold]
     if not free:
         return None
     if u_bias < m.p.endothelial.tip_gradient_bias:

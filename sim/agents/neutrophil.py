@@ -9,6 +9,7 @@ lifespan at entry and redrawn, longer, on activation. Equations in docs/model.md
 import numpy as np
 
 from ..lattice import DX, DY, box_sum, place_near
+from ..units import MIN_PER_DAY
 from .base import ArrayAgent, Signals, crawl, field_signals, uniforms_for
 from .tumor import NECROTIC
 
@@ -26,7 +27,7 @@ class Neutrophil(ArrayAgent):
 def draw_lifespan_min(m, n: int, mean_day: float) -> np.ndarray:
     """Gamma-distributed lifespans (min) with the given mean and shape from params."""
     k = m.p.neutrophil.lifespan_shape
-    return m.rng.gamma(k, mean_day * 1440.0 / k, size=n)
+    return m.rng.gamma(k, mean_day * MIN_PER_DAY / k, size=n)
 
 
 def viable_tumor_map(m) -> np.ndarray:

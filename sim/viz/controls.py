@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import ParameterError
 from ..model import NeutroModel
 from ..params import Params, load_params, scenario_interventions, scenario_names
+from ..units import MIN_PER_HOUR
 
 __all__ = ["ENV_PARAMS", "RATES", "ViewModel", "view_params", "model_params", "initial_controls",
            "params_file", "parse_seed"]
@@ -81,7 +82,7 @@ def view_params(file: str | Path | None = None, *, scenario: str = "control",
             raise ParameterError(f"unknown rate control {name!r}; allowed: {', '.join(RATES)}")
         overrides[RATES[name].key] = float(value)
     p = load_params(file, scenario=scenario, overrides=overrides)
-    record_h = max(RECORD_MIN_H, p.time.dt_min / 60.0)
+    record_h = max(RECORD_MIN_H, p.time.dt_min / MIN_PER_HOUR)
     return p.replace({"time.record_every_h": record_h}, origin="browser view: record every step")
 
 
