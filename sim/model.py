@@ -299,8 +299,8 @@ class NeutroModel(Model):
                 name=name,
                 diffusion_um2_per_min=fp.diffusion_um2_per_min,
                 decay_per_min=fp.decay_per_min,
-                boundary="dirichlet",
-                boundary_value=0.0,
+                boundary=fp.boundary,
+                boundary_value=0.0,  # dirichlet: the surrounding tissue holds none
                 max_substep_min=fp.max_substep_min,
             ))
         return specs

@@ -38,6 +38,11 @@ def _rng(lo: float | None = None, hi: float | None = None, *, lo_open: bool = Fa
     return field(metadata={"lo": lo, "hi": hi, "lo_open": lo_open})
 
 
+def _choice(*allowed: str) -> Any:
+    """A dataclass field (a ``str``) that must be one of ``allowed``."""
+    return field(metadata={"choices": allowed})
+
+
 @dataclass(frozen=True)
 class Domain:
     nx: int = _rng(20, 4000)
@@ -75,6 +80,7 @@ class FieldParams:
 @dataclass(frozen=True)
 class TransientField(FieldParams):
     max_substep_min: float = _rng(0.0, 1e3, lo_open=True)
+    boundary: str = _choice("dirichlet", "noflux")
 
 
 @dataclass(frozen=True)
@@ -327,6 +333,13 @@ def _coerce(section: str, f: dataclasses.Field, value: Any, origin: str) -> Any:
     """Check type and range of one value; return it as the declared type."""
     name = f"{section}.{f.name}"
     want = f.type
+    if want is str:
+        allowed = f.metadata["choices"]
+        if value not in allowed:
+            raise ParameterError(
+                f"{origin}: {name} = {value!r}: allowed {', '.join(map(repr, allowed))}"
+            )
+        return value
     if isinstance(value, str) and want in (int, float):
         try:
             value = want(value)

@@ -63,6 +63,8 @@ _BAD_RULE = "\n".join([_RULES[0], _RULES[1].replace(",0.0012,1,1,", ",0.0012,0,1
         (["--rules", "{in}"], ["is a folder"], {}),
         (["--rules", "{in}/rules.csv"], ["rules.csv", "row 2", "half_max"],
          {"rules.csv": _BAD_RULE.encode()}),
+        (["--set", "chemoattractant.boundary=open"],
+         ["chemoattractant.boundary = 'open'", "allowed 'dirichlet', 'noflux'"], {}),
         (["--scenario", "cure"], ["unknown scenario 'cure'"], {}),
         (["--grid", "5", "5"], ["--grid 5 5: domain.nx = 5", "[20, 4000]"], {}),
         (["--record-every", "0.25"], ["--record-every 0.25: time.record_every_h"], {}),
