@@ -12,12 +12,13 @@ $(PY):
 
 venv: $(PY)
 
+# editable, so that the code that runs is the checkout's and manifests name its commit
 demo: $(PY)
-	$(PY) -m pip install --quiet .
+	$(PY) -m pip install --quiet -e .
 	$(VENV)/bin/neutrosim deplete
 
 run: $(PY)
-	$(PY) -m pip install --quiet .
+	$(PY) -m pip install --quiet -e .
 	$(VENV)/bin/neutrosim run --days 21 --seed $(SEED) --out runs/demo --overwrite
 
 test: $(PY)

@@ -224,13 +224,19 @@ def versions() -> dict[str, str]:
 
 
 def git_revision() -> str:
-    """The checkout's commit (with '+dirty' if modified), or 'unknown' outside git."""
+    """The checkout's commit (with '+dirty' if modified), or 'unknown' when this code does
+    not run from a git checkout (an installed copy, even one inside a checkout's .venv, says
+    nothing about which commit it was built from)."""
     here = Path(__file__).resolve().parent
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
                              text=True, timeout=5).stdout.strip()
         if not rev:
             return "unknown"
+        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", Path(__file__).name],
+                                 cwd=here, capture_output=True, timeout=5).returncode == 0
+        if not tracked:
+            return "unknown (an installed copy, not a checkout)"
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                cwd=here, capture_output=True, text=True, timeout=5).stdout.strip()
         return rev + ("+dirty" if dirty else "")

@@ -1,6 +1,7 @@
 """The `neutrosim` command as a user meets it: outputs, errors, nothing half-written."""
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -155,6 +156,19 @@ def test_wheel_ships_the_default_parameters(tmp_path):
     assert probe.returncode == 0, probe.stderr
     where, eff = probe.stdout.split()
     assert where.startswith(str(site)) and float(eff) > 0
+    # an installed copy inside somebody's checkout does not claim that checkout's commit
+    repo = tmp_path / "checkout"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(repo / "site"), str(wheel)], check=True)
+    probe = subprocess.run([sys.executable, "-c", "import sim.run; print(sim.run.git_revision())"],
+                           capture_output=True, text=True, cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": str(repo / "site")})
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.startswith("unknown (an installed copy")
 
 
 def test_same_seed_writes_identical_files_different_seed_does_not(tmp_path):
