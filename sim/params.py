@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .errors import ParameterError
+from .errors import ParameterError, reading
 from .rules import RuleSet, load_rules
 from .units import MIN_PER_HOUR
 
@@ -30,6 +30,7 @@ __all__ = [
     "scenario_interventions",
     "scenario_description",
     "describe",
+    "read_toml",
 ]
 
 
@@ -254,7 +255,7 @@ def scenario_interventions(name: str) -> list[str]:
     path = params_dir() / "scenarios" / f"{name}.toml"
     if not path.is_file():
         raise ParameterError(f"unknown scenario '{name}'; allowed: {', '.join(scenario_names())}")
-    keys = _read_toml(path).get("intervention", {})
+    keys = read_toml(path).get("intervention", {})
     return [f"intervention.{k}" for k in keys if k != "start_day"]
 
 
@@ -263,23 +264,17 @@ def scenario_description(name: str) -> str:
     path = params_dir() / "scenarios" / f"{name}.toml"
     if not path.is_file():
         raise ParameterError(f"unknown scenario '{name}'; allowed: {', '.join(scenario_names())}")
-    return _read_toml(path).get("description", "")
+    return read_toml(path).get("description", "")
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise ParameterError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ParameterError(f"{path}: is a folder, expected a TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ParameterError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ParameterError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ParameterError(f"{path}: cannot be read: {exc.strerror}") from None
+def read_toml(path: Path) -> dict[str, Any]:
+    """A user's TOML file as a dict; any reason it cannot be read is one ParameterError."""
+    with reading(path):
+        try:
+            with open(path, "rb") as fh:
+                return tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ParameterError(f"{path}: not valid TOML: {exc}") from None
 
 
 def _unwrap(value: Any) -> Any:
@@ -372,10 +367,11 @@ def _build(
 ) -> Params:
     fallback = sources[-1] if sources else "parameters"
 
+    rank = {s: i for i, s in enumerate(sources)}
+
     def where(*keys: str) -> str:
         """The source applied last among those that set ``keys`` (the one to blame)."""
         named = [origins.get(k, fallback) for k in keys]
-        rank = {s: i for i, s in enumerate(sources)}
         return max(named, key=lambda s: rank.get(s, len(sources)))
 
     sections = {}
@@ -451,7 +447,7 @@ def load_params(
     default_file = base / "default.toml"
     raw: dict[str, dict[str, Any]] = {}
     origins: dict[str, str] = {}
-    _merge_tree(raw, _read_toml(default_file), str(default_file), origins)
+    _merge_tree(raw, read_toml(default_file), str(default_file), origins)
     sources = [str(default_file)]
     name = scenario or "control"
     scen_file = base / "scenarios" / f"{name}.toml"
@@ -459,13 +455,13 @@ def load_params(
         raise ParameterError(
             f"unknown scenario '{name}'; allowed: {', '.join(scenario_names())}"
         )
-    scen = _read_toml(scen_file)
+    scen = read_toml(scen_file)
     scen.pop("description", None)
     _merge_tree(raw, scen, str(scen_file), origins)
     sources.append(str(scen_file))
     if path is not None:
         path = Path(path)
-        _merge_tree(raw, _read_toml(path), str(path), origins)
+        _merge_tree(raw, read_toml(path), str(path), origins)
         sources.append(str(path))
     if overrides:
         setting = "--set " + " ".join(f"{k}={v}" for k, v in overrides.items())
@@ -483,7 +479,7 @@ def describe() -> list[dict[str, Any]]:
     """Rows of key, value, unit, meaning, source from default.toml (for docs and checks)."""
     path = params_dir() / "default.toml"
     rows = []
-    for section, entries in _read_toml(path).items():
+    for section, entries in read_toml(path).items():
         for key, spec in entries.items():
             rows.append({"key": f"{section}.{key}", **spec})
     return rows

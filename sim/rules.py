@@ -24,7 +24,7 @@ from typing import Mapping
 import numpy as np
 from numba import njit
 
-from .errors import ParameterError
+from .errors import ParameterError, reading
 
 __all__ = ["Rule", "RuleSet", "SIGNALS", "BEHAVIOURS", "load_rules", "hill"]
 
@@ -304,7 +304,7 @@ def _check_consistency(path: Path, rules: list[Rule]) -> None:
 def load_rules(path: str | Path) -> RuleSet:
     """Read and validate a rules CSV (header: ``cell_type,signal,...,source``)."""
     path = Path(path)
-    try:
+    with reading(path, "rules file", "a rules CSV file", RuleError):
         with open(path, newline="") as fh:
             reader = csv.DictReader(fh)
             if reader.fieldnames is None or [c.strip() for c in reader.fieldnames] != COLUMNS:
@@ -316,13 +316,5 @@ def load_rules(path: str | Path) -> RuleSet:
                 if None in rec or any(v is None for v in rec.values()):
                     raise RuleError(f"{path}: row {i}: expected {len(COLUMNS)} columns")
                 rules.append(parse_rule(path, i, rec))
-    except FileNotFoundError:
-        raise RuleError(f"{path}: rules file not found") from None
-    except IsADirectoryError:
-        raise RuleError(f"{path}: is a folder, expected a rules CSV file") from None
-    except UnicodeDecodeError as exc:
-        raise RuleError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise RuleError(f"{path}: cannot be read: {exc.strerror}") from None
     _check_consistency(path, rules)
     return RuleSet(tuple(rules), str(path))

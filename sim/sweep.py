@@ -14,7 +14,6 @@ import difflib
 import itertools
 import math
 from contextlib import nullcontext
-import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
@@ -25,7 +24,7 @@ import pandas as pd
 
 from .ensemble import RunSpec, execute_run
 from .errors import ParameterError
-from .params import Params, load_params, scenario_names
+from .params import Params, load_params, read_toml, scenario_names
 
 __all__ = ["Factor", "SweepSpec", "load_spec", "DESIGNS", "MODELS"]
 
@@ -157,12 +156,7 @@ def _cols(point: dict[str, float]) -> dict[str, float]:
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec; every problem is one ParameterError naming the key."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ParameterError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ParameterError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path)
     unknown = set(raw) - {"sweep", "parameters"}
     if unknown:
         raise ParameterError(f"{path}: unknown table(s) {sorted(unknown)}; allowed [sweep], [parameters]")
