@@ -65,7 +65,7 @@ def import_sim(retries: int = 5, wait_s: float = 60.0):
         try:
             import sim
             from sim import load_params, run_one
-            from sim.model import NeutroModel
+            from sim.model.model import NeutroModel
 
             return sim, load_params, run_one, NeutroModel
         except Exception as exc:  # noqa: BLE001 - any import failure while mid-edit
@@ -264,7 +264,7 @@ def wrap_fields(t: StageTimers, model, label: str = FIELDS) -> None:
 
 def instrument(model, detail: bool = True) -> StageTimers:
     """Timers on the stages of ``model.step()`` and (``detail``) on known hot functions."""
-    from sim.agents import endothelial, macrophage, neutrophil, tumor
+    from sim.cells import endothelial, macrophage, neutrophil, tumor
 
     t = StageTimers()
     t.wrap_top(model, "apply_interventions", "interventions")
@@ -298,8 +298,8 @@ def instrument(model, detail: bool = True) -> StageTimers:
                count=lambda a, k, r: len(a[1]), count_label="spawned")
     t.wrap_sub(model, "discard", "agents: removals (model.discard)",
                count=lambda a, k, r: np.atleast_1d(a[1]).size, count_label="discarded")
-    import sim.agents.base as base
-    import sim.recorders as recorders
+    import sim.cells.common as base
+    import sim.readouts as recorders
 
     if hasattr(base, "_gather"):
         t.wrap_sub(base, "_gather", "agents: field gathers (field[x, y], base._gather)")
@@ -551,7 +551,7 @@ def bench_default(args, load_params, run_one, NeutroModel):
 def bench_threads(args, load_params, NeutroModel):
     """The same run stepped with the fields on one thread and on the default threads, in
     alternating chunks of steps (same machine state for both); results must be identical."""
-    from sim.model import resolve_field_threads
+    from sim.model.model import resolve_field_threads
 
     n = resolve_field_threads()
     section(f"1b. Fields of a step on 1 thread vs {n} (NeutroModel(threads=...)), default grid")
@@ -977,13 +977,13 @@ def main() -> None:
           f"{numba.__version__} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}), "
           f"mesa {mesa.__version__}, scipy {version('scipy')}, pandas {version('pandas')}")
     try:
-        from sim.run import git_revision
+        from sim.runs.run import git_revision
 
         rev = git_revision()
     except Exception:  # noqa: BLE001
         rev = "unknown"
     print(f"checkout: {ROOT} at {rev}; seeds: neutrosim {SEED}, Mesa baseline {BASELINE_SEED}")
-    from sim.model import resolve_field_threads
+    from sim.model.model import resolve_field_threads
 
     print("Times are wall-clock (time.perf_counter) on a shared machine. Agents run on one "
           f"thread; the fields of a step on {resolve_field_threads()} (NUMBA_NUM_THREADS, else "

@@ -48,7 +48,7 @@ def _spec(tmp: Path, name: str, text: str) -> Path:
 
 
 def _time_sweep(spec_path: Path, out: Path, executor) -> float:
-    from sim.sweep import load_spec, run_sweep
+    from sim.experiments.sweep import load_spec, run_sweep
 
     spec = load_spec(spec_path)
     t0 = time.perf_counter()
@@ -58,7 +58,7 @@ def _time_sweep(spec_path: Path, out: Path, executor) -> float:
 
 
 def parallel_efficiency(tmp: Path, reps: int) -> None:
-    from sim.executors import ProcessExecutor
+    from sim.runs.executors import ProcessExecutor
 
     spec = _spec(tmp, "model", MODEL_SPEC.format(reps=reps))
     n = 4 * reps
@@ -75,7 +75,7 @@ def parallel_efficiency(tmp: Path, reps: int) -> None:
 
 
 def dask_overhead(tmp: Path, samples: int) -> None:
-    from sim.executors import DaskExecutor, ProcessExecutor, SerialExecutor
+    from sim.runs.executors import DaskExecutor, ProcessExecutor, SerialExecutor
 
     spec = _spec(tmp, "ish", ISHIGAMI.replace("samples = 512", f"samples = {samples}"))
     n = samples * 5
@@ -96,10 +96,10 @@ def dask_overhead(tmp: Path, samples: int) -> None:
 
 
 _RSS = "; import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-_SWEEP = ("import sys; from sim.sweep import load_spec, run_sweep; "
-          "from sim.executors import SerialExecutor; "
+_SWEEP = ("import sys; from sim.experiments.sweep import load_spec, run_sweep; "
+          "from sim.runs.executors import SerialExecutor; "
           "run_sweep(load_spec(sys.argv[1]), sys.argv[2], SerialExecutor(), progress=False)" + _RSS)
-_ANALYZE = "import sys; from sim.sensitivity import analyze; analyze(sys.argv[1])" + _RSS
+_ANALYZE = "import sys; from sim.experiments.sensitivity import analyze; analyze(sys.argv[1])" + _RSS
 
 
 def _peak_rss_mb(code: str, *argv: str) -> tuple[float, float]:
@@ -127,7 +127,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    from sim.run import versions
+    from sim.runs.run import versions
 
     print(json.dumps(versions()))
     with open("/proc/loadavg") as fh:

@@ -5,7 +5,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import ParameterError
+from .config.errors import ParameterError
 
 __all__ = ["main"]
 
@@ -51,8 +51,8 @@ def _add_run(sub) -> None:
 
 
 def _run(args) -> int:
-    from .params import load_params
-    from .run import check_out, run_one
+    from .config.params import load_params
+    from .runs.run import check_out, run_one
 
     options = []  # each labelled as typed, so a bad value is blamed on its option
     if args.grid is not None:
@@ -149,7 +149,12 @@ def _add_deplete(sub) -> None:
 def _deplete(args) -> int:
     import time as _time
 
-    from .depletion import DepletionSetup, main_summary, read_setup, run_depletion
+    from .experiments.depletion import (
+        DepletionSetup,
+        main_summary,
+        read_setup,
+        run_depletion,
+    )
 
     given = {"arms": args.arms, "replicates": args.replicates, "days": args.days,
              "start_day": args.start_day, "efficiency": args.efficiency,
@@ -199,8 +204,8 @@ def _add_sweep(sub) -> None:
 def _sweep(args) -> int:
     from contextlib import nullcontext
 
-    from .executors import DaskExecutor
-    from .sweep import load_spec, run_sweep
+    from .experiments.sweep import load_spec, run_sweep
+    from .runs.executors import DaskExecutor
 
     spec = load_spec(args.spec)
     dask = None
@@ -228,7 +233,7 @@ def _add_analyze(sub) -> None:
 
 
 def _analyze(args) -> int:
-    from .sensitivity import analyze
+    from .experiments.sensitivity import analyze
 
     table = analyze(args.out)
     if table.empty:
@@ -251,7 +256,7 @@ def _add_params(sub) -> None:
 
 
 def _params(args) -> int:
-    from .paramdoc import render
+    from .config.paramdoc import render
 
     sys.stdout.write(render())
     return 0
@@ -275,7 +280,7 @@ def _add_viz(sub) -> None:
 def _viz(args) -> int:
     import os
 
-    from .params import load_params
+    from .config.params import load_params
 
     load_params(args.params)  # a bad file stops here with the usual one-line error
     try:

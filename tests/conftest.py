@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.params import load_params
+from sim.config.params import load_params
 
 #: a 1.6 x 1.6 mm window with a 300 um tumor: same rules, ~6x cheaper than the default
 SMALL = {
@@ -38,7 +38,7 @@ def small_params():
 @pytest.fixture
 def empty_model():
     """A model with no cells, built from any extra overrides."""
-    from sim.model import NeutroModel
+    from sim.model.model import NeutroModel
 
     def make(seed=0, scenario=None, **overrides):
         p = load_params(scenario=scenario, overrides={**EMPTY, **overrides})

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from sim.agents import endothelial, macrophage, neutrophil, tumor
-from sim.agents.endothelial import EndothelialCell
-from sim.agents.macrophage import Macrophage
-from sim.agents.neutrophil import Neutrophil
-from sim.agents.tumor import TumorCell
-from sim.lattice import walk
-from sim.model import Sources
+from sim.cells import endothelial, macrophage, neutrophil, tumor
+from sim.cells.endothelial import EndothelialCell
+from sim.cells.lattice import walk
+from sim.cells.macrophage import Macrophage
+from sim.cells.neutrophil import Neutrophil
+from sim.cells.tumor import TumorCell
+from sim.model.model import Sources
 
 
 def _neutrophils(m, xs, ys, state=neutrophil.NAIVE):

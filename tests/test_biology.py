@@ -1,7 +1,7 @@
 """Whole-model behaviour over 21 days: what the study reports must emerge from the rules.
 
 These run full simulations (about a minute each on 2 cores). The paired-seed tests run
-through the depletion experiment itself (``sim.depletion``, the ensemble runner and its
+through the depletion experiment itself (``sim.experiments.depletion``, the ensemble runner and its
 process pool), so the product path is what is tested.
 """
 
@@ -11,13 +11,12 @@ import pytest
 from scipy import ndimage
 
 from sim import load_params
-from sim.agents import tumor
-from sim.depletion import DepletionSetup, run_depletion
-from sim.ensemble import RunSpec, load_runs, run_ensemble
-from sim.executors import ProcessExecutor
-from sim.model import NeutroModel
-from sim.recorders import tumor_region
-from sim.stats import at_time
+from sim.cells import tumor
+from sim.experiments.depletion import DepletionSetup, run_depletion
+from sim.model.model import NeutroModel
+from sim.readouts import tumor_region
+from sim.runs.ensemble import RunSpec, at_time, load_runs, run_ensemble
+from sim.runs.executors import ProcessExecutor
 
 REPLICATES = 8  # 8 paired seeds: the same tissue and draws in every arm
 WORKERS = 2

@@ -114,7 +114,7 @@ def test_existing_output_is_refused_then_replaced_with_overwrite(tmp_path):
 
 
 def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
-    from sim import run as run_mod
+    from sim.runs import run as run_mod
 
     def boom(*a, **k):
         raise RuntimeError("disk on fire")
@@ -150,7 +150,7 @@ def test_wheel_ships_the_default_parameters(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(site), str(wheel)], check=True)
     probe = subprocess.run(
-        [sys.executable, "-c", "import sim, sim.params as p; print(p.params_dir()); "
+        [sys.executable, "-c", "import sim, sim.config.params as p; print(p.params_dir()); "
          "print(sim.load_params(scenario='depletion').intervention.neutrophil_depletion)"],
         capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""})
     assert probe.returncode == 0, probe.stderr
@@ -164,7 +164,7 @@ def test_wheel_ships_the_default_parameters(tmp_path):
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(repo / "site"), str(wheel)], check=True)
-    probe = subprocess.run([sys.executable, "-c", "import sim.run; print(sim.run.git_revision())"],
+    probe = subprocess.run([sys.executable, "-c", "import sim.runs.run; print(sim.runs.run.git_revision())"],
                            capture_output=True, text=True, cwd=tmp_path,
                            env={**os.environ, "PYTHONPATH": str(repo / "site")})
     assert probe.returncode == 0, probe.stderr
@@ -192,8 +192,8 @@ def test_final_state_picture_has_legend_scale_bar_and_colour_bar(tmp_path):
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     from sim import run_one
-    from sim.figures import STYLE, plot_final_state
-    from sim.params import load_params
+    from sim.config.params import load_params
+    from sim.plots.state import STYLE, plot_final_state
 
     params = load_params(overrides={"domain.nx": 60, "domain.ny": 60, "time.days": 0.25,
                                     "initial.tumor_radius_um": 200.0})

@@ -13,8 +13,7 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
-
-from .conftest import execute_notebook, images
+from tests.conftest import execute_notebook, images
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--set", "domain.nx=60", "--set", "domain.ny=60", "--set", "initial.tumor_radius_um=250"]
@@ -142,7 +141,7 @@ def test_notebook_reproduces_the_main_figure_from_the_folder(resumed, monkeypatc
 
 
 def test_report_verdicts_follow_direction_significance_and_the_studys_standing():
-    from sim.report import verdict
+    from sim.experiments.report import verdict
 
     assert verdict(-40.0, -45.0, -35.0, 0.0078, "down") == "agrees with the study"
     assert verdict(-40.0, -45.0, -35.0, 0.0078, "down", "implied").startswith("agrees with what")

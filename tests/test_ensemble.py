@@ -5,9 +5,16 @@ import pandas as pd
 import pytest
 
 from sim import ParameterError, load_params, run_one
-from sim.ensemble import (RunSpec, execute_run, finished_keys, load_failures, load_final,
-                          load_runs, run_ensemble)
-from sim.executors import ProcessExecutor, SerialExecutor
+from sim.runs.ensemble import (
+    RunSpec,
+    execute_run,
+    finished_keys,
+    load_failures,
+    load_final,
+    load_runs,
+    run_ensemble,
+)
+from sim.runs.executors import ProcessExecutor, SerialExecutor
 
 TINY = {"domain.nx": 50, "domain.ny": 50, "initial.tumor_radius_um": 200.0}
 DAYS = 0.5

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy.special import k0
 
-from sim.fields import FieldSolver, FieldSpec, kernels
+from sim.fields import FieldSolver, FieldSpec
+from sim.fields import lod as kernels
 from sim.fields.reference import reference_step
 
 DX = 20.0  # um

@@ -5,11 +5,10 @@ import pandas as pd
 import pytest
 
 from sim import run_one
-from sim.agents import EndothelialCell, Macrophage, Neutrophil, TumorCell
-from sim.model import NeutroModel
-from sim.params import load_params
-
-from .conftest import SMALL
+from sim.cells import EndothelialCell, Macrophage, Neutrophil, TumorCell
+from sim.config.params import load_params
+from sim.model.model import NeutroModel
+from tests.conftest import SMALL
 
 
 def assert_arrays_match_agents(m: NeutroModel) -> None:
@@ -58,11 +57,11 @@ def test_arrays_and_agents_agree_through_depletion(small_params):
 
 
 def test_batched_relocation_matches_mesa_cell_setter():
-    """sim.agents.base.relocate leaves cells, agents and the empty layer as the setter does."""
+    """sim.cells.common.relocate leaves cells, agents and the empty layer as the setter does."""
     from mesa import Model
     from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
-    from sim.agents.base import relocate
+    from sim.cells.common import relocate
 
     def world():
         model = Model(rng=0)
@@ -129,7 +128,7 @@ def test_batch_run_drives_the_model_with_plain_keywords():
 
 
 def test_model_keywords_are_validated():
-    from sim.errors import ParameterError
+    from sim.config.errors import ParameterError
 
     with pytest.raises(ParameterError, match="tumor.cycle_rate_per_min"):
         NeutroModel(rng=1, width=60, height=60, initial__tumor_radius_um=200.0,
@@ -137,7 +136,7 @@ def test_model_keywords_are_validated():
 
 
 def test_sources_clear_zeroes_exactly_what_was_written():
-    from sim.model import Sources
+    from sim.model.model import Sources
 
     rng = np.random.default_rng(2)
     src = Sources.zeros((40, 30))

@@ -4,8 +4,8 @@ import tomllib
 
 import pytest
 
-from sim.errors import ParameterError
-from sim.params import describe, load_params, params_dir, scenario_names
+from sim.config.errors import ParameterError
+from sim.config.params import describe, load_params, params_dir, scenario_names
 
 
 def test_every_default_has_value_unit_meaning_source():
@@ -107,7 +107,7 @@ def test_schema_and_default_file_agree():
 
 
 def test_parameter_reference_in_docs_is_current():
-    from sim.paramdoc import render
+    from sim.config.paramdoc import render
 
     doc = params_dir().parent / "docs" / "parameters.md"
     if not doc.is_file():

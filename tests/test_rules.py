@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from sim.errors import ParameterError
-from sim.params import load_params, params_dir
-from sim.rules import RuleSet, hill, load_rules
+from sim.config.errors import ParameterError
+from sim.config.params import load_params, params_dir
+from sim.config.rules import RuleSet, hill, load_rules
 
 HEADER = "cell_type,signal,direction,behaviour,saturation,half_max,hill_power,source\n"
 

@@ -7,8 +7,14 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from sim.stats import (MIN_WILCOXON_PAIRS, at_time, describe, paired_comparison,
-                       replicates_for_power, summarise)
+from sim.experiments.stats import (
+    MIN_WILCOXON_PAIRS,
+    describe,
+    paired_comparison,
+    replicates_for_power,
+    summarise,
+)
+from sim.runs.ensemble import at_time
 
 CONTROL = np.array([100.0, 120.0, 90.0, 110.0, 105.0, 95.0, 130.0, 85.0])
 

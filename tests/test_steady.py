@@ -1,10 +1,10 @@
-"""Multigrid solver of -D lap u + c u = f (sim.fields.steady): analytic, reference, model-like."""
+"""Multigrid solver of -D lap u + c u = f (sim.fields.multigrid): analytic, reference, model-like."""
 
 import numpy as np
 import pytest
 from scipy.special import k0
 
-from sim.fields.steady import ConvergenceError, SteadySolver, reference_solve
+from sim.fields.multigrid import ConvergenceError, SteadySolver, reference_solve
 
 DX = 20.0  # um
 O2 = dict(diffusion=1e5, decay=0.1, boundary=38.0)  # um^2/min, 1/min, mmHg

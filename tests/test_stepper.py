@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 from numba import njit
 
+from sim.config.params import FIELD_NAMES, load_params
 from sim.fields import FieldSolver, FieldSpec
+from sim.fields.multigrid import SteadySolver
 from sim.fields.simd import atomic_fetch_add
-from sim.fields.steady import SteadySolver
 from sim.fields.stepper import FieldStepper
-from sim.model import NeutroModel, Sources
-from sim.params import FIELD_NAMES, load_params
-
-from .conftest import SMALL
+from sim.model.model import NeutroModel, Sources
+from tests.conftest import SMALL
 
 SHAPE = (61, 45)  # 45 columns: not a multiple of 8 (the padded layout's edge case)
 DX, DT = 20.0, 6.0

@@ -15,13 +15,12 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
-from sim.ensemble import load_failures, load_runs, part_meta
-from sim.executors import DaskExecutor, ProcessExecutor, SerialExecutor
-from sim.sensitivity import analyze
-from sim.sweep import load_spec, run_sweep
-from sim.testfunctions import ISHIGAMI_INDICES
-
-from .conftest import execute_notebook, images
+from sim.experiments.sensitivity import analyze
+from sim.experiments.sweep import load_spec, run_sweep
+from sim.experiments.testfunctions import ISHIGAMI_INDICES
+from sim.runs.ensemble import load_failures, load_runs, part_meta
+from sim.runs.executors import DaskExecutor, ProcessExecutor, SerialExecutor
+from tests.conftest import execute_notebook, images
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEPS = ROOT / "params" / "sweeps"
@@ -96,7 +95,7 @@ def test_sobol_indices_of_ishigami_match_the_known_values(tmp_path):
 
 
 def test_a_run_that_raises_is_recorded_and_the_rest_finish(tmp_path, monkeypatch):
-    import sim.testfunctions as tf
+    import sim.experiments.testfunctions as tf
 
     real = tf.ishigami
 
@@ -237,7 +236,7 @@ def test_analysis_of_a_model_sweep_and_the_sensitivity_notebook(tmp_path, monkey
 
 
 def test_two_factor_grid_heatmap_shows_the_planted_response_surface(tmp_path):
-    from sim.sensitivity import indices, plot_heatmap
+    from sim.experiments.sensitivity import indices, plot_heatmap
 
     spec = load_spec(_write(tmp_path, GOOD.replace('design = "morris"', 'design = "grid"').replace(
         '{ low = 0.0002, high = 0.0004 }', '{ levels = [0.0002, 0.0003, 0.0004] }').replace(

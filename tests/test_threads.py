@@ -8,11 +8,10 @@ import warnings
 import numpy as np
 import pytest
 
+from sim.config.params import load_params
 from sim.fields.threads import TaskPool, default_threads
-from sim.model import NeutroModel
-from sim.params import load_params
-
-from .conftest import SMALL
+from sim.model.model import NeutroModel
+from tests.conftest import SMALL
 
 
 def test_pool_runs_every_task_once_and_in_parallel():

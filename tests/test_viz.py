@@ -18,10 +18,9 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
-from sim.params import load_params
-from sim.run import build_model, final_state
-
-from .conftest import SMALL, execute_notebook, images
+from sim.config.params import load_params
+from sim.runs.run import build_model, final_state
+from tests.conftest import SMALL, execute_notebook, images
 
 ROOT = Path(__file__).resolve().parent.parent
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -77,7 +76,7 @@ def test_view_model_rebuilds_from_controls_as_reset_does(tmp_path):
 
 
 def test_picture_paints_agents_over_the_field():
-    from sim.figures import STYLE
+    from sim.plots.state import STYLE
     from sim.viz.picture import FIELD_CHOICES, render
 
     model = build_model(load_params(overrides=SMALL), 2)

@@ -1,6 +1,6 @@
 """Plain numpy/scipy version of the fields' sub-step, for tests and the benchmark only.
 
-The same scheme as :mod:`.kernels`, written for reading: the implicit reaction, then the
+The same scheme as :mod:`.lod`, written for reading: the implicit reaction, then the
 x and y backward-Euler sweeps, each solving the tridiagonal system of every line at once
 with :func:`scipy.linalg.solve_banded` (the matrices are built here from ``r = h D /
 dx^2``, independently of the kernels' Thomas factors).

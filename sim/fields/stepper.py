@@ -1,7 +1,7 @@
 """Every field of a model over one model step, each thread in one compiled call.
 
-The step's solves are oxygen (to its quasi-steady state, :mod:`.steady`) and the transient
-fields (LOD sub-steps, :mod:`.kernels`). They do not depend on each other, so threads share
+The step's solves are oxygen (to its quasi-steady state, :mod:`.multigrid`) and the transient
+fields (LOD sub-steps, :mod:`.lod`). They do not depend on each other, so threads share
 them: each thread runs :func:`_worker` once, which claims solves one at a time from a shared
 counter (an atomic add) until none are left, in the order given (oxygen, then the fields
 with the most sub-steps: longest first). A thread needs Python's GIL only to enter and to
@@ -29,11 +29,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numba import njit
 
-from . import kernels
+from . import lod
+from .multigrid import SteadySolver, _mg_solve
 from .simd import atomic_fetch_add
-from .solver import FieldSolver, FieldSpec
-from .steady import SteadySolver, _mg_solve
 from .threads import TaskPool
+from .transient import FieldSolver, FieldSpec
 
 __all__ = ["FieldStepper"]
 
@@ -96,14 +96,14 @@ def _worker(claim, istat, fstat, ox_front, ox_back, ox_c, ox_f, ox_uptake, ox_su
         out[:, :] = fronts[i]
         args = (hs[i], decays[i], n_subs[i], diffusive[i], cxs[i], cys[i])
         if given[i, 0] and given[i, 1]:
-            bad = kernels.field_step(u, rx, work, *args, releases[i], uptakes[i], None, None,
+            bad = lod.field_step(u, rx, work, *args, releases[i], uptakes[i], None, None,
                                      out)
         elif given[i, 0]:
-            bad = kernels.field_step(u, rx, work, *args, releases[i], None, None, None, out)
+            bad = lod.field_step(u, rx, work, *args, releases[i], None, None, None, out)
         elif given[i, 1]:
-            bad = kernels.field_step(u, rx, work, *args, None, uptakes[i], None, None, out)
+            bad = lod.field_step(u, rx, work, *args, None, uptakes[i], None, None, out)
         else:
-            bad = kernels.field_step(u, rx, work, *args, None, None, None, None, out)
+            bad = lod.field_step(u, rx, work, *args, None, None, None, None, out)
         istat[t, 0] = bad
         _zero_read(slots, flat, plan, 1 + 2 * t, 3 + 2 * t)
 

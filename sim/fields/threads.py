@@ -40,7 +40,7 @@ def default_threads() -> int:
     if env:
         n = int(env) if env.isdigit() else env
         return check_threads(n, "NUMBA_NUM_THREADS")
-    from ..executors import default_workers  # one per core this process may use
+    from ..runs.executors import default_workers  # one per core this process may use
 
     return default_workers()
 

@@ -10,8 +10,8 @@ import warnings
 import solara
 from mesa.visualization import SolaraViz
 
-from sim.viz.components import GridView, PlotsView
-from sim.viz.controls import ViewModel, initial_controls, model_params, params_file
+from .components import GridView, PlotsView
+from .controls import ViewModel, initial_controls, model_params, params_file
 
 warnings.filterwarnings("ignore", category=FutureWarning, module="mesa")
 

@@ -8,8 +8,8 @@ from dataclasses import fields
 import solara
 from mesa.visualization.utils import update_counter
 
-from ..figures import STYLE
-from ..run import final_state
+from ..plots.state import STYLE
+from ..runs.run import final_state
 from .controls import RATES
 from .picture import FIELD_CHOICES, Picture, field_label, lut, render
 from .plots import plots_html
@@ -25,7 +25,7 @@ def format_time(time_h: float) -> str:
 
 
 def legend_html() -> str:
-    """One swatch per (kind, state) of :data:`sim.figures.STYLE`; every agent is one voxel."""
+    """One swatch per (kind, state) of :data:`sim.plots.state.STYLE`; every agent is one voxel."""
     items = "".join(
         f'<span style="white-space: nowrap; margin-right: 10px">'
         f'<span style="display: inline-block; width: 10px; height: 10px; background: {colour}; '

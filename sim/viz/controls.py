@@ -1,8 +1,8 @@
-"""What the view's controls mean: control values -> :class:`~sim.params.Params` -> model.
+"""What the view's controls mean: control values -> :class:`~sim.config.params.Params` -> model.
 
 The browser view holds no model logic. Its controls are turned into parameter overrides
-and go through :func:`sim.params.load_params` exactly as the CLI's ``--set`` does; the
-model is then built as :func:`sim.run.build_model` builds it (``NeutroModel(params,
+and go through :func:`sim.config.params.load_params` exactly as the CLI's ``--set`` does; the
+model is then built as :func:`sim.runs.run.build_model` builds it (``NeutroModel(params,
 rng=seed)``). :class:`ViewModel` only exists because SolaraViz's Reset re-creates the
 model as ``type(model)(**controls)``.
 """
@@ -11,10 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ParameterError
-from ..model import NeutroModel
-from ..params import Params, load_params, scenario_interventions, scenario_names
-from ..units import MIN_PER_HOUR
+from ..config.errors import ParameterError
+from ..config.params import Params, load_params, scenario_interventions, scenario_names
+from ..config.units import MIN_PER_HOUR
+from ..model.model import NeutroModel
 
 __all__ = ["ENV_PARAMS", "RATES", "ViewModel", "view_params", "model_params", "initial_controls",
            "params_file", "parse_seed"]

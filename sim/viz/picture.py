@@ -2,7 +2,7 @@
 
 Everything is composed as one RGB array in numpy (no matplotlib figure per frame) and
 encoded as one PNG, so a redraw of the default 200 x 200 grid costs a few milliseconds.
-Colours and labels are those of the static figures (:mod:`sim.figures`).
+Colours and labels are those of the static figures (:mod:`sim.plots.state`).
 """
 
 import io
@@ -14,9 +14,9 @@ from matplotlib import colormaps
 from matplotlib.colors import to_rgb
 from PIL import Image, ImageDraw, ImageFont
 
-from ..figures import FIELD_LABELS, STYLE, agent_image
-from ..rules import FIELD_SIGNALS
-from ..run import AGENT_KINDS
+from ..config.rules import FIELD_SIGNALS
+from ..plots.state import FIELD_LABELS, STYLE, agent_image
+from ..runs.run import AGENT_KINDS
 
 __all__ = ["FIELD_CHOICES", "CMAP", "Picture", "render", "field_label"]
 
@@ -28,7 +28,7 @@ FIELD_CHOICES = {
     "proinvasive": "pro-invasive",
     "none": "none",
 }
-CMAP = "Greys"  # as sim.figures.plot_final_state
+CMAP = "Greys"  # as sim.plots.state.plot_final_state
 TISSUE_RGB = (0.97, 0.97, 0.95)
 #: immune cells painted over tumor and vessels, macrophages first (neutrophils on top)
 IMMUNE = ("macrophages", "neutrophils")
@@ -52,7 +52,7 @@ class Picture:
 
 
 def field_label(field: str) -> str:
-    """'oxygen [mmHg]'-style label with the unit of sim.rules.FIELD_SIGNALS."""
+    """'oxygen [mmHg]'-style label with the unit of sim.config.rules.FIELD_SIGNALS."""
     if field == "none":
         return "no field"
     return f"{FIELD_LABELS[field]} [{FIELD_SIGNALS[field]}]"
@@ -74,7 +74,7 @@ def _field_rgb(data: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def compose(state: dict, field: str) -> tuple[np.ndarray, float | None, float | None]:
-    """RGB uint8 (ny, nx, 3), row 0 at y=0, of a :func:`sim.run.final_state` dict."""
+    """RGB uint8 (ny, nx, 3), row 0 at y=0, of a :func:`sim.runs.run.final_state` dict."""
     if field == "none":
         nx, ny = state["field_oxygen"].shape
         rgb = np.empty((ny, nx, 3))
@@ -120,7 +120,7 @@ def _scale_bar(img: Image.Image, bar_px: int, scale: int) -> None:
 
 
 def render(state: dict, field: str = "oxygen", *, scale: int = 3) -> Picture:
-    """The frame of ``state`` (:func:`sim.run.final_state`) over ``field``.
+    """The frame of ``state`` (:func:`sim.runs.run.final_state`) over ``field``.
 
     ``scale`` pixels per voxel (integer upscaling, no smoothing: one voxel stays one
     block). The PNG is written at compression level 1 (fast; 17-50 kB for 600 px).

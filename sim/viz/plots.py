@@ -25,7 +25,7 @@ class Plot:
     series: tuple[tuple[str, str, str], ...]
 
 
-#: the panels of the view, from sim.recorders' reporter names
+#: the panels of the view, from sim.readouts' reporter names
 PLOTS = (
     Plot("Cell counts", "cells", (("tumor_cells", "tumor", "#e6550d"),
                                   ("neutrophils", "neutrophils", "#1f3fff"),

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..figures import plot_final_state
-from ..run import final_state, git_revision, versions, write_atomic
+from ..plots.state import plot_final_state
+from ..runs.run import final_state, git_revision, versions, write_atomic
 from .picture import render
 
 __all__ = ["ENV_OUT", "save_snapshot"]

@@ -6,8 +6,8 @@ tumor -> macrophage -> neutrophil recruitment chain). Equations in docs/model.md
 
 import numpy as np
 
-from ..lattice import box_sum
-from .base import ArrayAgent, Signals, crawl, field_signals
+from .common import ArrayAgent, Signals, crawl, field_signals
+from .lattice import box_sum
 
 RESTING, ACTIVATED = 0, 1
 COLUMNS = {"heading": np.int8}
@@ -21,7 +21,7 @@ class Macrophage(ArrayAgent):
 
 
 def signals(m, viable_at) -> Signals:
-    """Everything a macrophage can sense (see sim.rules.SIGNALS['macrophage'])."""
+    """Everything a macrophage can sense (see sim.config.rules.SIGNALS['macrophage'])."""
     mc = m.macrophages
     x, y = mc["x"], mc["y"]
     return Signals({

@@ -6,8 +6,8 @@ factor), 2 necrotic (dead, keeps its voxel). Equations in docs/model.md.
 
 import numpy as np
 
-from ..lattice import box_sum, move_to_free, place_near
-from .base import ArrayAgent, Signals, field_signals, uniforms_for
+from .common import ArrayAgent, Signals, field_signals, uniforms_for
+from .lattice import box_sum, move_to_free, place_near
 
 PROLIFERATING, HYPOXIC, NECROTIC = 0, 1, 2
 #: ``divided_min``: time of the cell's last division (birth), for the Ki67-like index
@@ -26,7 +26,7 @@ class TumorCell(ArrayAgent):
 
 
 def signals(m) -> Signals:
-    """Everything a tumor cell can sense (see sim.rules.SIGNALS['tumor'])."""
+    """Everything a tumor cell can sense (see sim.config.rules.SIGNALS['tumor'])."""
     t, nb = m.tumor, m.neutrophils
     x, y, n = t["x"], t["y"], t.n
 

@@ -7,7 +7,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
-from .rules import FIELD_SIGNALS
+from ..config.rules import FIELD_SIGNALS
 
 __all__ = ["plot_final_state", "agent_image", "STYLE"]
 
@@ -57,7 +57,7 @@ def agent_image(state: dict, shape: tuple[int, int]) -> np.ndarray:
 
 def plot_final_state(state: dict, field: str = "proangiogenic", *, ax=None, title: str = "",
                      legend: bool = True, vmax: float | None = None):
-    """Agents over one field; returns the figure. ``state`` is ``sim.run.final_state``;
+    """Agents over one field; returns the figure. ``state`` is ``sim.runs.run.final_state``;
     ``vmax`` fixes the top of the colour scale (to compare panels), else the field's max."""
     data = np.asarray(state[f"field_{field}"])
     nx, ny = data.shape

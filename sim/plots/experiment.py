@@ -9,8 +9,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
-from .figures import plot_final_state
-from .stats import READOUTS, at_time
+from ..readouts import READOUTS
+from ..runs.ensemble import at_time
+from .state import plot_final_state
 
 __all__ = ["growth_curves", "endpoint_panels", "snapshots", "ARM_COLOURS"]
 

@@ -17,32 +17,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["READOUTS", "at_time", "describe", "paired_comparison", "replicates_for_power",
-           "summarise"]
+from ..readouts import READOUTS
+from ..runs.ensemble import at_time
 
-#: readouts summarised by default: column -> (label, unit)
-READOUTS = {
-    "tumor_cells": ("viable tumor cells", "cells"),
-    "proliferation_index": ("proliferation index (Ki67-like)", "fraction"),
-    "vessel_density_per_mm2": ("vessel density (CD31-like)", "1/mm^2"),
-    "neutrophils_in_tumor": ("neutrophils in the tumor", "cells"),
-    "neutrophil_tumor_pairs": ("neutrophil-tumor pairs (PIC-seq-like)", "pairs"),
-    "invasive_cells": ("invasive tumor cells", "cells"),
-    "hypoxic_fraction": ("hypoxic fraction of viable tumor cells", "fraction"),
-}
+__all__ = ["describe", "paired_comparison", "replicates_for_power", "summarise"]
 
 ALPHA = 0.05
 POWER = 0.8
 N_BOOT = 10_000
 #: with fewer pairs the exact two-sided Wilcoxon p-value cannot fall below 0.05 (2 / 2^5)
 MIN_WILCOXON_PAIRS = 6
-
-
-def at_time(runs: pd.DataFrame, time_h: float, by=("arm", "replicate")) -> pd.DataFrame:
-    """The row of every run at the last recorded time <= ``time_h``."""
-    rows = runs[runs["time_h"] <= time_h + 1e-9]
-    idx = rows.groupby(list(by), sort=True)["time_h"].idxmax()
-    return rows.loc[idx.values].reset_index(drop=True)
 
 
 def describe(values) -> dict[str, float]:

@@ -239,7 +239,7 @@ def params_dir() -> Path:
     packaged = resources.files("sim") / "_defaults"
     if packaged.is_dir():
         return Path(str(packaged))
-    checkout = Path(__file__).resolve().parent.parent / "params"
+    checkout = Path(__file__).resolve().parents[2] / "params"
     if checkout.is_dir():
         return checkout
     raise ParameterError(f"default parameters not found in {packaged} or {checkout}")

@@ -6,7 +6,7 @@ Each field obeys, on voxels of dx um, in minutes,
 
 One model step ``dt_min`` is ``n_sub = ceil(dt_min / max_substep_min)`` equal sub-steps
 of ``h = dt_min / n_sub``; each is the implicit pointwise reaction, then a backward-Euler
-sweep along x, then one along y (:mod:`.kernels`). Every part is unconditionally stable
+sweep along x, then one along y (:mod:`.lod`). Every part is unconditionally stable
 and keeps ``u >= 0``; a step never produces values outside the range of the initial field,
 boundary value and supply target (maximum principle) when there is no release.
 
@@ -63,7 +63,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels
+from . import lod
 
 __all__ = ["BOUNDARIES", "FieldSolver", "FieldSpec"]
 
@@ -110,7 +110,7 @@ class FieldSolver:
     Factorisations and scratch are made here once; :meth:`advance` allocates nothing
     (beyond converting source arrays that are not C-contiguous float64). A field is
     advanced in a 64-byte aligned copy whose rows are padded to a multiple of 8 voxels
-    (the kernels' layout, :func:`.kernels.padded`): copying in and out costs far less than
+    (the kernels' layout, :func:`.lod.padded`): copying in and out costs far less than
     the split cache-line accesses of an arbitrary array. Not thread-safe: one solver's
     scratch is shared by its fields.
 
@@ -136,15 +136,15 @@ class FieldSolver:
         for spec in specs:
             self._add(spec)
         nx, ny = self.shape
-        nyp = kernels.padded(ny)
-        self._u = kernels.aligned_zeros((nx, nyp))  # the field being advanced, padded
-        self._reaction = kernels.new_reaction(nx, nyp)
-        self._work = kernels.aligned_zeros((kernels.work_size(nx, nyp),))
+        nyp = lod.padded(ny)
+        self._u = lod.aligned_zeros((nx, nyp))  # the field being advanced, padded
+        self._reaction = lod.new_reaction(nx, nyp)
+        self._work = lod.aligned_zeros((lod.work_size(nx, nyp),))
         # compile (or load from numba's disk cache) the common kernels now, not mid-run
         zeros = np.zeros(self.shape)
-        cx = kernels.axis_factors(nx, 0.0, False)
-        cy = kernels.axis_factors(ny, 0.0, False, length=nyp)
-        kernels.lod_steps_sources(self._u, self._reaction, 1.0, 0.0, zeros, zeros, None, None,
+        cx = lod.axis_factors(nx, 0.0, False)
+        cy = lod.axis_factors(ny, 0.0, False, length=nyp)
+        lod.lod_steps_sources(self._u, self._reaction, 1.0, 0.0, zeros, zeros, None, None,
                                   cx, cy, self._work, 1, zeros)
 
     def _add(self, spec: FieldSpec) -> None:
@@ -172,9 +172,9 @@ class FieldSolver:
         self.specs[name] = spec
         self.n_substeps[name] = n_sub
         self.substep_min[name] = h
-        self._factors[name] = (kernels.axis_factors(nx, r, dirichlet, ub),
-                               kernels.axis_factors(ny, r, dirichlet, ub,
-                                                    length=kernels.padded(ny)))
+        self._factors[name] = (lod.axis_factors(nx, r, dirichlet, ub),
+                               lod.axis_factors(ny, r, dirichlet, ub,
+                                                    length=lod.padded(ny)))
 
     def _source(self, name: str, label: str, x) -> np.ndarray | None:
         if x is None:
@@ -205,7 +205,7 @@ class FieldSolver:
         supply_rate = self._source(name, "supply_rate", supply_rate)
         supply_target = self._source(name, "supply_target", supply_target)
         h, decay, n_sub, diffusive, cx, cy = self.kernel_args(name)
-        bad = kernels.field_step(self._u, self._reaction, self._work, h, decay, n_sub, diffusive,
+        bad = lod.field_step(self._u, self._reaction, self._work, h, decay, n_sub, diffusive,
                                  cx, cy, release, uptake, supply_rate, supply_target, u)
         if bad:
             raise self.bad_sources(name, bad)
@@ -219,7 +219,7 @@ class FieldSolver:
         return (self.substep_min[name], float(spec.decay_per_min), self.n_substeps[name],
                 spec.diffusion_um2_per_min != 0, cx, cy)
 
-    def scratch(self) -> tuple[np.ndarray, kernels.Reaction, np.ndarray]:
+    def scratch(self) -> tuple[np.ndarray, lod.Reaction, np.ndarray]:
         """This solver's scratch (padded field, reaction, work), for compiled callers."""
         return self._u, self._reaction, self._work
 

@@ -2,7 +2,7 @@
 
 Reads each run's endpoint from its Parquet part one at a time (only the needed columns),
 so memory does not grow with the number of time points; builds the per-point outcome
-table (control values and treatment effects, :func:`sim.sweep.outcome_table`); and
+table (control values and treatment effects, :func:`sim.experiments.sweep.outcome_table`); and
 computes indices with SALib: Sobol first-order and total with bootstrap CIs (``sobol``),
 Morris mu*, mu and sigma with a CI for mu* (``morris``), RBD-FAST first-order (``lhs``).
 A ``grid`` gets its response table and, for two factors, a heatmap per outcome.
@@ -20,9 +20,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
-from .ensemble import load_failures
-from .errors import ParameterError
-from .files import replace_into, save_figure, write_json
+from ..config.errors import ParameterError
+from ..runs.ensemble import load_failures
+from ..runs.output import replace_into, save_figure, write_json
 from .sweep import SweepSpec, outcome_table
 
 __all__ = ["analyze", "read_endpoints", "indices"]

@@ -4,7 +4,7 @@ The in-silico version of the study's key experiment (interfering with neutrophil
 with late-stage tumors cut tumor growth, proliferation and vessel formation). Every arm
 runs the same replicate seeds (replicate r uses seed ``seed + r``, so any run can be
 reproduced with ``neutrosim run --scenario ARM --seed S``); arms differ only from the
-treatment start on. Runs go through the ensemble runner (:mod:`sim.ensemble`); this
+treatment start on. Runs go through the ensemble runner (:mod:`sim.runs.ensemble`); this
 module builds the specs, then the tables, statistics, figures and report from disk.
 
 Output folder::
@@ -27,12 +27,20 @@ from typing import Any
 
 import pandas as pd
 
-from .ensemble import EnsembleReport, RunSpec, load_failures, load_final, load_runs, run_ensemble
-from .errors import ParameterError
-from .executors import Executor, ProcessExecutor
-from .files import replace_into, save_figure, write_json
-from .params import Params, load_params, scenario_interventions, scenario_names
-from .stats import READOUTS, summarise
+from ..config.errors import ParameterError
+from ..config.params import Params, load_params, scenario_interventions, scenario_names
+from ..readouts import READOUTS
+from ..runs.ensemble import (
+    EnsembleReport,
+    RunSpec,
+    load_failures,
+    load_final,
+    load_runs,
+    run_ensemble,
+)
+from ..runs.executors import Executor, ProcessExecutor
+from ..runs.output import replace_into, save_figure, write_json
+from .stats import summarise
 
 __all__ = ["DepletionSetup", "run_depletion", "analyse", "REFERENCE_ARM"]
 
@@ -186,7 +194,7 @@ def analyse(
     progress: bool = False,
 ) -> pd.DataFrame:
     """Tables, statistics, figures, report and manifest from the runs in ``out``."""
-    from . import experiment_figures as ef
+    from ..plots import experiment as ef
     from .report import render_report
 
     out = Path(out)
@@ -232,7 +240,7 @@ def analyse(
 
 
 def _manifest(setup, params, runs, failures, wall_s, ensemble, command) -> dict[str, Any]:
-    from .run import git_revision, versions
+    from ..runs.run import git_revision, versions
 
     done = runs.groupby("arm")["replicate"].nunique().to_dict()
     return {

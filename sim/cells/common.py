@@ -6,8 +6,8 @@ from typing import Callable
 import numpy as np
 from mesa.discrete_space import CellAgent
 
-from ..lattice import gather, walk
-from ..params import FIELD_NAMES
+from ..config.params import FIELD_NAMES
+from .lattice import gather, walk
 
 __all__ = ["ArrayAgent", "Signals", "field_signals", "crawl", "relocate", "uniforms_for"]
 
@@ -103,7 +103,7 @@ def _gather(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def crawl(m, pop, speed, bias, persistence_min: float, field, other_at, still=None) -> None:
-    """Biased persistent walk of a population for one step (see sim.lattice.walk).
+    """Biased persistent walk of a population for one step (see sim.cells.lattice.walk).
 
     ``speed`` (um/min) gives ``floor(v dt/dx + u)`` moves per step; ``bias`` the
     probability a move climbs ``field``; persistence per move is

@@ -16,18 +16,19 @@ from mesa import Model
 from mesa.datacollection import DataCollector
 from mesa.discrete_space import OrthogonalMooreGrid
 
-from . import recorders, tissue
-from .agents import endothelial, macrophage, neutrophil, tumor
-from .agents.base import relocate
-from .fields import FieldSpec
-from .fields.steady import SteadySolver
-from .fields.stepper import FieldStepper
-from .fields.threads import check_threads, default_threads
-from .lattice import deposit, moved_voxels, zero_at
-from .params import FIELD_NAMES, Params, load_params
-from .rules import BEHAVIOURS
-from .state import Population
-from .units import MIN_PER_DAY, MIN_PER_HOUR, Scales
+from .. import readouts
+from ..cells import endothelial, macrophage, neutrophil, tumor
+from ..cells.common import relocate
+from ..cells.lattice import deposit, moved_voxels, zero_at
+from ..config.params import FIELD_NAMES, Params, load_params
+from ..config.rules import BEHAVIOURS
+from ..config.units import MIN_PER_DAY, MIN_PER_HOUR, Scales
+from ..fields import FieldSpec
+from ..fields.multigrid import SteadySolver
+from ..fields.stepper import FieldStepper
+from ..fields.threads import check_threads, default_threads
+from . import tissue
+from .populations import Population
 
 __all__ = ["NeutroModel", "resolve_field_threads"]
 
@@ -218,7 +219,7 @@ class NeutroModel(Model):
             self._advance_fields(self._collect_sources(self._sources))
         if params.time.source_lag_steps:  # the first step's fields: from the cells as built
             self._collect_sources(self._pending)
-        self.datacollector = DataCollector(model_reporters=recorders.REPORTERS)
+        self.datacollector = DataCollector(model_reporters=readouts.REPORTERS)
         self.datacollector.collect(self)
 
     # ----------------------------------------------------------------- accessors
@@ -253,11 +254,11 @@ class NeutroModel(Model):
         return self.time_min / MIN_PER_HOUR
 
     def behaviour(self, cell_type: str, name: str, signals, n: int) -> np.ndarray:
-        """Rule-modulated value of a behaviour for ``n`` agents (see sim.rules)."""
+        """Rule-modulated value of a behaviour for ``n`` agents (see sim.config.rules)."""
         return self.p.rules.evaluate(cell_type, name, self._base[(cell_type, name)], signals, n)
 
     def invasive_mask(self) -> np.ndarray:
-        return recorders.invasive_mask(self)
+        return readouts.invasive_mask(self)
 
     # ----------------------------------------------------------------- agents
     def spawn(self, cls, x, y, **values) -> np.ndarray:

@@ -9,8 +9,8 @@ threshold, when no neighbour above threshold is free, or when it meets another v
 
 import numpy as np
 
-from ..lattice import DX, DY, box_sum
-from .base import ArrayAgent, Signals, field_signals
+from .common import ArrayAgent, Signals, field_signals
+from .lattice import DX, DY, box_sum
 
 STALK, TIP = 0, 1
 COLUMNS = {"prev_x": np.int32, "prev_y": np.int32, "moves": np.int32, "born_min": np.float64}
@@ -26,7 +26,7 @@ class EndothelialCell(ArrayAgent):
 
 
 def signals(m, rows) -> Signals:
-    """Everything the given endothelial rows can sense (see sim.rules.SIGNALS)."""
+    """Everything the given endothelial rows can sense (see sim.config.rules.SIGNALS)."""
     e = m.endothelial
     x, y = e["x"][rows], e["y"][rows]
     return Signals({

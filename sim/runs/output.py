@@ -1,7 +1,7 @@
 """Files written whole or not at all: a temporary sibling, then one rename.
 
 Readers (and a resumed experiment or sweep) never see a partial file, whatever moment a
-run is interrupted. :func:`sim.run.write_atomic` does the same for a whole folder.
+run is interrupted. :func:`sim.runs.run.write_atomic` does the same for a whole folder.
 """
 
 import json

@@ -5,7 +5,7 @@ layout: shape (nx, ny) with ny rounded up to a multiple of 8 (:func:`padded`; th
 columns have zero y factors, so they stay 0 and never touch the field) and, for speed,
 the data 64-byte aligned (:func:`aligned_zeros`), so that every 8-wide vector is one
 cache line (split-line vector loads and stores cost ~40% of the speed on Intel cores).
-:class:`.solver.FieldSolver` keeps such a scratch copy; :func:`lod_steps_sources` reads
+:class:`.transient.FieldSolver` keeps such a scratch copy; :func:`lod_steps_sources` reads
 the field into it in its first pass and writes it back in its last. One sub-step of
 length h (min) is
 
@@ -56,8 +56,22 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .simd import (aligned_zeros, popcount, vadd, vcompress, vcount_valid, vdiv, vexpand,
-                   vfma, vload, vmul, vne_bits, vsplat, vstore, vtranspose)
+from .simd import (
+    aligned_zeros,
+    popcount,
+    vadd,
+    vcompress,
+    vcount_valid,
+    vdiv,
+    vexpand,
+    vfma,
+    vload,
+    vmul,
+    vne_bits,
+    vsplat,
+    vstore,
+    vtranspose,
+)
 
 __all__ = [
     "Reaction",

@@ -6,8 +6,8 @@ tissue.
 
 import numpy as np
 
-from .agents import endothelial, macrophage, neutrophil, tumor
-from .lattice import DX, DY
+from ..cells import endothelial, macrophage, neutrophil, tumor
+from ..cells.lattice import DX, DY
 
 __all__ = ["build", "tumor_disc", "host_vessel_paths"]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from .params import scenario_description
-from .stats import READOUTS
+from ..config.params import scenario_description
+from ..readouts import READOUTS
 
 __all__ = ["render_report", "STUDY", "verdict"]
 

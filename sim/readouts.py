@@ -9,12 +9,12 @@ from functools import partial
 
 import numpy as np
 
-from .agents import endothelial, macrophage, neutrophil, tumor
-from .lattice import box_sum
-from .params import FIELD_NAMES
-from .units import MIN_PER_HOUR
+from .cells import endothelial, macrophage, neutrophil, tumor
+from .cells.lattice import box_sum
+from .config.params import FIELD_NAMES
+from .config.units import MIN_PER_HOUR
 
-__all__ = ["REPORTERS", "tumor_region", "invasive_mask"]
+__all__ = ["READOUTS", "REPORTERS", "tumor_region", "invasive_mask"]
 
 #: the tumor region for densities: voxels within this many voxels of a tumor cell (100 um)
 REGION_MARGIN_VOX = 5
@@ -126,7 +126,7 @@ def vessel_density_per_mm2(m) -> float:
 
 
 def field_mean(m, name: str) -> float:
-    """Mean of a field over the grid (its unit: see sim.rules.FIELD_SIGNALS)."""
+    """Mean of a field over the grid (its unit: see sim.config.rules.FIELD_SIGNALS)."""
     return float(m.fields[name].mean())
 
 
@@ -140,3 +140,14 @@ REPORTERS = {
     )
 }
 REPORTERS.update({f"mean_{name}": partial(field_mean, name=name) for name in FIELD_NAMES})
+
+#: the readouts experiments summarise by default: column -> (label, unit)
+READOUTS = {
+    "tumor_cells": ("viable tumor cells", "cells"),
+    "proliferation_index": ("proliferation index (Ki67-like)", "fraction"),
+    "vessel_density_per_mm2": ("vessel density (CD31-like)", "1/mm^2"),
+    "neutrophils_in_tumor": ("neutrophils in the tumor", "cells"),
+    "neutrophil_tumor_pairs": ("neutrophil-tumor pairs (PIC-seq-like)", "pairs"),
+    "invasive_cells": ("invasive tumor cells", "cells"),
+    "hypoxic_fraction": ("hypoxic fraction of viable tumor cells", "fraction"),
+}

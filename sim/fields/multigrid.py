@@ -60,9 +60,29 @@ from typing import Literal
 import numpy as np
 from numba import njit
 
-from .simd import (aligned_zeros, popcount, vadd, vbits_differ, vdiv, vge_bits, vlane, vload,
-                   vlt_bits, vmload, vmstore, vmul, vpairadd, vselect, vslide_down, vslide_up,
-                   vsplat, vstore, vstretch, vsub, vswaphalves)
+from .simd import (
+    aligned_zeros,
+    popcount,
+    vadd,
+    vbits_differ,
+    vdiv,
+    vge_bits,
+    vlane,
+    vload,
+    vlt_bits,
+    vmload,
+    vmstore,
+    vmul,
+    vpairadd,
+    vselect,
+    vslide_down,
+    vslide_up,
+    vsplat,
+    vstore,
+    vstretch,
+    vsub,
+    vswaphalves,
+)
 
 __all__ = ["SteadySolver", "SolveInfo", "ConvergenceError", "reference_solve"]
 

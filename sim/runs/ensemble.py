@@ -2,7 +2,7 @@
 
 An ensemble is a list of :class:`RunSpec` (a key, the resolved parameters, a seed, and
 labels such as arm and replicate). :func:`run_ensemble` sends the runs not yet done to an
-executor (:mod:`sim.executors`), and this process writes each result the moment it
+executor (:mod:`sim.runs.executors`), and this process writes each result the moment it
 arrives, atomically (temporary file, then rename)::
 
     DIR/runs/<key>.parquet     the run's time series, one row per time point, with its
@@ -35,13 +35,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import ParameterError
+from ..config.errors import ParameterError
 from .executors import Executor, SerialExecutor
-from .files import replace_into, write_json
-from .params import Params
+from .output import replace_into, write_json
+from ..config.params import Params
 
 __all__ = ["RunSpec", "RunOutcome", "EnsembleReport", "run_ensemble", "execute_run", "simulate_model",
-           "finished_keys", "load_runs", "load_final", "load_failures"]
+           "finished_keys", "load_runs", "load_final", "load_failures", "at_time"]
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
 _META = b"neutrosim"
@@ -265,3 +265,10 @@ def load_failures(out: str | Path) -> dict[str, dict[str, Any]]:
     if not folder.is_dir():
         return {}
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def at_time(runs: pd.DataFrame, time_h: float, by=("arm", "replicate")) -> pd.DataFrame:
+    """The row of every run at the last recorded time <= ``time_h``."""
+    rows = runs[runs["time_h"] <= time_h + 1e-9]
+    idx = rows.groupby(list(by), sort=True)["time_h"].idxmax()
+    return rows.loc[idx.values].reset_index(drop=True)

@@ -3,10 +3,10 @@
 A spec names the factors (parameters with a range, or levels), the design (``grid``,
 ``lhs``, ``sobol`` (Saltelli's scheme), ``morris``), the number of samples, replicates and
 arms per point, days, and the outcomes to analyse. Every (point, arm, replicate) becomes
-one :class:`sim.ensemble.RunSpec` with key ``pNNNNN-ARM-rNN``; replicate r uses seed
+one :class:`sim.runs.ensemble.RunSpec` with key ``pNNNNN-ARM-rNN``; replicate r uses seed
 ``seed + r`` at every point and in every arm (common random numbers, so differences
 between points and arms are not seed noise). The runs go through
-:func:`sim.ensemble.run_ensemble` unchanged: atomic Parquet parts, skip-if-done, failure
+:func:`sim.runs.ensemble.run_ensemble` unchanged: atomic Parquet parts, skip-if-done, failure
 records. See ``params/sweeps/`` for examples and ``docs/sweeps.md`` for the format.
 """
 
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .ensemble import RunSpec, execute_run
-from .errors import ParameterError
-from .params import Params, load_params, read_toml, scenario_names
+from ..config.errors import ParameterError
+from ..config.params import Params, load_params, read_toml, scenario_names
+from ..runs.ensemble import RunSpec, execute_run
 
 __all__ = ["Factor", "SweepSpec", "load_spec", "DESIGNS", "MODELS"]
 
@@ -257,7 +257,7 @@ def _check(spec: SweepSpec, path: Path) -> None:
     if len(spec.arms) > 1 and "control" not in spec.arms:
         raise ParameterError(f"{path}: [sweep] arms: with several arms one must be 'control' "
                              "(effects are measured against it)")
-    from .recorders import REPORTERS
+    from ..readouts import REPORTERS
 
     bad = [o for o in spec.outcomes if o not in REPORTERS]
     if bad:
@@ -307,10 +307,10 @@ def run_sweep(spec: SweepSpec, out: str | Path, executor=None, *, workers: int |
     import json
     import time
 
-    from .ensemble import run_ensemble
-    from .executors import ProcessExecutor
-    from .files import write_json
-    from .run import git_revision, versions
+    from ..runs.ensemble import run_ensemble
+    from ..runs.executors import ProcessExecutor
+    from ..runs.output import write_json
+    from ..runs.run import git_revision, versions
 
     t0 = time.perf_counter()
     out = Path(out)

@@ -8,9 +8,9 @@ lifespan at entry and redrawn, longer, on activation. Equations in docs/model.md
 
 import numpy as np
 
-from ..lattice import DX, DY, box_sum, place_near
-from ..units import MIN_PER_DAY
-from .base import ArrayAgent, Signals, crawl, field_signals, uniforms_for
+from ..config.units import MIN_PER_DAY
+from .common import ArrayAgent, Signals, crawl, field_signals, uniforms_for
+from .lattice import DX, DY, box_sum, place_near
 from .tumor import NECROTIC
 
 NAIVE, ACTIVATED, BOUND = 0, 1, 2
@@ -40,7 +40,7 @@ def viable_tumor_map(m) -> np.ndarray:
 
 
 def signals(m, viable_at) -> Signals:
-    """Everything a neutrophil can sense (see sim.rules.SIGNALS['neutrophil'])."""
+    """Everything a neutrophil can sense (see sim.config.rules.SIGNALS['neutrophil'])."""
     nb = m.neutrophils
     x, y, state = nb["x"], nb["y"], nb["state"]
     return Signals({

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ParameterError
-from .params import FIELD_NAMES, Params, load_params
-from .units import MIN_PER_DAY
+from ..config.errors import ParameterError
+from ..config.params import FIELD_NAMES, Params, load_params
+from ..config.units import MIN_PER_DAY
 
 __all__ = ["RunResult", "build_model", "run_one", "final_state", "check_out", "write_atomic"]
 
@@ -58,7 +58,7 @@ class RunResult:
 
     def write(self, out: str | Path, *, overwrite: bool = False) -> Path:
         """Write timeseries.csv/.parquet, final_state.npz/.png and manifest.json into ``out``."""
-        from .figures import plot_final_state
+        from ..plots.state import plot_final_state
 
         def fill(tmp: Path) -> None:
             self.timeseries.to_csv(tmp / "timeseries.csv", index=False)
@@ -139,7 +139,7 @@ def final_state(model) -> dict[str, np.ndarray]:
 
 
 def _agent_classes():
-    from .agents import EndothelialCell, Macrophage, Neutrophil, TumorCell
+    from ..cells import EndothelialCell, Macrophage, Neutrophil, TumorCell
 
     return (TumorCell, Neutrophil, Macrophage, EndothelialCell)
 
@@ -148,7 +148,7 @@ def build_model(params: Params | None = None, seed: int = 0, threads: int | None
     """The model of one run at t=0: what :func:`run_one` steps, and what the browser view
     steps interactively (same parameters, same seed, same results; ``threads``: see
     :class:`sim.model.NeutroModel`)."""
-    from .model import NeutroModel
+    from ..model.model import NeutroModel
 
     return NeutroModel(params if params is not None else load_params(), rng=int(seed),
                        threads=threads)

@@ -2,7 +2,7 @@
 
 An executor has one job: call ``fn(item)`` for every item and yield ``(item, result,
 error)`` as each finishes, in any order (``error`` is the exception ``fn`` raised, or
-None). :func:`sim.ensemble.run_ensemble` writes each result as it arrives,
+None). :func:`sim.runs.ensemble.run_ensemble` writes each result as it arrives,
 so executors keep only a bounded window of runs in flight (memory stays flat however many
 runs an ensemble has). Parallelism is across runs; each worker runs one simulation at a
 time on one thread, so a 2-core machine runs 2 simulations at once and nothing is
@@ -161,7 +161,7 @@ class DaskExecutor:
             try:
                 self.client = Client(address, timeout=timeout_s)
             except (OSError, TimeoutError) as exc:
-                from .errors import ParameterError
+                from ..config.errors import ParameterError
 
                 raise ParameterError(f"--scheduler {address}: cannot connect ({exc})") from None
         else:

@@ -1,0 +1,1 @@
+"""Figures: a model state (agents over a field) and an experiment's curves and panels."""
