@@ -23,8 +23,9 @@ Sections (all seeds fixed):
 4b. With section 2: baseline A again on the 1000x1000 grid, at the large tissue's mean
    agent count, for a few steps (--large-baseline-steps).
 
-Stage timing wraps the model's own functions in this process only (module attributes and
-instance attributes, restored afterwards); no file of the package is changed.
+Stages are timed through the model's ``stage_timer`` hook (each stage of
+``sim.model.stages.STAGES`` by name); a few public model methods get inclusive timers on the
+instance, removed afterwards; no file of the package is changed.
 
 Usage: python benchmarks/bench_model.py [--quick] [--skip-large]
            [--large-days D] [--baseline-steps N] [--large-baseline-steps N]
@@ -148,12 +149,19 @@ def say(msg: str) -> None:
 
 
 # ---------------------------------------------------------------------------- stage timers
-class StageTimers:
-    """Wrap the model's own functions with timers, in this process only.
+#: the model's stages (sim.model.stages.STAGES) that are the cells' rules, and the fields'
+AGENT_STAGES = ("vessels", "tumor cells", "immune cells")
+FIELD_STAGES = ("fields: begin", "fields: end")
+OXYGEN_SOLVES = "fields: oxygen solves (counted at fields.oxygen_solver.outcome)"
+FIELD_THREADS = "fields: compiled solves, thread time (all threads, beside the cells)"
 
-    ``top`` stages partition ``model.step()`` (a top stage called inside another top stage
-    is not counted twice); ``sub`` stages are inclusive timers reported as "of which".
-    Every wrapper is undone by :meth:`restore`.
+
+class StageTimers:
+    """Times the stages of ``model.step()`` through the model's ``stage_timer`` hook.
+
+    ``top`` holds each stage's calls and seconds (they partition the step); ``sub`` holds
+    inclusive timers of a few public model methods, reported as "of which". Attach with
+    :meth:`attach`, undo with :meth:`restore`.
     """
 
     def __init__(self):
@@ -162,158 +170,90 @@ class StageTimers:
         self.counts: dict[str, int] = {}
         self.probes: list = []  # called before printing: fill sub entries measured elsewhere
         self._undo: list = []
-        self._in_top = False
+        self._model = None
 
-    def _install(self, owner, attr: str, wrapper_of) -> bool:
-        orig = getattr(owner, attr, None)
-        if orig is None:
-            return False
-        try:
-            instance_attr = not isinstance(owner, type(sys)) and attr not in vars(owner)
-        except TypeError:  # no __dict__
-            return False
-        setattr(owner, attr, wrapper_of(orig))
-        self._undo.append((owner, attr, orig, instance_attr))
-        return True
+    def attach(self, model) -> "StageTimers":
+        top, pc = self.top, time.perf_counter
 
-    def wrap_top(self, owner, attr: str, label: str) -> bool:
-        acc = self.top.setdefault(label, [0, 0.0])
-        pc = time.perf_counter
+        def timer(stage, m):
+            t0 = pc()
+            try:
+                stage.run(m)
+            finally:
+                acc = top.setdefault(stage.name, [0, 0.0])
+                acc[0] += 1
+                acc[1] += pc() - t0
 
-        def wrapper_of(orig):
-            def timed(*a, **k):
-                if self._in_top:
-                    return orig(*a, **k)
-                self._in_top = True
-                t0 = pc()
-                try:
-                    return orig(*a, **k)
-                finally:
-                    acc[0] += 1
-                    acc[1] += pc() - t0
-                    self._in_top = False
-            return timed
+        model.stage_timer = timer
+        self._model = model
+        return self
 
-        return self._install(owner, attr, wrapper_of)
-
-    def wrap_sub(self, owner, attr: str, label: str, count=None, count_label=None) -> bool:
-        """Inclusive timer; ``count(args, kwargs, result)`` (an int, or a (label, int) pair) is
-        accumulated in counts[count_label] (or counts[label])."""
+    def wrap_sub(self, owner, attr: str, label: str, count=None, count_label=None) -> None:
+        """Inclusive timer on the public method ``owner.attr`` (an instance's; AttributeError
+        if it is gone); ``count(args, kwargs, result)`` (an int, or a (label, int) pair) is
+        accumulated in counts[count_label]."""
+        orig = getattr(owner, attr)
         acc = self.sub.setdefault(label, [0, 0.0])
         pc = time.perf_counter
         if count is not None:
             self.counts.setdefault(count_label, 0)
 
-        def wrapper_of(orig):
-            def timed(*a, **k):
-                t0 = pc()
-                r = None
-                try:
-                    r = orig(*a, **k)
-                    return r
-                finally:
-                    acc[0] += 1
-                    acc[1] += pc() - t0
-                    if count is not None:
-                        try:
-                            c = count(a, k, r)
-                            key, c = c if isinstance(c, tuple) else (count_label, c)
-                            self.counts[key] = self.counts.get(key, 0) + int(c)
-                        except Exception:  # noqa: BLE001 - a counter must never break the run
-                            pass
-            return timed
+        def timed(*a, **k):
+            t0 = pc()
+            r = None
+            try:
+                r = orig(*a, **k)
+                return r
+            finally:
+                acc[0] += 1
+                acc[1] += pc() - t0
+                if count is not None:
+                    c = count(a, k, r)
+                    key, c = c if isinstance(c, tuple) else (count_label, c)
+                    self.counts[key] = self.counts.get(key, 0) + int(c)
 
-        return self._install(owner, attr, wrapper_of)
+        setattr(owner, attr, timed)
+        self._undo.append((owner, attr))
+
+    def seconds(self, names) -> float:
+        """Seconds spent in the stages ``names``."""
+        return sum(self.top.get(name, [0, 0.0])[1] for name in names)
 
     def restore(self) -> None:
-        for owner, attr, orig, instance_attr in reversed(self._undo):
-            if instance_attr:
-                try:
-                    delattr(owner, attr)
-                except AttributeError:
-                    setattr(owner, attr, orig)
-            else:
-                setattr(owner, attr, orig)
+        for owner, attr in reversed(self._undo):
+            delattr(owner, attr)  # the instance attribute: the class's method shows again
         self._undo.clear()
+        if self._model is not None:
+            self._model.stage_timer = None
 
 
 def _moved(a, k, r):
-    """Agents whose voxel changed, from sync_cells(pop, old_x, old_y[, rows])'s arguments."""
-    pop, old_x, old_y = a[0], a[1], a[2]
-    rows = k.get("rows", a[3] if len(a) > 3 else None)
-    x, y = (pop["x"], pop["y"]) if rows is None else (pop["x"][rows], pop["y"][rows])
+    """Agents whose voxel changed, from model.moved(pop, old_x, old_y, rows)'s arguments."""
+    pop, old_x, old_y, rows = a
+    x, y = pop["x"][rows], pop["y"][rows]
     return f"mesa_moves:{pop.name}", np.count_nonzero((x != old_x) | (y != old_y))
 
 
-#: top-stage label of the fields: with source_lag_steps = 1 the solves run while the cells
-#: act, so this is the launch, the wait for what is left and the copy back into the fields
-FIELDS = "fields (launch, wait, copy back: field_stepper.start + finish)"
-OXYGEN_SOLVES = "fields: oxygen solves (counted at oxygen_solver.outcome)"
-FIELD_THREADS = "fields: compiled solves, thread time (all threads, beside the cells)"
-
-
-def wrap_fields(t: StageTimers, model, label: str = FIELDS) -> None:
-    """Time the model's field stage under ``label`` (either coupling)."""
-    stepper = getattr(model, "field_stepper", None)
-    if stepper is not None and model.p.time.source_lag_steps:
-        t.wrap_top(stepper, "start", label)
-        t.wrap_top(stepper, "finish", label)
-    else:
-        t.wrap_top(model, "_advance_fields", label)
-
-
 def instrument(model, detail: bool = True) -> StageTimers:
-    """Timers on the stages of ``model.step()`` and (``detail``) on known hot functions."""
-    from sim.cells import endothelial, macrophage, neutrophil, tumor
-
-    t = StageTimers()
-    t.wrap_top(model, "apply_interventions", "interventions")
-    t.wrap_top(endothelial, "step", "endothelial.step")
-    t.wrap_top(tumor, "step", "tumor.step")
-    t.wrap_top(neutrophil, "viable_tumor_map", "viable_tumor_map")
-    t.wrap_top(macrophage, "step", "macrophage.step")
-    t.wrap_top(neutrophil, "step", "neutrophil.step")
-    wrap_fields(t, model)
-    if getattr(model, "_sources", None) is not None:  # (the class: the model has two)
-        t.wrap_top(type(model._sources), "clear", "zero the field sources (Sources.clear)")
-    if getattr(model, "datacollector", None) is not None:
-        t.wrap_top(model.datacollector, "collect", "record (datacollector.collect)")
+    """Timers on the stages of ``model.step()`` and (``detail``) on its public hot methods."""
+    t = StageTimers().attach(model)
     if not detail:
         return t
-    if getattr(model, "oxygen_solver", None) is not None:  # (outcome: once per solve)
-        t.wrap_sub(model.oxygen_solver, "outcome", OXYGEN_SOLVES,
-                   count=lambda a, k, r: r.cycles, count_label="oxygen_cycles")
-    stepper = getattr(model, "field_stepper", None)
-    if stepper is not None:  # the compiled solves' wall time on every thread, summed
-        t0 = sum(stepper.thread_seconds)
+    t.wrap_sub(model.fields.oxygen_solver, "outcome", OXYGEN_SOLVES,
+               count=lambda a, k, r: r.cycles, count_label="oxygen_cycles")
+    t0 = sum(model.fields.thread_seconds)  # the compiled solves' wall time on every thread
 
-        def thread_time():
-            t.sub[FIELD_THREADS] = [t.sub.get(OXYGEN_SOLVES, [0])[0],
-                                    sum(stepper.thread_seconds) - t0]
-        t.probes.append(thread_time)
+    def thread_time():
+        t.sub[FIELD_THREADS] = [t.sub.get(OXYGEN_SOLVES, [0])[0],
+                                sum(model.fields.thread_seconds) - t0]
+    t.probes.append(thread_time)
     t.wrap_sub(model, "behaviour", "agents: Hill rules (model.behaviour)")
-    t.wrap_sub(model, "sync_cells", "agents: Mesa cell moves (model.sync_cells)",
+    t.wrap_sub(model, "moved", "agents: Mesa cell moves (model.moved)",
                count=_moved, count_label="mesa_moves")
     t.wrap_sub(model, "spawn", "agents: new agents (model.spawn)",
                count=lambda a, k, r: len(a[1]), count_label="spawned")
     t.wrap_sub(model, "discard", "agents: removals (model.discard)",
                count=lambda a, k, r: np.atleast_1d(a[1]).size, count_label="discarded")
-    import sim.cells.common as base
-    import sim.readouts as recorders
-
-    if hasattr(base, "_gather"):
-        t.wrap_sub(base, "_gather", "agents: field gathers (field[x, y], base._gather)")
-    for mod in (tumor, neutrophil, macrophage, endothelial, recorders):
-        if hasattr(mod, "box_sum"):
-            t.wrap_sub(mod, "box_sum", "neighbour counts (lattice.box_sum, all callers)")
-    for mod in (base, neutrophil, macrophage):  # wherever the kernel is imported by name
-        if hasattr(mod, "walk"):
-            t.wrap_sub(mod, "walk", "agents: walk kernel (lattice.walk, numba)")
-    for mod in (tumor, neutrophil):
-        if hasattr(mod, "place_near"):
-            t.wrap_sub(mod, "place_near", "agents: placement kernel (lattice.place_near)")
-    if hasattr(tumor, "move_to_free"):
-        t.wrap_sub(tumor, "move_to_free", "agents: tumor migration kernel (lattice.move_to_free)")
     return t
 
 
@@ -520,9 +460,8 @@ def bench_default(args, load_params, run_one, NeutroModel):
     by_day_table(log, 1440.0 / params.time.dt_min)
     print("\nWhere the time goes per step (stage timers around the model's own functions):")
     print_stages(timers, log)
-    agent_s = sum(s for label, (_, s) in timers.top.items()
-                  if label.endswith(".step") or label == "viable_tumor_map")
-    fields_s = timers.top.get(FIELDS, [0, 0.0])[1]
+    agent_s = timers.seconds(AGENT_STAGES)
+    fields_s = timers.seconds(FIELD_STAGES)
 
     n_prof = 60 if args.quick else 120
     say(f"section 1: cProfile of {n_prof} more steps")
@@ -551,9 +490,9 @@ def bench_default(args, load_params, run_one, NeutroModel):
 def bench_threads(args, load_params, NeutroModel):
     """The same run stepped with the fields on one thread and on the default threads, in
     alternating chunks of steps (same machine state for both); results must be identical."""
-    from sim.model.model import resolve_field_threads
+    from sim.config.threads import field_threads
 
-    n = resolve_field_threads()
+    n = field_threads()
     section(f"1b. Fields of a step on 1 thread vs {n} (NeutroModel(threads=...)), default grid")
     if n == 1:
         print("  one thread available (NUMBA_NUM_THREADS or the cores): nothing to compare")
@@ -566,9 +505,7 @@ def bench_threads(args, load_params, NeutroModel):
     wall = {k: np.zeros(steps) for k in models}
     fields = {k: np.zeros(steps) for k in models}
     pc = time.perf_counter
-    timers = {k: StageTimers() for k in models}
-    for k, m in models.items():
-        wrap_fields(timers[k], m)
+    timers = {k: StageTimers().attach(m) for k, m in models.items()}
     seen = {k: 0.0 for k in models}
     say(f"section 1b: {days:g} days, threads 1 and {n} in alternating chunks of {chunk} steps")
     for start in range(0, steps, chunk):
@@ -577,7 +514,7 @@ def bench_threads(args, load_params, NeutroModel):
                 t0 = pc()
                 m.step()
                 wall[k][i] = pc() - t0
-                total = timers[k].top[FIELDS][1]
+                total = timers[k].seconds(FIELD_STAGES)
                 fields[k][i], seen[k] = total - seen[k], total
     a, b = models[1], models[n]
     same = (all(np.array_equal(a.fields[f], b.fields[f]) for f in a.fields)
@@ -716,9 +653,8 @@ def bench_scaling(args, load_params, NeutroModel):
         finally:
             timers.restore()
         n = log.steps
-        fields_s = timers.top.get(FIELDS, [0, 0.0])[1]
-        agent_s = sum(s for label, (_, s) in timers.top.items()
-                      if label.endswith(".step") or label == "viable_tumor_map")
+        fields_s = timers.seconds(FIELD_STAGES)
+        agent_s = timers.seconds(AGENT_STAGES)
         other_s = log.wall - fields_s - agent_s
         ups = log.updates
         pts.append((log.mean_agents(), agent_s / n, log.wall / n))
@@ -729,8 +665,8 @@ def bench_scaling(args, load_params, NeutroModel):
                      f"{agent_s / ups * 1e6:.3f}"])
         del model, timers
         gc.collect()
-    print("  ms/step: mean over the window = fields + agent stages (4 types' step + "
-          "viable_tumor_map)\n  + other (recording every 60 steps, zeroing sources, glue); "
+    print("  ms/step: mean over the window = fields (begin + end) + agent stages (vessels, "
+          "tumor and immune cells)\n  + other (treatment, recording every 60 steps, glue); "
           "median: of the per-step times (less\n  sensitive to other jobs on the machine)")
     table(["radius um", "agents", "ms/step", "median", "fields", "agents", "other",
            "us/agent-step", "agent stages us/agent-step"], rows)
@@ -983,10 +919,10 @@ def main() -> None:
     except Exception:  # noqa: BLE001
         rev = "unknown"
     print(f"checkout: {ROOT} at {rev}; seeds: neutrosim {SEED}, Mesa baseline {BASELINE_SEED}")
-    from sim.model.model import resolve_field_threads
+    from sim.config.threads import field_threads
 
     print("Times are wall-clock (time.perf_counter) on a shared machine. Agents run on one "
-          f"thread; the fields of a step on {resolve_field_threads()} (NUMBA_NUM_THREADS, else "
+          f"thread; the fields of a step on {field_threads()} (NUMBA_NUM_THREADS, else "
           "the cores; section 1b compares 1 thread).")
 
     ref = bench_default(args, load_params, run_one, NeutroModel)

@@ -11,10 +11,10 @@ import numpy as np
 
 from .cells import endothelial, macrophage, neutrophil, tumor
 from .cells.lattice import box_sum
-from .config.params import FIELD_NAMES
+from .config.field_registry import FIELD_NAMES
 from .config.units import MIN_PER_HOUR
 
-__all__ = ["READOUTS", "REPORTERS", "tumor_region", "invasive_mask"]
+__all__ = ["READOUTS", "REPORTERS", "tumor_region"]
 
 #: the tumor region for densities: voxels within this many voxels of a tumor cell (100 um)
 REGION_MARGIN_VOX = 5
@@ -27,13 +27,6 @@ def _viable(m) -> np.ndarray:
 def tumor_region(m) -> np.ndarray:
     """Voxels within REGION_MARGIN_VOX of any tumor cell (viable or necrotic)."""
     return box_sum(m.tumor.at >= 0, REGION_MARGIN_VOX) > 0
-
-
-def invasive_mask(m) -> np.ndarray:
-    """Viable tumor cells that have left the main mass (few tumor neighbours)."""
-    t = m.tumor
-    neighbours = box_sum(t.at >= 0)[t["x"], t["y"]] - 1
-    return _viable(m) & (neighbours <= m.p.tumor.invasive_neighbours_max)
 
 
 def time_h(m) -> float:
@@ -66,7 +59,7 @@ def hypoxic_fraction(m) -> float:
 
 
 def invasive_cells(m) -> int:
-    return int(invasive_mask(m).sum())
+    return int(tumor.invasive(m).sum())
 
 
 def neutrophils(m) -> int:
@@ -126,7 +119,7 @@ def vessel_density_per_mm2(m) -> float:
 
 
 def field_mean(m, name: str) -> float:
-    """Mean of a field over the grid (its unit: see sim.config.rules.FIELD_SIGNALS)."""
+    """Mean of a field over the grid (its unit: :mod:`sim.config.field_registry`)."""
     return float(m.fields[name].mean())
 
 

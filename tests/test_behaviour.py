@@ -4,17 +4,13 @@ import numpy as np
 import pytest
 
 from sim.cells import endothelial, macrophage, neutrophil, tumor
-from sim.cells.endothelial import EndothelialCell
 from sim.cells.lattice import walk
-from sim.cells.macrophage import Macrophage
-from sim.cells.neutrophil import Neutrophil
-from sim.cells.tumor import TumorCell
-from sim.model.model import Sources
+from sim.fields import Sources
 
 
 def _neutrophils(m, xs, ys, state=neutrophil.NAIVE):
     n = len(xs)
-    return m.spawn(Neutrophil, xs, ys, state=state, partner=-1, heading=np.zeros(n, np.int8),
+    return m.spawn(neutrophil.KIND, xs, ys, state=state, partner=-1, heading=np.zeros(n, np.int8),
                    death_min=np.full(n, 1e9))
 
 
@@ -60,7 +56,7 @@ def test_neutrophils_chemotax_up_the_chemokine_in_the_model(empty_model):
 
 def test_contact_binds_and_activates(empty_model):
     m = empty_model(seed=2)
-    rows = m.spawn(TumorCell, [40], [40], state=tumor.PROLIFERATING, divided_min=-1e9)
+    rows = m.spawn(tumor.KIND, [40], [40], state=tumor.PROLIFERATING, divided_min=-1e9)
     _neutrophils(m, [41, 10], [40, 10])  # one touching the tumor cell, one far away
     for _ in range(200):
         va = neutrophil.viable_tumor_map(m)
@@ -77,18 +73,18 @@ def test_tumor_divides_only_into_free_space(empty_model):
     # a cell boxed in (within its reach) by tumor cells and a vessel cannot divide
     ring = [(40 + dx, 40 + dy) for dx in range(-reach, reach + 1) for dy in range(-reach, reach + 1)
             if (dx, dy) != (0, 0)]
-    m.spawn(TumorCell, [40], [40], state=tumor.PROLIFERATING, divided_min=-1e9)
-    m.spawn(EndothelialCell, [ring[0][0]], [ring[0][1]], state=endothelial.STALK, born_min=0.0)
+    m.spawn(tumor.KIND, [40], [40], state=tumor.PROLIFERATING, divided_min=-1e9)
+    m.spawn(endothelial.KIND, [ring[0][0]], [ring[0][1]], state=endothelial.STALK, born_min=0.0)
     xs, ys = zip(*ring[1:])
-    m.spawn(TumorCell, xs, ys, state=tumor.NECROTIC, divided_min=-1e9)
+    m.spawn(tumor.KIND, xs, ys, state=tumor.NECROTIC, divided_min=-1e9)
     m.fields["oxygen"][:] = 38.0
     n0 = m.tumor.n
     for _ in range(20):
         tumor.divide(m, tumor.signals(m))
     assert m.tumor.n == n0
     # a free cell divides, and only into voxels that held no tumor cell and no vessel
-    m.spawn(TumorCell, [10], [10], state=tumor.PROLIFERATING, divided_min=-1e9)
-    m.spawn(EndothelialCell, [11], [10], state=endothelial.STALK, born_min=0.0)
+    m.spawn(tumor.KIND, [10], [10], state=tumor.PROLIFERATING, divided_min=-1e9)
+    m.spawn(endothelial.KIND, [11], [10], state=endothelial.STALK, born_min=0.0)
     before = {(int(x), int(y)) for x, y in zip(m.tumor["x"], m.tumor["y"])}
     for _ in range(3):
         tumor.divide(m, tumor.signals(m))
@@ -104,7 +100,7 @@ def test_hypoxia_raises_the_proangiogenic_factor(empty_model):
     for o2 in (5.0, 30.0):
         m = empty_model(seed=4)
         xs, ys = np.meshgrid(np.arange(30, 50), np.arange(30, 50))
-        m.spawn(TumorCell, xs.ravel(), ys.ravel(), state=tumor.PROLIFERATING, divided_min=-1e9)
+        m.spawn(tumor.KIND, xs.ravel(), ys.ravel(), state=tumor.PROLIFERATING, divided_min=-1e9)
         m.fields["oxygen"][:] = o2
         src = Sources.zeros(m.grid.dimensions)
         sig = tumor.signals(m)
@@ -119,7 +115,7 @@ def test_new_vessel_only_where_factor_above_threshold(empty_model):
     m = empty_model(seed=5, **{"endothelial.sprouting_per_min": 0.05})
     nx, ny = m.grid.dimensions
     vx = np.full(ny, 40)
-    m.spawn(EndothelialCell, vx, np.arange(ny), state=endothelial.STALK, born_min=-np.inf)
+    m.spawn(endothelial.KIND, vx, np.arange(ny), state=endothelial.STALK, born_min=-np.inf)
     thr = m.p.endothelial.sprout_threshold_ng_ml
     vegf = m.fields["proangiogenic"]
     vegf[:] = 0.5 * thr
@@ -137,20 +133,20 @@ def test_depletion_removes_the_stated_fraction_and_cuts_recruitment(empty_model)
     m = empty_model(seed=6, scenario="depletion", **{"intervention.start_day": 0.0})
     flat = m.rng.choice(80 * 80, size=2000, replace=False)
     _neutrophils(m, *np.unravel_index(flat, (80, 80)))
-    m.apply_interventions()
+    m.treatment.apply(m)
     eff = m.p.intervention.neutrophil_depletion
     kept = m.neutrophils.n / 2000
     assert abs(kept - (1 - eff)) < 4 * np.sqrt(eff * (1 - eff) / 2000)
-    assert m.recruit_factor == pytest.approx(1 - eff)
+    assert m.treatment.recruitment == pytest.approx(1 - eff)
 
     # recruitment: same vessels and chemokine, control vs depletion
     counts = {}
     for scen in ("control", "depletion"):
         mm = empty_model(seed=7, scenario=scen, **{"intervention.start_day": 0.0,
                                                    "neutrophil.extravasation_per_min": 0.002})
-        mm.spawn(EndothelialCell, np.arange(80), np.full(80, 40), state=endothelial.STALK,
+        mm.spawn(endothelial.KIND, np.arange(80), np.full(80, 40), state=endothelial.STALK,
                  born_min=-np.inf)
-        mm.apply_interventions()
+        mm.treatment.apply(mm)
         for _ in range(200):
             neutrophil.recruit(mm)
         counts[scen] = mm.neutrophils.n
@@ -162,14 +158,14 @@ def test_depletion_removes_the_stated_fraction_and_cuts_recruitment(empty_model)
                                       "macrophage_depletion", "contact_blockade"])
 def test_each_scenario_changes_what_it_claims_and_nothing_else(empty_model, scenario):
     m = empty_model(seed=8, scenario=scenario, **{"intervention.start_day": 0.0})
-    m.spawn(TumorCell, [40], [40], state=tumor.PROLIFERATING, divided_min=-1e9)
+    m.spawn(tumor.KIND, [40], [40], state=tumor.PROLIFERATING, divided_min=-1e9)
     flat = m.rng.choice(80 * 80, size=1200, replace=False)
     fx, fy = np.unravel_index(flat, (80, 80))
     _neutrophils(m, fx[:600], fy[:600], state=neutrophil.BOUND)
     m.neutrophils["partner"][:] = 0
-    m.spawn(Macrophage, fx[600:], fy[600:], state=macrophage.RESTING,
+    m.spawn(macrophage.KIND, fx[600:], fy[600:], state=macrophage.RESTING,
             heading=np.zeros(600, np.int8))
-    m.apply_interventions()
+    m.treatment.apply(m)
     iv = m.p.intervention
     removed_n = 600 - m.neutrophils.n
     removed_m = 600 - m.macrophages.n
@@ -178,9 +174,9 @@ def test_each_scenario_changes_what_it_claims_and_nothing_else(empty_model, scen
         "neutrophils_removed": removed_n > 0,
         "macrophages_removed": removed_m > 0,
         "bonds_released": freed > 0,
-        "recruitment_cut": m.recruit_factor < 1,
-        "chemotaxis_cut": m.chemotaxis_factor < 1,
-        "contact_cut": m.contact_factor < 1,
+        "recruitment_cut": m.treatment.recruitment < 1,
+        "chemotaxis_cut": m.treatment.chemotaxis < 1,
+        "contact_cut": m.treatment.contact < 1,
     }
     claims = {
         "control": set(),
@@ -199,5 +195,5 @@ def test_each_scenario_changes_what_it_claims_and_nothing_else(empty_model, scen
 def test_nothing_acts_before_the_start_day(empty_model):
     m = empty_model(seed=9, scenario="depletion", **{"intervention.start_day": 1.0})
     _neutrophils(m, np.arange(10), np.arange(10))
-    m.apply_interventions()
-    assert m.neutrophils.n == 10 and m.recruit_factor == 1.0 and not m.treated
+    m.treatment.apply(m)
+    assert m.neutrophils.n == 10 and m.treatment.recruitment == 1.0 and not m.treatment.started

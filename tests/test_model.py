@@ -5,21 +5,20 @@ import pandas as pd
 import pytest
 
 from sim import run_one
-from sim.cells import EndothelialCell, Macrophage, Neutrophil, TumorCell
 from sim.config.params import load_params
+from sim.model.mirror import AGENT_CLASSES
 from sim.model.model import NeutroModel
 from tests.conftest import SMALL
 
 
 def assert_arrays_match_agents(m: NeutroModel) -> None:
     """Every population row has its Mesa agent in the right cell, and nothing else exists."""
-    classes = {"tumor": TumorCell, "neutrophils": Neutrophil, "macrophages": Macrophage,
-               "endothelial": EndothelialCell}
     total = 0
     for kind, pop in m.populations.items():
-        assert len(pop.agents) == pop.n
-        for i, agent in enumerate(pop.agents):
-            assert type(agent) is classes[kind]
+        agents = m.mirror.agents[kind]
+        assert len(agents) == pop.n
+        for i, agent in enumerate(agents):
+            assert type(agent) is AGENT_CLASSES[kind]
             assert agent.slot == i
             assert agent.cell.coordinate == (pop["x"][i], pop["y"][i])
         occupied = np.argwhere(pop.at >= 0)
@@ -53,15 +52,15 @@ def test_arrays_and_agents_agree_through_depletion(small_params):
     for _ in range(100):
         m.step()
         assert_arrays_match_agents(m)
-    assert m.treated
+    assert m.treatment.started
 
 
 def test_batched_relocation_matches_mesa_cell_setter():
-    """sim.cells.common.relocate leaves cells, agents and the empty layer as the setter does."""
+    """MesaMirror.moved leaves cells, agents and the empty layer as the setter does."""
     from mesa import Model
     from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
-    from sim.cells.common import relocate
+    from sim.model.mirror import MesaMirror
 
     def world():
         model = Model(rng=0)
@@ -76,10 +75,11 @@ def test_batched_relocation_matches_mesa_cell_setter():
     for i, xy in moves:
         a1[i].cell = g1[xy]
     g2, a2 = world()
-    cells = [g2[(x, y)] for x in range(6) for y in range(5)]  # flat index x * 5 + y
+    mirror = MesaMirror(a2[0].model, g2)
+    mirror.agents["tumor"] = a2
     old = [a2[i].cell.coordinate[0] * 5 + a2[i].cell.coordinate[1] for i, _ in moves]
-    new = [x * 5 + y for _, (x, y) in moves]
-    relocate([a2[i] for i, _ in moves], cells, old, new, g2.empty.data.reshape(-1))
+    new = [x * 5 + y for _, (x, y) in moves]  # flat index x * 5 + y
+    mirror.moved("tumor", np.array([i for i, _ in moves]), np.array(old), np.array(new))
     np.testing.assert_array_equal(g1.empty.data, g2.empty.data)
     for b1, b2 in zip(a1, a2):
         assert b1.cell.coordinate == b2.cell.coordinate
@@ -136,7 +136,7 @@ def test_model_keywords_are_validated():
 
 
 def test_sources_clear_zeroes_exactly_what_was_written():
-    from sim.model.model import Sources
+    from sim.fields import Sources
 
     rng = np.random.default_rng(2)
     src = Sources.zeros((40, 30))
@@ -161,7 +161,7 @@ def test_field_boundary_is_a_parameter_per_field():
     closed = {**SMALL, "chemoattractant.boundary": "noflux"}
     m_open = NeutroModel(load_params(overrides=SMALL), rng=3)
     m_closed = NeutroModel(load_params(overrides=closed), rng=3)
-    specs = {m: {s.name: s.boundary for s in m._field_specs()} for m in (m_open, m_closed)}
+    specs = {m: {n: s.boundary for n, s in m.fields.specs.items()} for m in (m_open, m_closed)}
     assert specs[m_open] == dict.fromkeys(specs[m_open], "dirichlet")
     assert specs[m_closed] == {**specs[m_open], "chemoattractant": "noflux"}
     for m in (m_open, m_closed):

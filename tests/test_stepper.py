@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from numba import njit
 
-from sim.config.params import FIELD_NAMES, load_params
-from sim.fields import FieldSolver, FieldSpec
+from sim.config.field_registry import FIELD_NAMES
+from sim.config.params import load_params
+from sim.fields import FieldSolver, FieldSpec, FieldSystem, Sources
 from sim.fields.multigrid import SteadySolver
 from sim.fields.simd import atomic_fetch_add
 from sim.fields.stepper import FieldStepper
-from sim.model.model import NeutroModel, Sources
+from sim.model.model import NeutroModel
 from tests.conftest import SMALL
 
 SHAPE = (61, 45)  # 45 columns: not a multiple of 8 (the padded layout's edge case)
@@ -153,19 +154,14 @@ def test_fields_of_a_step_use_the_sources_of_the_stated_step(lag):
                     threads=2)
     for _ in range(30):
         m.step()
-    shadow = FieldStepper(m.fields["oxygen"].shape, m.p.domain.voxel_um, m.p.time.dt_min,
-                          oxygen=SteadySolver(m.fields["oxygen"].shape, m.p.domain.voxel_um,
-                                              m.p.oxygen.diffusion_um2_per_min, "dirichlet",
-                                              m.p.oxygen.boundary_mmHg,
-                                              tol=m.oxygen_solver.tol),
-                          oxygen_decay_per_min=m.p.oxygen.decay_per_min,
-                          oxygen_blood=m.p.oxygen.blood_mmHg, transient=m._field_specs())
     for _ in range(3):
         before = {n: v.copy() for n, v in m.fields.items()}
-        previous = copy.deepcopy(m._pending)  # (the copy keeps which arrays were written)
+        previous = copy.deepcopy(m.fields.pending)  # (the copy keeps which arrays were written)
         m.step()
-        used = previous if lag else m._sources  # lag 0: this step's sources, kept
-        shadow.advance(before, used)
+        used = previous if lag else m.fields.sources  # lag 0: this step's sources, kept
+        shadow = FieldSystem(m.p.replace({"time.source_lag_steps": 0}), before, threads=1)
+        shadow.sources = used
+        shadow.end_step()  # lag 0: the fields over one step from ``used``
         for n in FIELD_NAMES:
             np.testing.assert_array_equal(m.fields[n], before[n], err_msg=n)
 
@@ -175,10 +171,12 @@ def test_an_error_among_the_cells_leaves_the_model_usable(monkeypatch):
     m.step()
     fields = {n: v.copy() for n, v in m.fields.items()}
 
-    def broken(src):
-        raise RuntimeError("a stage failed")
+    def broken(stage, model):
+        if stage.name == "immune cells":
+            raise RuntimeError("a stage failed")
+        stage.run(model)
 
-    monkeypatch.setattr(m, "_cells", broken)
+    monkeypatch.setattr(m, "stage_timer", broken)
     with pytest.raises(RuntimeError, match="a stage failed"):
         m.step()
     for n in FIELD_NAMES:  # the started solves were waited for and dropped

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from sim.config.params import load_params
-from sim.fields.threads import TaskPool, default_threads
+from sim.config.threads import default_threads
+from sim.fields.threads import TaskPool
 from sim.model.model import NeutroModel
 from tests.conftest import SMALL
 

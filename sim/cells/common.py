@@ -1,57 +1,15 @@
-"""What every agent type shares: Mesa agents as thin views of the population arrays."""
+"""What the cell types share: lazily computed signals, field gathers, the biased persistent
+walk, and per-row random draws."""
 
 from functools import partial
 from typing import Callable
 
 import numpy as np
-from mesa.discrete_space import CellAgent
 
-from ..config.params import FIELD_NAMES
+from ..config.field_registry import FIELD_NAMES
 from .lattice import gather, walk
 
-__all__ = ["ArrayAgent", "Signals", "field_signals", "crawl", "relocate", "uniforms_for"]
-
-
-class ArrayAgent(CellAgent):
-    """A Mesa agent whose state lives in ``model.populations[kind]`` row ``self.slot``.
-
-    Position is Mesa's own ``agent.cell`` (kept in step with the arrays by the model);
-    ``state`` reads the array, so the two can never disagree.
-    """
-
-    kind: str = ""
-    STATES: tuple[str, ...] = ()
-
-    def __init__(self, model, cell):
-        super().__init__(model)
-        self.cell = cell
-        self.slot = -1
-
-    @property
-    def state(self) -> str:
-        return self.STATES[self.model.populations[self.kind]["state"][self.slot]]
-
-
-def relocate(agents: list, cells: list, old: list, new: list, empty: np.ndarray) -> None:
-    """Move Mesa ``CellAgent``s between cells in one batch, as ``agent.cell = new`` would.
-
-    ``cells``: the grid's cells by flat voxel index; ``old``, ``new``: flat voxel indices,
-    one per agent; ``empty``: the grid's ``empty`` layer array, flattened (a view).
-    Mesa 3.5's ``HasCell.cell`` setter appends the agent to the new cell's ``_agents``,
-    removes it from the old one's and sets ``_mesa_cell``; each ``Cell.add_agent`` and
-    ``remove_agent`` also writes the ``empty`` layer through a per-cell property. Here
-    the list updates run in one plain loop and ``empty`` is written once, vectorised:
-    False at the new voxels, then "no agents left" at the old ones. The grids here have
-    unlimited capacity, so no capacity check is needed (tests compare the result with
-    the setter's).
-    """
-    for agent, o, n in zip(agents, old, new):
-        cell = cells[n]
-        cell._agents.append(agent)
-        cells[o]._agents.remove(agent)
-        agent._mesa_cell = cell
-    empty[new] = False
-    empty[old] = [not cells[o]._agents for o in old]
+__all__ = ["Signals", "field_signals", "crawl", "uniforms_for"]
 
 
 def uniforms_for(m, rows: np.ndarray, n: int) -> np.ndarray:
@@ -124,4 +82,4 @@ def crawl(m, pop, speed, bias, persistence_min: float, field, other_at, still=No
     old_x, old_y = pop["x"][order], pop["y"][order]
     walk(order, pop["x"], pop["y"], pop["heading"], n_moves, bias, persist,
          field, pop.at, other_at, u)
-    m.sync_cells(pop, old_x, old_y, rows=order)
+    m.moved(pop, old_x, old_y, order)

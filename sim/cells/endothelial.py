@@ -9,20 +9,16 @@ threshold, when no neighbour above threshold is free, or when it meets another v
 
 import numpy as np
 
-from .common import ArrayAgent, Signals, field_signals
+from .common import Signals, field_signals
 from .lattice import DX, DY, box_sum
 
+#: the population's name in ``model.populations``
+KIND = "endothelial"
 STALK, TIP = 0, 1
+STATES = ("stalk", "tip")
 COLUMNS = {"prev_x": np.int32, "prev_y": np.int32, "moves": np.int32, "born_min": np.float64}
 #: a tip may anastomose only after this many moves (so it does not fuse with its parent)
 MIN_MOVES_BEFORE_FUSION = 3
-
-
-class EndothelialCell(ArrayAgent):
-    """A vessel segment (state: stalk or tip)."""
-
-    kind = "endothelial"
-    STATES = ("stalk", "tip")
 
 
 def signals(m, rows) -> Signals:
@@ -80,7 +76,7 @@ def sprout(m) -> None:
         target = _best_free(m, x, y, u[k, 0], u[k, 1])
         if target is None:
             continue
-        m.spawn(EndothelialCell, [target[0]], [target[1]], state=TIP, prev_x=x, prev_y=y,
+        m.spawn(KIND, [target[0]], [target[1]], state=TIP, prev_x=x, prev_y=y,
                 born_min=m.time_min)
         tips[target] = True
 
@@ -119,7 +115,7 @@ def extend(m) -> None:
             e["state"][i] = STALK
             continue
         e["state"][i] = STALK  # the old voxel keeps a stalk cell; a new tip moves on
-        new = m.spawn(EndothelialCell, [target[0]], [target[1]], state=TIP, prev_x=x, prev_y=y,
+        new = m.spawn(KIND, [target[0]], [target[1]], state=TIP, prev_x=x, prev_y=y,
                       moves=e["moves"][i] + 1, born_min=m.time_min)[0]
         if e["moves"][new] >= MIN_MOVES_BEFORE_FUSION and _touches_other_vessel(m, *target, x, y):
             e["state"][new] = STALK  # anastomosis

@@ -9,8 +9,8 @@ Occupancy maps hold the row of the agent in each voxel, -1 where free.
 import numba as nb
 import numpy as np
 
-__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum", "deposit", "gather",
-           "moved_voxels", "zero_at"]
+__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum", "gather",
+           "moved_voxels"]
 
 #: Moore neighbourhood offsets, direction d = 0..7 (E, NE, N, NW, W, SW, S, SE)
 DX = np.array([1, 1, 0, -1, -1, -1, 0, 1], dtype=np.int64)
@@ -191,51 +191,6 @@ def box_sum(mask: np.ndarray, radius: int = 1) -> np.ndarray:
     c = np.pad(c, ((1, 0), (1, 0)))
     w = 2 * radius + 1
     return c[w:, w:] - c[:-w, w:] - c[w:, :-w] + c[:-w, :-w]
-
-
-@nb.njit(cache=True)
-def _deposit(grid, x, y, rate, flat):
-    ny = grid.shape[1]
-    g = grid.reshape(-1)
-    for i in range(x.size):
-        k = np.int64(x[i]) * ny + y[i]
-        g[k] += rate[i]
-        flat[i] = k
-
-
-@nb.njit(cache=True)
-def _deposit_scalar(grid, x, y, rate, flat):
-    ny = grid.shape[1]
-    g = grid.reshape(-1)
-    for i in range(x.size):
-        k = np.int64(x[i]) * ny + y[i]
-        g[k] += rate
-        flat[i] = k
-
-
-def deposit(grid: np.ndarray, x: np.ndarray, y: np.ndarray, rate,
-            flat: np.ndarray | None = None) -> None:
-    """``grid[x, y] += rate`` in place, for a rate per voxel (array) or one for all (scalar).
-
-    Repeated voxels accumulate (unlike numpy's buffered ``+=``); within one population
-    voxels are distinct, so the two agree there. ``grid``: C-contiguous. ``flat``
-    (optional, int64, at least ``x.size`` long) receives the flat indices ``x * ny + y``
-    written (for :func:`zero_at`).
-    """
-    if flat is None:
-        flat = np.empty(x.size, np.int64)
-    if np.ndim(rate) == 0:
-        _deposit_scalar(grid, x, y, float(rate), flat)
-    else:
-        _deposit(grid, x, y, np.asarray(rate, dtype=np.float64), flat)
-
-
-@nb.njit(cache=True)
-def zero_at(grid, flat):
-    """grid.flat[flat] = 0 (grid C-contiguous)."""
-    g = grid.reshape(-1)
-    for i in range(flat.size):
-        g[flat[i]] = 0.0
 
 
 @nb.njit(cache=True)

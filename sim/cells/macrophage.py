@@ -6,18 +6,14 @@ tumor -> macrophage -> neutrophil recruitment chain). Equations in docs/model.md
 
 import numpy as np
 
-from .common import ArrayAgent, Signals, crawl, field_signals
+from .common import Signals, crawl, field_signals
 from .lattice import box_sum
 
+#: the population's name in ``model.populations``
+KIND = "macrophages"
 RESTING, ACTIVATED = 0, 1
+STATES = ("resting", "activated")
 COLUMNS = {"heading": np.int8}
-
-
-class Macrophage(ArrayAgent):
-    """A tissue macrophage (state: resting or activated)."""
-
-    kind = "macrophages"
-    STATES = ("resting", "activated")
 
 
 def signals(m, viable_at) -> Signals:

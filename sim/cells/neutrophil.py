@@ -9,19 +9,15 @@ lifespan at entry and redrawn, longer, on activation. Equations in docs/model.md
 import numpy as np
 
 from ..config.units import MIN_PER_DAY
-from .common import ArrayAgent, Signals, crawl, field_signals, uniforms_for
+from .common import Signals, crawl, field_signals, uniforms_for
 from .lattice import DX, DY, box_sum, place_near
 from .tumor import NECROTIC
 
+#: the population's name in ``model.populations``
+KIND = "neutrophils"
 NAIVE, ACTIVATED, BOUND = 0, 1, 2
+STATES = ("naive", "activated", "bound")
 COLUMNS = {"heading": np.int8, "partner": np.int32, "death_min": np.float64}
-
-
-class Neutrophil(ArrayAgent):
-    """A tissue neutrophil (state: naive, activated or bound)."""
-
-    kind = "neutrophils"
-    STATES = ("naive", "activated", "bound")
 
 
 def draw_lifespan_min(m, n: int, mean_day: float) -> np.ndarray:
@@ -45,7 +41,7 @@ def signals(m, viable_at) -> Signals:
     x, y, state = nb["x"], nb["y"], nb["state"]
     return Signals({
         **field_signals(m, x, y),
-        "tumor_contact": lambda: box_sum(viable_at >= 0)[x, y] * m.contact_factor,
+        "tumor_contact": lambda: box_sum(viable_at >= 0)[x, y] * m.treatment.contact,
         "activated": lambda: (state != NAIVE).astype(float),
         "bound": lambda: (state == BOUND).astype(float),
     })
@@ -96,7 +92,7 @@ def bind_and_activate(m, sig, viable_at) -> None:
     state = nb["state"]
     act = m.behaviour("neutrophil", "activation", sig, n)
     newly = (state == NAIVE) & (m.rng.random(n) < m.scales.prob(act))
-    bind = m.behaviour("neutrophil", "binding", sig, n) * m.contact_factor
+    bind = m.behaviour("neutrophil", "binding", sig, n) * m.treatment.contact
     binders = np.flatnonzero((state != BOUND) & (m.rng.random(n) < m.scales.prob(bind)))
     partner = _pick_partner(m, binders, viable_at) if binders.size else binders
     binders, partner = binders[partner >= 0], partner[partner >= 0]
@@ -115,7 +111,7 @@ def move(m, sig) -> None:
     if nb.n == 0:
         return
     speed = m.behaviour("neutrophil", "migration_speed", sig, nb.n)
-    bias = m.behaviour("neutrophil", "chemotaxis_bias", sig, nb.n) * m.chemotaxis_factor
+    bias = m.behaviour("neutrophil", "chemotaxis_bias", sig, nb.n) * m.treatment.chemotaxis
     crawl(m, nb, speed, bias, m.p.neutrophil.persistence_min, m.fields["chemoattractant"],
           m.macrophages.at, still=nb["state"] == BOUND)
 
@@ -130,7 +126,7 @@ def recruit(m) -> None:
     sig = Signals({**field_signals(m, e["x"], e["y"]), "tumor_contact": lambda: zeros,
                    "activated": lambda: zeros, "bound": lambda: zeros})
     rate = m.behaviour("neutrophil", "extravasation", sig, n)
-    rate = rate * m.p.neutrophil.circulating_supply * m.recruit_factor
+    rate = rate * m.p.neutrophil.circulating_supply * m.treatment.recruitment
     src = np.flatnonzero(m.rng.random(n) < m.scales.prob(rate))
     if src.size == 0:
         return
@@ -141,7 +137,7 @@ def recruit(m) -> None:
                uniforms_for(m, src, n), px, py)
     ok = src[px[src] >= 0]
     m.recruited += ok.size
-    m.spawn(Neutrophil, px[ok], py[ok], state=NAIVE, partner=-1,
+    m.spawn(KIND, px[ok], py[ok], state=NAIVE, partner=-1,
             heading=m.rng.integers(0, 8, ok.size),
             death_min=m.time_min + draw_lifespan_min(m, ok.size, m.p.neutrophil.lifespan_naive_day))
 

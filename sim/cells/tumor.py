@@ -6,23 +6,15 @@ factor), 2 necrotic (dead, keeps its voxel). Equations in docs/model.md.
 
 import numpy as np
 
-from .common import ArrayAgent, Signals, field_signals, uniforms_for
+from .common import Signals, field_signals, uniforms_for
 from .lattice import box_sum, move_to_free, place_near
 
+#: the population's name in ``model.populations``
+KIND = "tumor"
 PROLIFERATING, HYPOXIC, NECROTIC = 0, 1, 2
+STATES = ("proliferating", "hypoxic", "necrotic")
 #: ``divided_min``: time of the cell's last division (birth), for the Ki67-like index
 COLUMNS = {"divided_min": np.float64}
-
-
-class TumorCell(ArrayAgent):
-    """A tumor cell (state: proliferating, hypoxic or necrotic)."""
-
-    kind = "tumor"
-    STATES = ("proliferating", "hypoxic", "necrotic")
-
-    @property
-    def invasive(self) -> bool:
-        return bool(self.model.invasive_mask()[self.slot])
 
 
 def signals(m) -> Signals:
@@ -32,14 +24,22 @@ def signals(m) -> Signals:
 
     def bound_neutrophils():
         bound = nb["state"] == 2
-        return np.bincount(nb["partner"][bound], minlength=n)[:n] * m.contact_factor
+        return np.bincount(nb["partner"][bound], minlength=n)[:n] * m.treatment.contact
 
     return Signals({
         **field_signals(m, x, y),
         "bound_neutrophils": bound_neutrophils,
-        "neutrophil_contact": lambda: box_sum(nb.at >= 0)[x, y] * m.contact_factor,
+        "neutrophil_contact": lambda: box_sum(nb.at >= 0)[x, y] * m.treatment.contact,
         "hypoxic": lambda: (t["state"] == HYPOXIC).astype(float),
     })
+
+
+def invasive(m) -> np.ndarray:
+    """Per row: a viable cell that has left the main mass (at most
+    ``tumor.invasive_neighbours_max`` tumor cells among its 8 neighbours)."""
+    t = m.tumor
+    neighbours = box_sum(t.at >= 0)[t["x"], t["y"]] - 1
+    return (t["state"] != NECROTIC) & (neighbours <= m.p.tumor.invasive_neighbours_max)
 
 
 def update_oxygen_state(m, sig) -> None:
@@ -75,7 +75,7 @@ def divide(m, sig) -> None:
                uniforms_for(m, parents, t.n), cx, cy, reach)
     ok = parents[cx[parents] >= 0]
     t["divided_min"][ok] = m.time_min
-    m.spawn(TumorCell, cx[ok], cy[ok], state=PROLIFERATING, divided_min=m.time_min)
+    m.spawn(KIND, cx[ok], cy[ok], state=PROLIFERATING, divided_min=m.time_min)
 
 
 def migrate(m, sig) -> None:
@@ -88,7 +88,7 @@ def migrate(m, sig) -> None:
         old_x, old_y = t["x"][movers], t["y"][movers]
         move_to_free(m.rng.permutation(movers), t["x"], t["y"], t.at, m.endothelial.at,
                      uniforms_for(m, movers, t.n))
-        m.sync_cells(t, old_x, old_y, rows=movers)
+        m.moved(t, old_x, old_y, movers)
 
 
 def secrete(m, sig, sources) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .errors import ParameterError, reading
+from .field_registry import BOUNDARIES
 from .rules import RuleSet, load_rules
 from .units import MIN_PER_HOUR
 
@@ -81,7 +82,7 @@ class FieldParams:
 @dataclass(frozen=True)
 class TransientField(FieldParams):
     max_substep_min: float = _rng(0.0, 1e3, lo_open=True)
-    boundary: str = _choice("dirichlet", "noflux")
+    boundary: str = _choice(*BOUNDARIES)
 
 
 @dataclass(frozen=True)
@@ -171,9 +172,6 @@ class Intervention:
     cxcr2_inhibition: float = _rng(0.0, 1.0)
     macrophage_depletion: float = _rng(0.0, 1.0)
     contact_blockade: float = _rng(0.0, 1.0)
-
-
-FIELD_NAMES = ("oxygen", "chemoattractant", "proangiogenic", "proinvasive", "tumor_signal")
 
 
 @dataclass(frozen=True)

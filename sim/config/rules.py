@@ -25,16 +25,12 @@ import numpy as np
 from numba import njit
 
 from .errors import ParameterError, reading
+from .field_registry import FIELDS
 
 __all__ = ["Rule", "RuleSet", "SIGNALS", "BEHAVIOURS", "load_rules", "hill"]
 
-FIELD_SIGNALS = {
-    "oxygen": "mmHg",
-    "chemoattractant": "ng/mL",
-    "proangiogenic": "ng/mL",
-    "proinvasive": "ng/mL",
-    "tumor_signal": "a.u.",
-}
+#: every cell type senses every field, in the field's unit
+FIELD_SIGNALS = {f.name: f.unit for f in FIELDS}
 
 #: signals each cell type can sense: name -> unit
 SIGNALS: dict[str, dict[str, str]] = {
@@ -208,9 +204,6 @@ class RuleSet:
         ups = [r.saturation for r in self.for_behaviour(cell_type, behaviour)
                if r.direction == "increases"]
         return max([base, *ups])
-
-    def signals_used(self, cell_type: str) -> set[str]:
-        return {r.signal for r in self.rules if r.cell_type == cell_type}
 
     def evaluate(
         self,

@@ -12,37 +12,14 @@ locks per persistent thread is leaner (the whole field stage went 0.62 -> 0.52 m
 
 from __future__ import annotations
 
-import operator
 import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
 
-__all__ = ["TaskPool", "check_threads", "default_threads"]
+from ..config.threads import check_threads
 
-
-def check_threads(value, what: str = "threads") -> int:
-    """``value`` as a thread count (an integer >= 1), else ValueError naming ``what``."""
-    try:
-        n = operator.index(value)
-    except TypeError:
-        n = None
-    if n is None or isinstance(value, bool) or n < 1:
-        raise ValueError(f"{what} must be a positive integer, not {value!r}")
-    return n
-
-
-def default_threads() -> int:
-    """Threads for the fields: ``NUMBA_NUM_THREADS`` if set (the ensemble executors set 1
-    in their workers, so parallel runs do not oversubscribe), else the cores this process
-    may use."""
-    env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
-    if env:
-        n = int(env) if env.isdigit() else env
-        return check_threads(n, "NUMBA_NUM_THREADS")
-    from ..runs.executors import default_workers  # one per core this process may use
-
-    return default_workers()
+__all__ = ["TaskPool"]
 
 
 class _Worker:

@@ -71,7 +71,7 @@ def build(m) -> None:
     tx, ty = np.nonzero(occupied)
     # an asynchronous population: last divisions spread over one mean cycle before t=0
     cycle_min = 1.0 / max(p.tumor.cycle_rate_per_min, 1e-12)
-    m.spawn(tumor.TumorCell, tx, ty, state=tumor.PROLIFERATING,
+    m.spawn(tumor.KIND, tx, ty, state=tumor.PROLIFERATING,
             divided_min=-rng.random(tx.size) * cycle_min)
 
     paths = set(host_vessel_paths(rng, nx, ny, p.initial.host_vessels, p.initial.vessel_wiggle))
@@ -81,17 +81,17 @@ def build(m) -> None:
                                                   p.initial.vessel_wiggle)))
     if paths:
         vx, vy = np.array(paths).T
-        m.spawn(endothelial.EndothelialCell, vx, vy, state=endothelial.STALK, born_min=-np.inf)
+        m.spawn(endothelial.KIND, vx, vy, state=endothelial.STALK, born_min=-np.inf)
 
     n_mac = rng.poisson(s.per_voxel(p.initial.macrophages_per_mm2) * nx * ny)
     flat = rng.choice(nx * ny, size=min(n_mac, nx * ny), replace=False)
     mx, my = np.unravel_index(flat, (nx, ny))
-    m.spawn(macrophage.Macrophage, mx, my, state=macrophage.RESTING,
+    m.spawn(macrophage.KIND, mx, my, state=macrophage.RESTING,
             heading=rng.integers(0, 8, mx.size))
 
     inside = np.flatnonzero((disc & (m.macrophages.at < 0)).ravel())
     n_neu = min(rng.poisson(s.per_voxel(p.initial.neutrophils_per_mm2_tumor) * disc.sum()), inside.size)
     nx_, ny_ = np.unravel_index(rng.choice(inside, size=n_neu, replace=False), (nx, ny))
-    m.spawn(neutrophil.Neutrophil, nx_, ny_, state=neutrophil.NAIVE, partner=-1,
+    m.spawn(neutrophil.KIND, nx_, ny_, state=neutrophil.NAIVE, partner=-1,
             heading=rng.integers(0, 8, n_neu),
             death_min=neutrophil.draw_lifespan_min(m, n_neu, p.neutrophil.lifespan_naive_day))

@@ -7,17 +7,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
-from ..config.rules import FIELD_SIGNALS
+from ..config.field_registry import field_info
 
 __all__ = ["plot_final_state", "agent_image", "STYLE"]
-
-FIELD_LABELS = {
-    "oxygen": "oxygen",
-    "chemoattractant": "chemoattractant (CXCL1/2-like)",
-    "proangiogenic": "pro-angiogenic factor (VEGF-like)",
-    "proinvasive": "pro-invasive factor (OSM/MMP9-like)",
-    "tumor_signal": "macrophage-activating tumor signal",
-}
 
 #: (kind, state) -> (label, colour); tumor and vessels are painted per voxel,
 #: immune cells drawn as markers on top.
@@ -71,7 +63,7 @@ def plot_final_state(state: dict, field: str = "proangiogenic", *, ax=None, titl
     im = ax.imshow(data.T, origin="lower", cmap="Greys", extent=extent, interpolation="nearest",
                    vmin=0.0 if vmax is not None else None, vmax=vmax)
     cb = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
-    cb.set_label(f"{FIELD_LABELS[field]} [{FIELD_SIGNALS[field]}]")
+    cb.set_label(field_info(field).axis_label)
     ax.imshow(agent_image(state, (nx, ny)), origin="lower", extent=extent, interpolation="nearest")
     kinds = [str(k) for k in state["kind_names"]]
     kind, x, y, st = state["agent_kind"], state["agent_x"], state["agent_y"], state["agent_state"]

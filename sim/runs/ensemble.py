@@ -36,9 +36,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config.errors import ParameterError
+from ..config.params import Params
 from .executors import Executor, SerialExecutor
 from .output import replace_into, write_json
-from ..config.params import Params
 
 __all__ = ["RunSpec", "RunOutcome", "EnsembleReport", "run_ensemble", "execute_run", "simulate_model",
            "finished_keys", "load_runs", "load_final", "load_failures", "at_time"]

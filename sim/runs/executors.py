@@ -16,12 +16,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
+from ..config.threads import ONE_THREAD_ENV, available_cores
+
 __all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "default_workers"]
-
-#: environment that pins numeric libraries in a worker to one thread
-ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                  "NUMBA_NUM_THREADS": "1"}
-
 
 class Executor(Protocol):
     """Runs ``fn`` over items and yields ``(item, result, error)`` as each finishes."""
@@ -36,10 +33,7 @@ class Executor(Protocol):
 
 def default_workers() -> int:
     """One worker per core this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return available_cores()
 
 
 class SerialExecutor:

@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..cells import CELL_TYPES, tumor
 from ..config.errors import ParameterError
-from ..config.params import FIELD_NAMES, Params, load_params
+from ..config.field_registry import FIELD_NAMES
+from ..config.params import Params, load_params
 from ..config.units import MIN_PER_DAY
 
 __all__ = ["RunResult", "build_model", "run_one", "final_state", "check_out", "write_atomic"]
@@ -129,19 +131,12 @@ def final_state(model) -> dict[str, np.ndarray]:
     out["agent_x"] = np.concatenate(xs)
     out["agent_y"] = np.concatenate(ys)
     out["agent_state"] = np.concatenate(states)
-    out["invasive"] = model.invasive_mask().copy()
+    out["invasive"] = tumor.invasive(model)
     out["kind_names"] = np.array(AGENT_KINDS)
-    out["state_names"] = np.array(
-        [",".join(cls.STATES) for cls in _agent_classes()])
+    out["state_names"] = np.array([",".join(c.STATES) for c in CELL_TYPES])
     out["time_h"] = np.array(model.time_h)
     out["voxel_um"] = np.array(model.p.domain.voxel_um)
     return out
-
-
-def _agent_classes():
-    from ..cells import EndothelialCell, Macrophage, Neutrophil, TumorCell
-
-    return (TumorCell, Neutrophil, Macrophage, EndothelialCell)
 
 
 def build_model(params: Params | None = None, seed: int = 0, threads: int | None = None):

@@ -14,20 +14,14 @@ from matplotlib import colormaps
 from matplotlib.colors import to_rgb
 from PIL import Image, ImageDraw, ImageFont
 
-from ..config.rules import FIELD_SIGNALS
-from ..plots.state import FIELD_LABELS, STYLE, agent_image
+from ..config.field_registry import FIELDS, field_info
+from ..plots.state import STYLE, agent_image
 from ..runs.run import AGENT_KINDS
 
 __all__ = ["FIELD_CHOICES", "CMAP", "Picture", "render", "field_label"]
 
 #: fields the view offers (key -> menu label); "none" leaves the tissue blank
-FIELD_CHOICES = {
-    "oxygen": "oxygen",
-    "chemoattractant": "chemoattractant",
-    "proangiogenic": "pro-angiogenic",
-    "proinvasive": "pro-invasive",
-    "none": "none",
-}
+FIELD_CHOICES = {**{f.name: f.menu for f in FIELDS if f.menu is not None}, "none": "none"}
 CMAP = "Greys"  # as sim.plots.state.plot_final_state
 TISSUE_RGB = (0.97, 0.97, 0.95)
 #: immune cells painted over tumor and vessels, macrophages first (neutrophils on top)
@@ -52,10 +46,10 @@ class Picture:
 
 
 def field_label(field: str) -> str:
-    """'oxygen [mmHg]'-style label with the unit of sim.config.rules.FIELD_SIGNALS."""
+    """'oxygen [mmHg]'-style label (:class:`sim.config.field_registry.FieldInfo`)."""
     if field == "none":
         return "no field"
-    return f"{FIELD_LABELS[field]} [{FIELD_SIGNALS[field]}]"
+    return field_info(field).axis_label
 
 
 @lru_cache(maxsize=4)

@@ -1,0 +1,126 @@
+"""The Mesa side of the model: one Mesa agent per array row, in the grid cell of its voxel.
+
+The arrays of :mod:`.populations` are the truth the simulation reads and writes; the Mesa
+agents mirror them, so Mesa users, ``mesa.batch_run`` and the browser view see a real Mesa
+model (``model.agents``, ``agent.cell``, ``cell.agents``, the grid's ``empty`` layer).
+Every touch of Mesa's internals is in this module, called at the three points where
+agents are added, removed and moved.
+"""
+
+import numpy as np
+from mesa.discrete_space import CellAgent
+
+__all__ = ["ArrayAgent", "TumorCell", "Neutrophil", "Macrophage", "EndothelialCell",
+           "AGENT_CLASSES", "MesaMirror"]
+
+
+class ArrayAgent(CellAgent):
+    """A Mesa agent standing for row ``slot`` of ``model.populations[kind]``.
+
+    Its position is Mesa's own ``agent.cell``, kept on the row's voxel by
+    :class:`MesaMirror`; its state is in the population's arrays.
+    """
+
+    kind: str = ""
+
+    def __init__(self, model, cell):
+        super().__init__(model)
+        self.cell = cell
+        self.slot = -1
+
+
+class TumorCell(ArrayAgent):
+    """A tumor cell (``model.populations["tumor"]``)."""
+
+    kind = "tumor"
+
+
+class Neutrophil(ArrayAgent):
+    """A tissue neutrophil (``model.populations["neutrophils"]``)."""
+
+    kind = "neutrophils"
+
+
+class Macrophage(ArrayAgent):
+    """A tissue macrophage (``model.populations["macrophages"]``)."""
+
+    kind = "macrophages"
+
+
+class EndothelialCell(ArrayAgent):
+    """A vessel cell, stalk or tip (``model.populations["endothelial"]``)."""
+
+    kind = "endothelial"
+
+
+#: population name -> its Mesa agent class
+AGENT_CLASSES = {cls.kind: cls for cls in (TumorCell, Neutrophil, Macrophage, EndothelialCell)}
+
+
+class MesaMirror:
+    """Keeps one Mesa agent per population row, on the row's voxel of ``grid``.
+
+    ``agents[kind]`` lists the agents in row order (rows are swap-removed, so an agent's
+    ``slot`` follows its row).
+    """
+
+    def __init__(self, model, grid):
+        nx, ny = grid.dimensions
+        cells = {c.coordinate: c for c in grid.all_cells.cells}
+        self._model = model
+        self._ny = ny
+        #: Mesa cells by flat voxel index x * ny + y
+        self._cells = [cells[(i, j)] for i in range(nx) for j in range(ny)]
+        # Mesa's occupancy layer (True = no agent) by flat voxel: a view (copy=False raises
+        # rather than copy)
+        self._empty = np.reshape(grid.empty.data, -1, copy=False)
+        self.agents: dict[str, list[ArrayAgent]] = {kind: [] for kind in AGENT_CLASSES}
+
+    def added(self, kind: str, rows: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+        """Mesa agents for rows just appended to population ``kind``, at voxels (x, y)."""
+        agents = self.agents[kind]
+        if len(rows) and len(agents) != rows[0]:
+            raise RuntimeError(f"{kind}: agents added out of order")
+        cls, model, cells = AGENT_CLASSES[kind], self._model, self._cells
+        flat = np.asarray(x, np.int64) * self._ny + np.asarray(y, np.int64)
+        for r, k in zip(rows.tolist(), flat.tolist()):
+            agent = cls(model, cells[k])
+            agent.slot = r
+            agents.append(agent)
+
+    def removed(self, kind: str, rows: list[int]) -> None:
+        """Remove the agents of ``rows``, swap-removed one by one in the order given (the
+        order in which :meth:`.populations.Population.remove` removed them)."""
+        agents = self.agents[kind]
+        gone = []
+        for r in rows:
+            last = len(agents) - 1
+            gone.append(agents[r])
+            if r != last:
+                agents[r] = agents[last]
+                agents[r].slot = r
+            agents.pop()
+        for agent in gone:
+            agent.remove()
+
+    def moved(self, kind: str, rows: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
+        """Move the agents of ``rows`` from flat voxels ``old`` to ``new``, as ``agent.cell =
+        new_cell`` would, in one batch.
+
+        Mesa 3.5's ``HasCell.cell`` setter appends the agent to the new cell's ``_agents``,
+        removes it from the old one's and sets ``_mesa_cell``; each ``Cell.add_agent`` and
+        ``remove_agent`` also writes the ``empty`` layer through a per-cell property. Here
+        the list updates run in one plain loop and ``empty`` is written once, vectorised:
+        False at the new voxels, then "no agents left" at the old ones. The grids here have
+        unlimited capacity, so no capacity check is needed (tests compare the result with
+        the setter's).
+        """
+        agents, cells, empty = self.agents[kind], self._cells, self._empty
+        old, new = old.tolist(), new.tolist()
+        for i, o, n in zip(rows.tolist(), old, new):
+            agent, cell = agents[i], cells[n]
+            cell._agents.append(agent)
+            cells[o]._agents.remove(agent)
+            agent._mesa_cell = cell
+        empty[new] = False
+        empty[old] = [not cells[o]._agents for o in old]
