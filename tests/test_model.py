@@ -174,3 +174,28 @@ def test_field_boundary_is_a_parameter_per_field():
     assert m_open.fields["chemoattractant"][0].max() < 0.5 * m_open.fields["chemoattractant"][1].max()
     with pytest.raises(ValueError, match=r"chemoattractant.boundary = 'open'.*'dirichlet', 'noflux'"):
         load_params(overrides={"chemoattractant.boundary": "open"})
+
+
+def test_the_stage_hook_sees_every_stage_in_order_and_changes_nothing(small_params):
+    """A step is the stages of sim.model.stages.STAGES, in order; running them through the
+    stage_timer hook gives the same model, bit for bit."""
+    from sim.model.stages import STAGES
+
+    plain, timed = NeutroModel(small_params, rng=5), NeutroModel(small_params, rng=5)
+    seen = []
+
+    def timer(stage, model):
+        seen.append(stage.name)
+        stage.run(model)
+
+    timed.stage_timer = timer
+    for _ in range(12):
+        plain.step()
+        timed.step()
+    assert seen == [s.name for s in STAGES] * 12
+    assert seen[:7] == ["treatment", "fields: begin", "vessels", "tumor cells", "immune cells",
+                        "fields: end", "record"]
+    for name in plain.fields:
+        np.testing.assert_array_equal(plain.fields[name], timed.fields[name], err_msg=name)
+    pd.testing.assert_frame_equal(plain.datacollector.get_model_vars_dataframe(),
+                                  timed.datacollector.get_model_vars_dataframe(), check_exact=True)

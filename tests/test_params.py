@@ -113,3 +113,22 @@ def test_parameter_reference_in_docs_is_current():
     if not doc.is_file():
         pytest.skip("docs/ not present (installed package without checkout)")
     assert doc.read_text() == render(), "run: neutrosim params > docs/parameters.md"
+
+
+def test_every_field_of_the_registry_has_its_parameters_and_is_a_signal():
+    """One table of fields: each has a parameter section with transport coefficients (and
+    a boundary choice if transient), is a signal of every cell type in its unit, and has a
+    label for figures; the model builds exactly these fields."""
+    from sim.config.field_registry import FIELDS, FIELD_NAMES, TRANSIENT
+    from sim.config.rules import SIGNALS
+
+    p = load_params()
+    for f in FIELDS:
+        section = getattr(p, f.name)
+        assert section.diffusion_um2_per_min >= 0 and section.decay_per_min >= 0
+        assert hasattr(section, "boundary") == (f.solver == TRANSIENT), f.name
+        assert (f.tolerance is None) == (f.solver == TRANSIENT), f.name
+        for cell_type, signals in SIGNALS.items():
+            assert signals[f.name] == f.unit, (cell_type, f.name)
+        assert f.axis_label == f"{f.label} [{f.unit}]"
+    assert len(set(FIELD_NAMES)) == len(FIELD_NAMES)

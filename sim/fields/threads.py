@@ -5,9 +5,9 @@ compiled solvers release the GIL (numba ``nogil``), so on two cores the oxygen s
 the LOD fields run side by side. Which thread runs which field does not change any
 result: every task is the same deterministic kernel on its own data, whatever the thread.
 
-Why not ``concurrent.futures.ThreadPoolExecutor``: on the project's VMs its submit and
-result took ~50 us each, against ~1 ms of field work a step on the default grid; a pair of
-locks per persistent thread is leaner (the whole field stage went 0.62 -> 0.52 ms).
+Why not ``concurrent.futures.ThreadPoolExecutor``: its submit and result cost tens of
+microseconds each, against about a millisecond of field work a step on the default grid;
+a pair of locks per persistent thread costs a few.
 """
 
 from __future__ import annotations
