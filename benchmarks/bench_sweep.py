@@ -127,7 +127,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    from sim.runs.run import versions
+    from sim.runs.provenance import versions
 
     print(json.dumps(versions()))
     with open("/proc/loadavg") as fh:

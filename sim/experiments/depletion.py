@@ -40,6 +40,7 @@ from ..runs.ensemble import (
 )
 from ..runs.executors import Executor, ProcessExecutor
 from ..runs.output import replace_into, save_figure, write_json
+from ..runs.provenance import provenance
 from .stats import summarise
 
 __all__ = ["DepletionSetup", "run_depletion", "analyse", "REFERENCE_ARM"]
@@ -240,8 +241,6 @@ def analyse(
 
 
 def _manifest(setup, params, runs, failures, wall_s, ensemble, command) -> dict[str, Any]:
-    from ..runs.run import git_revision, versions
-
     done = runs.groupby("arm")["replicate"].nunique().to_dict()
     return {
         "experiment": "depletion",
@@ -259,8 +258,7 @@ def _manifest(setup, params, runs, failures, wall_s, ensemble, command) -> dict[
         "runs_this_call": len(ensemble.done) if ensemble else None,
         "runs_resumed_from_disk": len(ensemble.skipped) if ensemble else None,
         "wall_time_s": round(wall_s, 1) if wall_s is not None else None,
-        "versions": versions(),
-        "git_revision": git_revision(),
+        **provenance(),
     }
 
 

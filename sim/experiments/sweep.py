@@ -12,7 +12,9 @@ records. See ``params/sweeps/`` for examples and ``docs/sweeps.md`` for the form
 
 import difflib
 import itertools
+import json
 import math
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -24,7 +26,10 @@ import pandas as pd
 
 from ..config.errors import ParameterError
 from ..config.params import Params, load_params, read_toml, scenario_names
-from ..runs.ensemble import RunSpec, execute_run
+from ..runs.ensemble import RunSpec, execute_run, run_ensemble
+from ..runs.executors import ProcessExecutor
+from ..runs.output import write_json
+from ..runs.provenance import provenance
 
 __all__ = ["Factor", "SweepSpec", "load_spec", "DESIGNS", "MODELS"]
 
@@ -304,14 +309,6 @@ def run_sweep(spec: SweepSpec, out: str | Path, executor=None, *, workers: int |
     runs them. The folder records the spec in ``sweep.json``; a different spec over the
     same folder is refused before anything runs.
     """
-    import json
-    import time
-
-    from ..runs.ensemble import run_ensemble
-    from ..runs.executors import ProcessExecutor
-    from ..runs.output import write_json
-    from ..runs.run import git_revision, versions
-
     t0 = time.perf_counter()
     out = Path(out)
     specs = spec.run_specs()  # validates every point before anything runs
@@ -336,6 +333,6 @@ def run_sweep(spec: SweepSpec, out: str | Path, executor=None, *, workers: int |
                 "runs_resumed_from_disk": len(report.skipped), "failed": report.failed,
                 "design_points": len(spec.design_matrix()), "executor": type(executor).__name__,
                 "workers": executor.workers, "wall_time_s": round(time.perf_counter() - t0, 2),
-                "versions": versions(), "git_revision": git_revision()}
+                **provenance()}
     write_json(out / "manifest.json", manifest)
     return report

@@ -7,14 +7,11 @@ place only when complete, so an interrupted or failed run leaves nothing half-wr
 
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +19,14 @@ import numpy as np
 import pandas as pd
 
 from ..config.errors import ParameterError
-from ..config.params import FIELD_NAMES, Params, load_params
+from ..config.params import Params, load_params
 from ..config.units import MIN_PER_DAY
+# git_revision and AGENT_KINDS are not used here: benchmarks/bench_model.py and
+# sim.viz.picture import them from this module
+from .provenance import git_revision, provenance  # noqa: F401
+from .snapshot import AGENT_KINDS, final_state  # noqa: F401
 
-__all__ = ["RunResult", "build_model", "run_one", "final_state", "check_out", "write_atomic"]
-
-AGENT_KINDS = ("tumor", "neutrophils", "macrophages", "endothelial")
+__all__ = ["RunResult", "build_model", "run_one", "check_out", "write_atomic"]
 
 
 @dataclass
@@ -51,8 +50,7 @@ class RunResult:
             "rules_file": p.rules.path,
             "parameter_sources": list(p.sources),
             "wall_time_s": round(self.wall_s, 3),
-            "versions": versions(),
-            "git_revision": git_revision(),
+            **provenance(),
             **self.meta,
         }
 
@@ -113,35 +111,6 @@ def write_atomic(out: Path, fill, *, overwrite: bool = False) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
-
-
-def final_state(model) -> dict[str, np.ndarray]:
-    """Every field and every agent's position, type and state, as plain arrays."""
-    out: dict[str, np.ndarray] = {f"field_{name}": model.fields[name].copy() for name in FIELD_NAMES}
-    kinds, xs, ys, states = [], [], [], []
-    for k, kind in enumerate(AGENT_KINDS):
-        pop = model.populations[kind]
-        kinds.append(np.full(pop.n, k, np.int8))
-        xs.append(pop["x"].copy())
-        ys.append(pop["y"].copy())
-        states.append(pop["state"].copy())
-    out["agent_kind"] = np.concatenate(kinds)
-    out["agent_x"] = np.concatenate(xs)
-    out["agent_y"] = np.concatenate(ys)
-    out["agent_state"] = np.concatenate(states)
-    out["invasive"] = model.invasive_mask().copy()
-    out["kind_names"] = np.array(AGENT_KINDS)
-    out["state_names"] = np.array(
-        [",".join(cls.STATES) for cls in _agent_classes()])
-    out["time_h"] = np.array(model.time_h)
-    out["voxel_um"] = np.array(model.p.domain.voxel_um)
-    return out
-
-
-def _agent_classes():
-    from ..cells import EndothelialCell, Macrophage, Neutrophil, TumorCell
-
-    return (TumorCell, Neutrophil, Macrophage, EndothelialCell)
 
 
 def build_model(params: Params | None = None, seed: int = 0, threads: int | None = None):
@@ -211,34 +180,3 @@ class _DayBar:
 
     def close(self) -> None:
         self.bar.close()
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("neutrosim", "mesa", "numpy", "numba", "scipy", "pandas", "pyarrow", "matplotlib"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def git_revision() -> str:
-    """The checkout's commit (with '+dirty' if modified), or 'unknown' when this code does
-    not run from a git checkout (an installed copy, even one inside a checkout's .venv, says
-    nothing about which commit it was built from)."""
-    here = Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5).stdout.strip()
-        if not rev:
-            return "unknown"
-        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", Path(__file__).name],
-                                 cwd=here, capture_output=True, timeout=5).returncode == 0
-        if not tracked:
-            return "unknown (an installed copy, not a checkout)"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True, timeout=5).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
