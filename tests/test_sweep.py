@@ -81,6 +81,19 @@ def test_missing_and_empty_specs(tmp_path, capsys):
     assert "[parameters] is empty" in capsys.readouterr().err
 
 
+def test_out_that_is_a_file_or_a_foreign_folder_is_refused_before_any_run(tmp_path, capsys):
+    spec = _write(tmp_path, GOOD)
+    (tmp_path / "a_file").write_text("x")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "a_file"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "a_file: exists and is not a folder" in err and err.count("\n") == 1
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("x")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "mine"), "--quiet"]) == 2
+    assert "folder exists, is not empty and is not a sweep folder" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["keep.txt"]
+
+
 def test_sobol_indices_of_ishigami_match_the_known_values(tmp_path):
     spec = load_spec(SWEEPS / "ishigami.toml")
     with ProcessExecutor(2) as pool:

@@ -41,6 +41,7 @@ from ..runs.ensemble import (
 from ..runs.executors import Executor, ProcessExecutor
 from ..runs.output import replace_into, save_figure, write_json
 from ..runs.provenance import provenance
+from .folders import open_folder
 from .stats import summarise
 
 __all__ = ["DepletionSetup", "run_depletion", "analyse", "REFERENCE_ARM"]
@@ -165,16 +166,11 @@ def run_depletion(
     must be new or empty; with it, finished runs are kept and only the missing ones run.
     """
     t0 = time.perf_counter()
-    out = Path(out)
     params = setup.arm_params()
     specs = setup.specs(params)
-    if out.exists() and not out.is_dir():
-        raise ParameterError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not resume:
-        raise ParameterError(f"--out {out}: folder exists and is not empty "
-                             "(use --resume to finish it, or another --out)")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "experiment.json", {"setup": setup.to_dict(), "command": command})
+    out = open_folder(out, "experiment.json", {"setup": setup.to_dict(), "command": command},
+                      continuing=resume, refusal="folder exists and is not empty "
+                      "(use --resume to finish it, or another --out)")
     own = executor is None
     executor = executor or ProcessExecutor.for_runs(len(specs), workers)
     with executor if own else nullcontext():  # an own pool stops at once on Ctrl-C

@@ -30,6 +30,7 @@ from ..runs.ensemble import RunSpec, execute_run, run_ensemble
 from ..runs.executors import ProcessExecutor
 from ..runs.output import write_json
 from ..runs.provenance import provenance
+from .folders import open_folder
 
 __all__ = ["Factor", "SweepSpec", "load_spec", "DESIGNS", "MODELS"]
 
@@ -320,10 +321,9 @@ def run_sweep(spec: SweepSpec, out: str | Path, executor=None, *, workers: int |
             changed = sorted(k for k in mine if mine.get(k) != theirs.get(k))
             raise ParameterError(f"--out {out}: holds a different sweep (differs in {changed}); "
                                  "use another --out")
-    elif out.is_dir() and any(out.iterdir()):
-        raise ParameterError(f"--out {out}: folder exists, is not empty and is not a sweep folder")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(record, {"spec": spec.to_dict(), "spec_text": Path(spec.path).read_text()})
+    open_folder(out, record.name, {"spec": spec.to_dict(), "spec_text": Path(spec.path).read_text()},
+                continuing=record.is_file(),
+                refusal="folder exists, is not empty and is not a sweep folder")
     own = executor is None
     executor = executor or ProcessExecutor.for_runs(len(specs), workers)
     with executor if own else nullcontext():  # an own pool stops at once on Ctrl-C

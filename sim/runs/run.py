@@ -6,10 +6,7 @@ place only when complete, so an interrupted or failed run leaves nothing half-wr
 """
 
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +18,13 @@ import pandas as pd
 from ..config.errors import ParameterError
 from ..config.params import Params, load_params
 from ..config.units import MIN_PER_DAY
+from .output import write_atomic
 # git_revision and AGENT_KINDS are not used here: benchmarks/bench_model.py and
 # sim.viz.picture import them from this module
 from .provenance import git_revision, provenance  # noqa: F401
 from .snapshot import AGENT_KINDS, final_state  # noqa: F401
 
-__all__ = ["RunResult", "build_model", "run_one", "check_out", "write_atomic"]
+__all__ = ["RunResult", "build_model", "run_one"]
 
 
 @dataclass
@@ -68,49 +66,6 @@ class RunResult:
                 json.dump(self.manifest(), fh, indent=2, default=str)
 
         return write_atomic(Path(out), fill, overwrite=overwrite)
-
-
-def check_out(out: Path, *, overwrite: bool = False) -> Path:
-    """Refuse an output folder that :func:`write_atomic` could not fill, before any work.
-
-    ``out`` must not be a file, must be empty unless ``overwrite``, and its nearest
-    existing parent must be a folder this process can write into.
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ParameterError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ParameterError(f"--out {out}: folder exists and is not empty (use --overwrite)")
-    parent = out.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ParameterError(f"--out {out}: cannot create it: {parent} is not a writable folder")
-    return out
-
-
-def write_atomic(out: Path, fill, *, overwrite: bool = False) -> Path:
-    """Call ``fill(tmp_dir)`` then move the folder to ``out`` in one rename.
-
-    Refuses an existing non-empty ``out`` unless ``overwrite``. On any error the
-    temporary folder is removed and ``out`` is untouched.
-    """
-    out = check_out(out, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
-        fill(tmp)
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.replace(out, trash / "old")
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
 
 
 def build_model(params: Params | None = None, seed: int = 0, threads: int | None = None):

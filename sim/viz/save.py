@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..plots.state import plot_final_state
+from ..runs.output import write_atomic
 from ..runs.provenance import provenance
-from ..runs.run import write_atomic
 from ..runs.snapshot import final_state
 from .picture import render
 
