@@ -20,7 +20,6 @@ Output folder::
 
 import json
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -38,9 +37,10 @@ from ..runs.ensemble import (
     load_runs,
     run_ensemble,
 )
-from ..runs.executors import Executor, ProcessExecutor
+from ..runs.executors import Executor
 from ..runs.output import replace_into, save_figure, write_json
 from ..runs.provenance import provenance
+from .execution import executor_for, replicate_seeds
 from .folders import open_folder
 from .stats import summarise
 
@@ -91,7 +91,7 @@ class DepletionSetup:
 
     def seeds(self) -> list[int]:
         """Replicate r uses seed + r in every arm (the pairing)."""
-        return [self.seed + r for r in range(self.replicates)]
+        return replicate_seeds(self.seed, self.replicates)
 
     def arm_params(self) -> dict[str, Params]:
         """Resolved, validated parameters of every arm (raises before anything runs)."""
@@ -171,10 +171,8 @@ def run_depletion(
     out = open_folder(out, "experiment.json", {"setup": setup.to_dict(), "command": command},
                       continuing=resume, refusal="folder exists and is not empty "
                       "(use --resume to finish it, or another --out)")
-    own = executor is None
-    executor = executor or ProcessExecutor.for_runs(len(specs), workers)
-    with executor if own else nullcontext():  # an own pool stops at once on Ctrl-C
-        report = run_ensemble(specs, out, executor, progress=progress, desc="depletion runs")
+    with executor_for(len(specs), executor, workers) as runner:
+        report = run_ensemble(specs, out, runner, progress=progress, desc="depletion runs")
     summary = analyse(out, setup, params, wall_s=time.perf_counter() - t0, ensemble=report,
                       command=command, progress=progress)
     return ExperimentResult(out, report, summary, load_failures(out))

@@ -15,7 +15,6 @@ import itertools
 import json
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
@@ -27,9 +26,10 @@ import pandas as pd
 from ..config.errors import ParameterError
 from ..config.params import Params, load_params, read_toml, scenario_names
 from ..runs.ensemble import RunSpec, execute_run, run_ensemble
-from ..runs.executors import ProcessExecutor
+from ..runs.executors import Executor
 from ..runs.output import write_json
 from ..runs.provenance import provenance
+from .execution import executor_for, replicate_seeds
 from .folders import open_folder
 
 __all__ = ["Factor", "SweepSpec", "load_spec", "DESIGNS", "MODELS"]
@@ -105,7 +105,7 @@ class SweepSpec:
                 for row in x]
 
     def seeds(self) -> list[int]:
-        return [self.seed + r for r in range(self.replicates)]
+        return replicate_seeds(self.seed, self.replicates)
 
     # -- the runs ---------------------------------------------------------------------
     def base_params(self, arm: str, point: dict[str, float] | None = None) -> Params:
@@ -302,8 +302,8 @@ def outcome_table(spec: SweepSpec, endpoints: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def run_sweep(spec: SweepSpec, out: str | Path, executor=None, *, workers: int | None = None,
-              progress: bool = True, command: str = ""):
+def run_sweep(spec: SweepSpec, out: str | Path, executor: Executor | None = None, *,
+              workers: int | None = None, progress: bool = True, command: str = ""):
     """Run every missing run of ``spec`` into ``out`` (re-running continues a sweep).
 
     Without an ``executor``, a local process pool of ``workers`` (default: one per core)
@@ -324,15 +324,13 @@ def run_sweep(spec: SweepSpec, out: str | Path, executor=None, *, workers: int |
     open_folder(out, record.name, {"spec": spec.to_dict(), "spec_text": Path(spec.path).read_text()},
                 continuing=record.is_file(),
                 refusal="folder exists, is not empty and is not a sweep folder")
-    own = executor is None
-    executor = executor or ProcessExecutor.for_runs(len(specs), workers)
-    with executor if own else nullcontext():  # an own pool stops at once on Ctrl-C
-        report = run_ensemble(specs, out, executor, task=spec.task(), progress=progress,
+    with executor_for(len(specs), executor, workers) as runner:
+        report = run_ensemble(specs, out, runner, task=spec.task(), progress=progress,
                               desc="sweep runs")
     manifest = {"command": command, "runs_total": len(specs), "runs_this_call": len(report.done),
                 "runs_resumed_from_disk": len(report.skipped), "failed": report.failed,
-                "design_points": len(spec.design_matrix()), "executor": type(executor).__name__,
-                "workers": executor.workers, "wall_time_s": round(time.perf_counter() - t0, 2),
+                "design_points": len(spec.design_matrix()), "executor": type(runner).__name__,
+                "workers": runner.workers, "wall_time_s": round(time.perf_counter() - t0, 2),
                 **provenance()}
     write_json(out / "manifest.json", manifest)
     return report
