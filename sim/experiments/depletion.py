@@ -27,7 +27,8 @@ from typing import Any
 import pandas as pd
 
 from ..config.errors import ParameterError
-from ..config.params import Params, load_params, scenario_interventions, scenario_names
+from ..config.params import Params, load_params
+from ..config.scenarios import check_arms, efficiency_overrides
 from ..readouts import READOUTS
 from ..runs.ensemble import (
     EnsembleReport,
@@ -71,11 +72,7 @@ class DepletionSetup:
     def __post_init__(self):
         object.__setattr__(self, "arms", tuple(self.arms))
         object.__setattr__(self, "sets", tuple(tuple(kv) for kv in self.sets))
-        known = scenario_names()
-        bad = [a for a in self.arms if a not in known]
-        if bad:
-            raise ParameterError(f"--arms: unknown arm {', '.join(map(repr, bad))}; "
-                                 f"allowed: {', '.join(known)}")
+        check_arms(self.arms, "--arms")
         if len(set(self.arms)) != len(self.arms):
             raise ParameterError(f"--arms {','.join(self.arms)}: an arm is listed twice")
         if REFERENCE_ARM not in self.arms or len(self.arms) < 2:
@@ -103,7 +100,7 @@ class DepletionSetup:
             if self.start_day is not None:
                 overrides["intervention.start_day"] = self.start_day
             if self.efficiency is not None:
-                overrides.update({k: self.efficiency for k in scenario_interventions(arm)})
+                overrides.update(efficiency_overrides(arm, self.efficiency))
             out[arm] = load_params(self.params_file, scenario=arm, overrides=overrides)
         first = out[self.arms[0]]
         if any(p.time.days <= p.intervention.start_day for p in out.values()):

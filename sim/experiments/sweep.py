@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from ..config.errors import ParameterError
-from ..config.params import Params, load_params, read_toml, scenario_names
+from ..config.params import Params, load_params, read_toml
+from ..config.scenarios import check_arms
 from ..runs.ensemble import RunSpec, execute_run, run_ensemble
 from ..runs.executors import Executor
 from ..runs.output import write_json
@@ -256,10 +257,7 @@ def _check(spec: SweepSpec, path: Path) -> None:
         if spec.arms != ("control",) or spec.outcomes != ("y",):
             raise ParameterError(f"{path}: the ishigami model has one arm (control) and one outcome (y)")
         return
-    known = scenario_names()
-    bad = [a for a in spec.arms if a not in known]
-    if bad:
-        raise ParameterError(f"{path}: [sweep] arms: unknown {bad}; allowed: {', '.join(known)}")
+    check_arms(spec.arms, f"{path}: [sweep] arms", as_list=True)
     if len(spec.arms) > 1 and "control" not in spec.arms:
         raise ParameterError(f"{path}: [sweep] arms: with several arms one must be 'control' "
                              "(effects are measured against it)")
