@@ -83,6 +83,23 @@ def test_missing_and_empty_specs(tmp_path, capsys):
     assert "[parameters] is empty" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text", [
+    GOOD,
+    # the sets alone are invalid (the default tumor does not fit 50 x 50 voxels), so every
+    # point is loaded whole
+    GOOD.replace('"initial.tumor_radius_um" = 200.0\n', "").split("[parameters]")[0]
+    + '[parameters]\n"initial.tumor_radius_um" = { low = 150.0, high = 200.0 }\n',
+])
+def test_every_point_has_the_parameters_of_loading_it_whole(tmp_path, text):
+    """Points are resolved from each arm's parameters (the files read once per arm): the
+    values and digests must be those of loading defaults, scenario, sets and point at once."""
+    spec = load_spec(_write(tmp_path, text))
+    points = spec.points()
+    for run in spec.run_specs():
+        whole = spec.base_params(run.labels["arm"], points[run.labels["point"]])
+        assert run.params.to_dict() == whole.to_dict() and run.digest == whole.digest()
+
+
 def test_out_that_is_a_file_or_a_foreign_folder_is_refused_before_any_run(tmp_path, capsys):
     spec = _write(tmp_path, GOOD)
     (tmp_path / "a_file").write_text("x")

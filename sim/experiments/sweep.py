@@ -118,14 +118,33 @@ class SweepSpec:
     def run_specs(self) -> list[RunSpec]:
         """Every (point, arm, replicate) as a keyed run; parameters validated here."""
         specs = []
+        arm_params = {arm: self._arm_params(arm) for arm in self.arms}
         for i, point in enumerate(self.points()):
             for arm in self.arms:
-                params = self.base_params(arm, point)
+                params = self._point_params(arm, point, arm_params[arm])
                 for r, seed in enumerate(self.seeds()):
                     specs.append(RunSpec(f"p{i:05d}-{arm}-r{r:02d}", params, seed,
                                          {"point": i, "arm": arm, "replicate": r, **_cols(point)},
                                          days=self.days))
         return specs
+
+    def _arm_params(self, arm: str) -> Params | None:
+        """The arm's parameters without a point, or None if they are only valid with one."""
+        try:
+            return self.base_params(arm)
+        except ParameterError:
+            return None
+
+    def _point_params(self, arm: str, point: dict[str, float], arm_params: Params | None) -> Params:
+        """:meth:`base_params` of ``arm`` at ``point``: the same values and digest, derived from
+        the arm's parameters (the files are read once per arm, not once per point)."""
+        if arm_params is not None:
+            days = {"time.days": self.days} if self.days is not None else {}
+            try:
+                return arm_params.replace({**point, **days}, origin="sweep point")
+            except ParameterError:
+                pass  # raised again below, naming the spec's settings as load_params does
+        return self.base_params(arm, point)
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "design": self.design,
