@@ -913,7 +913,7 @@ def main() -> None:
           f"{numba.__version__} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}), "
           f"mesa {mesa.__version__}, scipy {version('scipy')}, pandas {version('pandas')}")
     try:
-        from sim.runs.run import git_revision
+        from sim.runs.provenance import git_revision
 
         rev = git_revision()
     except Exception:  # noqa: BLE001

@@ -5,9 +5,9 @@
 
 1. Model runs of a few seconds (120 x 120 window, 7 days): wall time with 1 and 2 local
    worker processes -> runs per minute and parallel efficiency T1 / (2 T2).
-2. Cheap runs (the Ishigami function: the runner's own cost): time per run in this
-   process, in the process pool and on a local Dask cluster (2 workers each) -> the
-   Dask path's overhead per run against the pool.
+2. Cheap runs (the Ishigami function of ``tests/ishigami.py``: the runner's own cost):
+   time per run in this process, in the process pool and on a local Dask cluster
+   (2 workers each) -> the Dask path's overhead per run against the pool.
 3. Peak memory of the process driving the sweep, in a fresh process per size, for a
    growing number of runs (results stream to Parquet parts, so it should stay flat), and
    of ``neutrosim analyze`` reading them back.
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the Ishigami simulation is in tests/ (workers inherit the path)
 
 MODEL_SPEC = """
 [sweep]
@@ -38,7 +39,7 @@ outcomes = ["tumor_cells"]
 "neutrophil.chemotaxis_bias" = {{ levels = [0.1, 0.2, 0.3, 0.4] }}
 """
 
-ISHIGAMI = (ROOT / "params" / "sweeps" / "ishigami.toml").read_text()
+ISHIGAMI = (ROOT / "tests" / "data" / "ishigami.toml").read_text()
 
 
 def _spec(tmp: Path, name: str, text: str) -> Path:
@@ -47,13 +48,13 @@ def _spec(tmp: Path, name: str, text: str) -> Path:
     return path
 
 
-def _time_sweep(spec_path: Path, out: Path, executor) -> float:
+def _time_sweep(spec_path: Path, out: Path, executor, **simulate) -> float:
     from sim.experiments.sweep import load_spec, run_sweep
 
     spec = load_spec(spec_path)
     t0 = time.perf_counter()
     with executor:
-        run_sweep(spec, out, executor, progress=False)
+        run_sweep(spec, out, executor, progress=False, **simulate)
     return time.perf_counter() - t0
 
 
@@ -76,15 +77,17 @@ def parallel_efficiency(tmp: Path, reps: int) -> None:
 
 def dask_overhead(tmp: Path, samples: int) -> None:
     from sim.runs.executors import DaskExecutor, ProcessExecutor, SerialExecutor
+    from tests.ishigami import simulate_ishigami
 
     spec = _spec(tmp, "ish", ISHIGAMI.replace("samples = 512", f"samples = {samples}"))
     n = samples * 5
-    serial = _time_sweep(spec, tmp / "s", SerialExecutor())
-    pool = _time_sweep(spec, tmp / "p", ProcessExecutor(2))
+    ish = {"simulate": simulate_ishigami}
+    serial = _time_sweep(spec, tmp / "s", SerialExecutor(), **ish)
+    pool = _time_sweep(spec, tmp / "p", ProcessExecutor(2), **ish)
     t0 = time.perf_counter()
     dask_ex = DaskExecutor(local_workers=2)
     start = time.perf_counter() - t0
-    dask = _time_sweep(spec, tmp / "d", dask_ex)
+    dask = _time_sweep(spec, tmp / "d", dask_ex, **ish)
     print(f"\n2. cheap runs (Ishigami), {n} runs, 2 workers")
     print("| path | wall [s] | ms / run |")
     print("| --- | --- | --- |")
@@ -97,8 +100,9 @@ def dask_overhead(tmp: Path, samples: int) -> None:
 
 _RSS = "; import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 _SWEEP = ("import sys; from sim.experiments.sweep import load_spec, run_sweep; "
-          "from sim.runs.executors import SerialExecutor; "
-          "run_sweep(load_spec(sys.argv[1]), sys.argv[2], SerialExecutor(), progress=False)" + _RSS)
+          "from sim.runs.executors import SerialExecutor; from tests.ishigami import simulate_ishigami; "
+          "run_sweep(load_spec(sys.argv[1]), sys.argv[2], SerialExecutor(), progress=False, "
+          "simulate=simulate_ishigami)" + _RSS)
 _ANALYZE = "import sys; from sim.experiments.sensitivity import analyze; analyze(sys.argv[1])" + _RSS
 
 
@@ -127,7 +131,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    from sim.runs.run import versions
+    from sim.runs.provenance import versions
 
     print(json.dumps(versions()))
     with open("/proc/loadavg") as fh:

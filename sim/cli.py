@@ -52,7 +52,8 @@ def _add_run(sub) -> None:
 
 def _run(args) -> int:
     from .config.params import load_params
-    from .runs.run import check_out, run_one
+    from .runs.output import check_out
+    from .runs.run import run_one
 
     options = []  # each labelled as typed, so a bad value is blamed on its option
     if args.grid is not None:
@@ -65,7 +66,7 @@ def _run(args) -> int:
         options.append((f"--days {args.days:g}", {"time.days": args.days}))
     params = load_params(args.params, scenario=args.scenario, overrides=dict(args.sets),
                          rules=args.rules, options=options)
-    out = check_out(args.out, overwrite=args.overwrite)  # before hours of simulation
+    out = check_out(args.out, nonempty_ok=args.overwrite)  # before hours of simulation
     result = run_one(params, args.seed, progress=not args.quiet, threads=args.threads)
     result.meta["command"] = _command_line()
     result.write(out, overwrite=args.overwrite)

@@ -164,7 +164,8 @@ def test_wheel_ships_the_default_parameters(tmp_path):
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(repo / "site"), str(wheel)], check=True)
-    probe = subprocess.run([sys.executable, "-c", "import sim.runs.run; print(sim.runs.run.git_revision())"],
+    probe = subprocess.run([sys.executable, "-c",
+                            "import sim.runs.provenance as p; print(p.git_revision())"],
                            capture_output=True, text=True, cwd=tmp_path,
                            env={**os.environ, "PYTHONPATH": str(repo / "site")})
     assert probe.returncode == 0, probe.stderr

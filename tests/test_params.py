@@ -119,7 +119,7 @@ def test_every_field_of_the_registry_has_its_parameters_and_is_a_signal():
     """One table of fields: each has a parameter section with transport coefficients (and
     a boundary choice if transient), is a signal of every cell type in its unit, and has a
     label for figures; the model builds exactly these fields."""
-    from sim.config.field_registry import FIELDS, FIELD_NAMES, TRANSIENT
+    from sim.config.field_registry import FIELD_NAMES, FIELDS, TRANSIENT
     from sim.config.rules import SIGNALS
 
     p = load_params()

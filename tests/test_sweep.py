@@ -17,13 +17,14 @@ import pytest
 from sim.cli import main
 from sim.experiments.sensitivity import analyze
 from sim.experiments.sweep import load_spec, run_sweep
-from sim.experiments.testfunctions import ISHIGAMI_INDICES
-from sim.runs.ensemble import load_failures, load_runs, part_meta
+from sim.runs.ensemble import execute_run, load_failures, load_runs, part_meta
 from sim.runs.executors import DaskExecutor, ProcessExecutor, SerialExecutor
 from tests.conftest import execute_notebook, images
+from tests.ishigami import INPUTS, ISHIGAMI_INDICES, OUTCOME, simulate_ishigami
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEPS = ROOT / "params" / "sweeps"
+ISHIGAMI = Path(__file__).resolve().parent / "data" / "ishigami.toml"
 
 
 def _write(tmp_path, text: str, name="spec.toml") -> Path:
@@ -60,6 +61,7 @@ days = 1
     (('design = "morris"', 'design = "sobol"\nlevels = 4'), None),  # samples = 2 is a power of 2: fine
     (('design = "morris"\nsamples = 2', 'design = "sobol"\nsamples = 3'), "needs a power of 2"),
     (("days = 1", "days = -1"), "days = -1: must be a number > 0"),
+    (('design = "morris"', 'design = "morris"\nmodel = "ishigami"'), "unknown key(s) in [sweep]: ['model']"),
 ])
 def test_malformed_specs_are_rejected_before_any_run(tmp_path, capsys, edit, message):
     spec = _write(tmp_path, GOOD.replace(*edit))
@@ -81,21 +83,52 @@ def test_missing_and_empty_specs(tmp_path, capsys):
     assert "[parameters] is empty" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text", [
+    GOOD,
+    # the sets alone are invalid (the default tumor does not fit 50 x 50 voxels), so every
+    # point is loaded whole
+    GOOD.replace('"initial.tumor_radius_um" = 200.0\n', "").split("[parameters]")[0]
+    + '[parameters]\n"initial.tumor_radius_um" = { low = 150.0, high = 200.0 }\n',
+])
+def test_every_point_has_the_parameters_of_loading_it_whole(tmp_path, text):
+    """Points are resolved from each arm's parameters (the files read once per arm): the
+    values and digests must be those of loading defaults, scenario, sets and point at once."""
+    spec = load_spec(_write(tmp_path, text))
+    points = spec.points()
+    for run in spec.run_specs():
+        whole = spec.base_params(run.labels["arm"], points[run.labels["point"]])
+        assert run.params.to_dict() == whole.to_dict() and run.digest == whole.digest()
+
+
+def test_out_that_is_a_file_or_a_foreign_folder_is_refused_before_any_run(tmp_path, capsys):
+    spec = _write(tmp_path, GOOD)
+    (tmp_path / "a_file").write_text("x")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "a_file"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "a_file: exists and is not a folder" in err and err.count("\n") == 1
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("x")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "mine"), "--quiet"]) == 2
+    assert "folder exists, is not empty and is not a sweep folder" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["keep.txt"]
+
+
 def test_sobol_indices_of_ishigami_match_the_known_values(tmp_path):
-    spec = load_spec(SWEEPS / "ishigami.toml")
+    spec = load_spec(ISHIGAMI)
+    assert [(f.name, f.low, f.high) for f in spec.factors] == list(INPUTS.values())
     with ProcessExecutor(2) as pool:
-        report = run_sweep(spec, tmp_path, pool, progress=False)
+        report = run_sweep(spec, tmp_path, pool, progress=False, simulate=simulate_ishigami)
     assert len(report.done) == 512 * 5 and not report.failed
     table = analyze(tmp_path).set_index("parameter")
     for which in ("S1", "ST"):
         for name, known in ISHIGAMI_INDICES[which].items():
             est, conf = table.loc[name, which], table.loc[name, f"{which}_conf"]
             assert abs(est - known) <= conf, (which, name, est, known, conf)
-    assert (tmp_path / "analysis" / "indices_y.svg").is_file()
+    assert (tmp_path / "analysis" / f"indices_{OUTCOME}.svg").is_file()
 
 
 def test_a_run_that_raises_is_recorded_and_the_rest_finish(tmp_path, monkeypatch):
-    import sim.experiments.testfunctions as tf
+    import tests.ishigami as tf
 
     real = tf.ishigami
 
@@ -105,35 +138,40 @@ def test_a_run_that_raises_is_recorded_and_the_rest_finish(tmp_path, monkeypatch
         return real(x1, x2, x3)
 
     monkeypatch.setattr(tf, "ishigami", broken)
-    spec = load_spec(_write(tmp_path, (SWEEPS / "ishigami.toml").read_text()
-                            .replace("samples = 512", "samples = 16")))
-    report = run_sweep(spec, tmp_path / "out", SerialExecutor(), progress=False)
+    spec = load_spec(_write(tmp_path, ISHIGAMI.read_text().replace("samples = 512", "samples = 16")))
+    report = run_sweep(spec, tmp_path / "out", SerialExecutor(), progress=False,
+                       simulate=simulate_ishigami)
     assert report.failed and len(report.done) + len(report.failed) == 80
     assert set(load_failures(tmp_path / "out")) == set(report.failed)
     assert all("planted" in e for e in report.failed.values())
     with pytest.warns(UserWarning, match="missing runs were not analysed"):
         assert analyze(tmp_path / "out").empty
     monkeypatch.setattr(tf, "ishigami", real)  # fixed: the same command finishes the sweep
-    again = run_sweep(spec, tmp_path / "out", SerialExecutor(), progress=False)
+    again = run_sweep(spec, tmp_path / "out", SerialExecutor(), progress=False,
+                      simulate=simulate_ishigami)
     assert sorted(again.done) == sorted(report.failed) and not load_failures(tmp_path / "out")
     assert not analyze(tmp_path / "out").empty
 
 
 def test_a_different_spec_over_the_same_folder_is_refused(tmp_path):
-    spec = load_spec(_write(tmp_path, (SWEEPS / "ishigami.toml").read_text()
-                            .replace("samples = 512", "samples = 2")))
-    run_sweep(spec, tmp_path / "out", SerialExecutor(), progress=False)
-    other = load_spec(_write(tmp_path, (SWEEPS / "ishigami.toml").read_text()
-                             .replace("samples = 512", "samples = 4"), "other.toml"))
+    spec = load_spec(_write(tmp_path, ISHIGAMI.read_text().replace("samples = 512", "samples = 2")))
+    run_sweep(spec, tmp_path / "out", SerialExecutor(), progress=False, simulate=simulate_ishigami)
+    other = load_spec(_write(tmp_path, ISHIGAMI.read_text().replace("samples = 512", "samples = 4"),
+                             "other.toml"))
     with pytest.raises(Exception, match="holds a different sweep"):
-        run_sweep(other, tmp_path / "out", SerialExecutor(), progress=False)
+        run_sweep(other, tmp_path / "out", SerialExecutor(), progress=False,
+                  simulate=simulate_ishigami)
+    with pytest.raises(Exception, match=r"holds a different sweep \(differs in \['model'\]\)"):
+        run_sweep(spec, tmp_path / "out", SerialExecutor(), progress=False)  # the model itself
 
 
 def test_interrupted_sweep_resumes_cleanly(tmp_path):
-    """Ctrl-C (SIGINT to the process group, as a terminal sends it), then the same command."""
-    spec = _write(tmp_path, (SWEEPS / "ishigami.toml").read_text().replace("samples = 512", "samples = 256"))
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it), then the same command
+    (the neutrosim command, its sweeps evaluating the Ishigami function)."""
+    spec = _write(tmp_path, ISHIGAMI.read_text().replace("samples = 512", "samples = 256"))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "sim", "sweep", str(spec), "--out", str(out), "--workers", "2", "--quiet"]
+    cmd = [sys.executable, "-m", "tests.ishigami", "sweep", str(spec), "--out", str(out),
+           "--workers", "2", "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while len(list((out / "runs").glob("*.parquet"))) < 200:
@@ -206,7 +244,7 @@ def test_runs_of_a_dask_worker_that_dies_are_rerun_elsewhere(tmp_path, dask_clus
     spec = load_spec(_write(tmp_path, GOOD.replace("days = 1", "days = 2")))
     out = tmp_path / "out"
     with DaskExecutor(address) as ex:
-        runs = ex.imap_unordered(spec.task(), spec.run_specs())
+        runs = ex.imap_unordered(execute_run, spec.run_specs())
         first = next(runs)  # a run finished: both workers are busy with others now
         procs[1].kill()     # one worker dies mid-run
         results = [first, *runs]
@@ -255,10 +293,10 @@ def test_two_factor_grid_heatmap_shows_the_planted_response_surface(tmp_path):
 
 
 def test_latin_hypercube_with_rbd_fast_ranks_the_ishigami_inputs(tmp_path):
-    spec = load_spec(_write(tmp_path, (SWEEPS / "ishigami.toml").read_text()
+    spec = load_spec(_write(tmp_path, ISHIGAMI.read_text()
                             .replace('design = "sobol"', 'design = "lhs"')
                             .replace("samples = 512", "samples = 600")))
-    run_sweep(spec, tmp_path / "out", SerialExecutor(), progress=False)
+    run_sweep(spec, tmp_path / "out", SerialExecutor(), progress=False, simulate=simulate_ishigami)
     s1 = analyze(tmp_path / "out").set_index("parameter")["S1"]
     for name, known in ISHIGAMI_INDICES["S1"].items():
         assert abs(s1[name] - known) < 0.1, (name, s1[name], known)

@@ -19,7 +19,8 @@ import pytest
 
 from sim.cli import main
 from sim.config.params import load_params
-from sim.runs.run import build_model, final_state
+from sim.runs.run import build_model
+from sim.runs.snapshot import final_state
 from tests.conftest import SMALL, execute_notebook, images
 
 ROOT = Path(__file__).resolve().parent.parent

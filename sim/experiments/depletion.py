@@ -20,7 +20,6 @@ Output folder::
 
 import json
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,8 @@ from typing import Any
 import pandas as pd
 
 from ..config.errors import ParameterError
-from ..config.params import Params, load_params, scenario_interventions, scenario_names
+from ..config.params import Params, load_params
+from ..config.scenarios import check_arms, efficiency_overrides
 from ..readouts import READOUTS
 from ..runs.ensemble import (
     EnsembleReport,
@@ -38,8 +38,11 @@ from ..runs.ensemble import (
     load_runs,
     run_ensemble,
 )
-from ..runs.executors import Executor, ProcessExecutor
+from ..runs.executors import Executor
 from ..runs.output import replace_into, save_figure, write_json
+from ..runs.provenance import provenance
+from .execution import executor_for, replicate_seeds
+from .folders import open_folder
 from .stats import summarise
 
 __all__ = ["DepletionSetup", "run_depletion", "analyse", "REFERENCE_ARM"]
@@ -69,11 +72,7 @@ class DepletionSetup:
     def __post_init__(self):
         object.__setattr__(self, "arms", tuple(self.arms))
         object.__setattr__(self, "sets", tuple(tuple(kv) for kv in self.sets))
-        known = scenario_names()
-        bad = [a for a in self.arms if a not in known]
-        if bad:
-            raise ParameterError(f"--arms: unknown arm {', '.join(map(repr, bad))}; "
-                                 f"allowed: {', '.join(known)}")
+        check_arms(self.arms, "--arms")
         if len(set(self.arms)) != len(self.arms):
             raise ParameterError(f"--arms {','.join(self.arms)}: an arm is listed twice")
         if REFERENCE_ARM not in self.arms or len(self.arms) < 2:
@@ -89,7 +88,7 @@ class DepletionSetup:
 
     def seeds(self) -> list[int]:
         """Replicate r uses seed + r in every arm (the pairing)."""
-        return [self.seed + r for r in range(self.replicates)]
+        return replicate_seeds(self.seed, self.replicates)
 
     def arm_params(self) -> dict[str, Params]:
         """Resolved, validated parameters of every arm (raises before anything runs)."""
@@ -101,7 +100,7 @@ class DepletionSetup:
             if self.start_day is not None:
                 overrides["intervention.start_day"] = self.start_day
             if self.efficiency is not None:
-                overrides.update({k: self.efficiency for k in scenario_interventions(arm)})
+                overrides.update(efficiency_overrides(arm, self.efficiency))
             out[arm] = load_params(self.params_file, scenario=arm, overrides=overrides)
         first = out[self.arms[0]]
         if any(p.time.days <= p.intervention.start_day for p in out.values()):
@@ -164,20 +163,13 @@ def run_depletion(
     must be new or empty; with it, finished runs are kept and only the missing ones run.
     """
     t0 = time.perf_counter()
-    out = Path(out)
     params = setup.arm_params()
     specs = setup.specs(params)
-    if out.exists() and not out.is_dir():
-        raise ParameterError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not resume:
-        raise ParameterError(f"--out {out}: folder exists and is not empty "
-                             "(use --resume to finish it, or another --out)")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "experiment.json", {"setup": setup.to_dict(), "command": command})
-    own = executor is None
-    executor = executor or ProcessExecutor.for_runs(len(specs), workers)
-    with executor if own else nullcontext():  # an own pool stops at once on Ctrl-C
-        report = run_ensemble(specs, out, executor, progress=progress, desc="depletion runs")
+    out = open_folder(out, "experiment.json", {"setup": setup.to_dict(), "command": command},
+                      continuing=resume, refusal="folder exists and is not empty "
+                      "(use --resume to finish it, or another --out)")
+    with executor_for(len(specs), executor, workers) as runner:
+        report = run_ensemble(specs, out, runner, progress=progress, desc="depletion runs")
     summary = analyse(out, setup, params, wall_s=time.perf_counter() - t0, ensemble=report,
                       command=command, progress=progress)
     return ExperimentResult(out, report, summary, load_failures(out))
@@ -240,8 +232,6 @@ def analyse(
 
 
 def _manifest(setup, params, runs, failures, wall_s, ensemble, command) -> dict[str, Any]:
-    from ..runs.run import git_revision, versions
-
     done = runs.groupby("arm")["replicate"].nunique().to_dict()
     return {
         "experiment": "depletion",
@@ -259,8 +249,7 @@ def _manifest(setup, params, runs, failures, wall_s, ensemble, command) -> dict[
         "runs_this_call": len(ensemble.done) if ensemble else None,
         "runs_resumed_from_disk": len(ensemble.skipped) if ensemble else None,
         "wall_time_s": round(wall_s, 1) if wall_s is not None else None,
-        "versions": versions(),
-        "git_revision": git_revision(),
+        **provenance(),
     }
 
 

@@ -7,13 +7,17 @@ one :class:`sim.runs.ensemble.RunSpec` with key ``pNNNNN-ARM-rNN``; replicate r 
 ``seed + r`` at every point and in every arm (common random numbers, so differences
 between points and arms are not seed noise). The runs go through
 :func:`sim.runs.ensemble.run_ensemble` unchanged: atomic Parquet parts, skip-if-done, failure
-records. See ``params/sweeps/`` for examples and ``docs/sweeps.md`` for the format.
+records. Each run is :func:`sim.runs.ensemble.simulate_model` (the neutrosim model) unless
+:func:`run_sweep` is given another ``simulate``. See ``params/sweeps/`` for examples and
+``docs/sweeps.md`` for the format.
 """
 
 import difflib
 import itertools
+import json
 import math
-from contextlib import nullcontext
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
@@ -23,15 +27,19 @@ import numpy as np
 import pandas as pd
 
 from ..config.errors import ParameterError
-from ..config.params import Params, load_params, read_toml, scenario_names
-from ..runs.ensemble import RunSpec, execute_run
+from ..config.params import Params, load_params, read_toml
+from ..config.scenarios import check_arms
+from ..runs.ensemble import RunSpec, execute_run, run_ensemble, simulate_model
+from ..runs.executors import Executor
+from ..runs.output import write_json
+from ..runs.provenance import provenance
+from .execution import executor_for, replicate_seeds
+from .folders import open_folder
 
-__all__ = ["Factor", "SweepSpec", "load_spec", "DESIGNS", "MODELS"]
+__all__ = ["Factor", "SweepSpec", "load_spec", "run_sweep", "DESIGNS"]
 
 DESIGNS = ("grid", "lhs", "sobol", "morris")
-#: what a run evaluates: the neutrosim model, or an analytic test function with known indices
-MODELS = ("neutrosim", "ishigami")
-_SWEEP_KEYS = {"model", "design", "samples", "replicates", "arms", "days", "seed", "outcomes",
+_SWEEP_KEYS = {"design", "samples", "replicates", "arms", "days", "seed", "outcomes",
                "params", "set", "levels", "num", "description"}
 
 
@@ -51,7 +59,6 @@ class SweepSpec:
     path: str
     factors: tuple[Factor, ...]
     design: str = "morris"
-    model: str = "neutrosim"
     samples: int = 4
     replicates: int = 1
     arms: tuple[str, ...] = ("control",)
@@ -99,7 +106,7 @@ class SweepSpec:
                 for row in x]
 
     def seeds(self) -> list[int]:
-        return [self.seed + r for r in range(self.replicates)]
+        return replicate_seeds(self.seed, self.replicates)
 
     # -- the runs ---------------------------------------------------------------------
     def base_params(self, arm: str, point: dict[str, float] | None = None) -> Params:
@@ -111,25 +118,36 @@ class SweepSpec:
     def run_specs(self) -> list[RunSpec]:
         """Every (point, arm, replicate) as a keyed run; parameters validated here."""
         specs = []
+        arm_params = {arm: self._arm_params(arm) for arm in self.arms}
         for i, point in enumerate(self.points()):
             for arm in self.arms:
-                params = point if self.model != "neutrosim" else self.base_params(arm, point)
+                params = self._point_params(arm, point, arm_params[arm])
                 for r, seed in enumerate(self.seeds()):
                     specs.append(RunSpec(f"p{i:05d}-{arm}-r{r:02d}", params, seed,
                                          {"point": i, "arm": arm, "replicate": r, **_cols(point)},
-                                         days=self.days if self.model == "neutrosim" else None))
+                                         days=self.days))
         return specs
 
-    def task(self):
-        """The function each worker runs per spec (picklable)."""
-        if self.model == "ishigami":
-            from .testfunctions import simulate_ishigami
+    def _arm_params(self, arm: str) -> Params | None:
+        """The arm's parameters without a point, or None if they are only valid with one."""
+        try:
+            return self.base_params(arm)
+        except ParameterError:
+            return None
 
-            return partial(execute_run, simulate=simulate_ishigami)
-        return execute_run
+    def _point_params(self, arm: str, point: dict[str, float], arm_params: Params | None) -> Params:
+        """:meth:`base_params` of ``arm`` at ``point``: the same values and digest, derived from
+        the arm's parameters (the files are read once per arm, not once per point)."""
+        if arm_params is not None:
+            days = {"time.days": self.days} if self.days is not None else {}
+            try:
+                return arm_params.replace({**point, **days}, origin="sweep point")
+            except ParameterError:
+                pass  # raised again below, naming the spec's settings as load_params does
+        return self.base_params(arm, point)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "model": self.model, "design": self.design,
+        return {"path": self.path, "design": self.design,
                 "samples": self.samples, "replicates": self.replicates, "arms": list(self.arms),
                 "days": self.days, "seed": self.seed, "outcomes": list(self.outcomes),
                 "params_file": self.params_file, "sets": self.sets, "levels": self.levels,
@@ -141,6 +159,7 @@ class SweepSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SweepSpec":
         d = dict(d)
+        d.pop("model", None)  # which simulation ran: a record of the folder, not of the spec
         factors = tuple(Factor(f["name"], f["low"], f["high"],
                                tuple(f["levels"]) if f.get("levels") else None, f["integer"])
                         for f in d.pop("factors"))
@@ -166,7 +185,6 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise ParameterError(f"{path}: unknown key(s) in [sweep]: {sorted(bad)}; "
                              f"allowed: {', '.join(sorted(_SWEEP_KEYS))}")
     where = f"{path}: [sweep]"
-    model = _choice(sw.get("model", "neutrosim"), MODELS, f"{where} model")
     design = _choice(sw.get("design"), DESIGNS, f"{where} design")
     samples = _int(sw.get("samples", 4), f"{where} samples", 1)
     replicates = _int(sw.get("replicates", 1), f"{where} replicates", 1)
@@ -177,13 +195,13 @@ def load_spec(path: str | Path) -> SweepSpec:
     if days is not None and (isinstance(days, bool) or not isinstance(days, (int, float)) or days <= 0):
         raise ParameterError(f"{where} days = {days!r}: must be a number > 0")
     arms = tuple(sw.get("arms", ["control"]))
-    outcomes = tuple(sw.get("outcomes", ["y"] if model == "ishigami" else ["tumor_cells"]))
+    outcomes = tuple(sw.get("outcomes", ["tumor_cells"]))
     sets = dict(sw.get("set", {}))
     params_file = sw.get("params")
     if params_file is not None:
         params_file = str((path.parent / params_file).resolve())
-    factors = _factors(raw.get("parameters", {}), path, model, design)
-    spec = SweepSpec(str(path), factors, design, model, samples, replicates, arms,
+    factors = _factors(raw.get("parameters", {}), path, design)
+    spec = SweepSpec(str(path), factors, design, samples, replicates, arms,
                      float(days) if days is not None else None, seed, outcomes, params_file,
                      sets, levels, num)
     _check(spec, path)
@@ -202,15 +220,15 @@ def _int(value, where: str, lo: int) -> int:
     return value
 
 
-def _factors(table: dict, path: Path, model: str, design: str) -> tuple[Factor, ...]:
+def _factors(table: dict, path: Path, design: str) -> tuple[Factor, ...]:
     if not table:
         raise ParameterError(f"{path}: [parameters] is empty; name at least one parameter "
                              "with low/high (or levels for a grid)")
-    schema = {} if model != "neutrosim" else load_params().flat()
+    schema = load_params().flat()
     out = []
     for name, spec in table.items():
         where = f"{path}: [parameters] {name}"
-        if model == "neutrosim" and name not in schema:
+        if name not in schema:
             close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
             raise ParameterError(f"{where}: unknown parameter" +
                                  (f" (did you mean {close[0]}?)" if close else
@@ -243,17 +261,7 @@ def _factors(table: dict, path: Path, model: str, design: str) -> tuple[Factor, 
 
 def _check(spec: SweepSpec, path: Path) -> None:
     """Cross-key checks, and every factor's extremes through the parameter validation."""
-    if spec.model == "ishigami":
-        names = [f.name for f in spec.factors]
-        if names != ["x1", "x2", "x3"]:
-            raise ParameterError(f"{path}: the ishigami model takes parameters x1, x2, x3; got {names}")
-        if spec.arms != ("control",) or spec.outcomes != ("y",):
-            raise ParameterError(f"{path}: the ishigami model has one arm (control) and one outcome (y)")
-        return
-    known = scenario_names()
-    bad = [a for a in spec.arms if a not in known]
-    if bad:
-        raise ParameterError(f"{path}: [sweep] arms: unknown {bad}; allowed: {', '.join(known)}")
+    check_arms(spec.arms, f"{path}: [sweep] arms", as_list=True)
     if len(spec.arms) > 1 and "control" not in spec.arms:
         raise ParameterError(f"{path}: [sweep] arms: with several arms one must be 'control' "
                              "(effects are measured against it)")
@@ -296,46 +304,47 @@ def outcome_table(spec: SweepSpec, endpoints: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def run_sweep(spec: SweepSpec, out: str | Path, executor=None, *, workers: int | None = None,
-              progress: bool = True, command: str = ""):
+def run_sweep(spec: SweepSpec, out: str | Path, executor: Executor | None = None, *,
+              workers: int | None = None, progress: bool = True, command: str = "",
+              simulate: Callable = simulate_model):
     """Run every missing run of ``spec`` into ``out`` (re-running continues a sweep).
 
     Without an ``executor``, a local process pool of ``workers`` (default: one per core)
-    runs them. The folder records the spec in ``sweep.json``; a different spec over the
+    runs them. ``simulate(run_spec) -> (table, final or None)`` is what each run evaluates
+    (default the neutrosim model; it must be importable by the workers). The folder records
+    the spec and the simulation in ``sweep.json``; a different spec or simulation over the
     same folder is refused before anything runs.
     """
-    import json
-    import time
-
-    from ..runs.ensemble import run_ensemble
-    from ..runs.executors import ProcessExecutor
-    from ..runs.output import write_json
-    from ..runs.run import git_revision, versions
-
     t0 = time.perf_counter()
     out = Path(out)
     specs = spec.run_specs()  # validates every point before anything runs
     record = out / "sweep.json"
-    mine = {k: v for k, v in spec.to_dict().items() if k != "path"}
+    d = spec.to_dict()
+    mine = {"path": d.pop("path"), "model": _simulation_name(simulate), **d}
+    same = {k: v for k, v in mine.items() if k != "path"}
     if record.is_file():
         theirs = {k: v for k, v in json.loads(record.read_text())["spec"].items() if k != "path"}
-        if theirs != mine:
-            changed = sorted(k for k in mine if mine.get(k) != theirs.get(k))
+        if theirs != same:
+            changed = sorted(k for k in same if same.get(k) != theirs.get(k))
             raise ParameterError(f"--out {out}: holds a different sweep (differs in {changed}); "
                                  "use another --out")
-    elif out.is_dir() and any(out.iterdir()):
-        raise ParameterError(f"--out {out}: folder exists, is not empty and is not a sweep folder")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(record, {"spec": spec.to_dict(), "spec_text": Path(spec.path).read_text()})
-    own = executor is None
-    executor = executor or ProcessExecutor.for_runs(len(specs), workers)
-    with executor if own else nullcontext():  # an own pool stops at once on Ctrl-C
-        report = run_ensemble(specs, out, executor, task=spec.task(), progress=progress,
-                              desc="sweep runs")
+    open_folder(out, record.name, {"spec": mine, "spec_text": Path(spec.path).read_text()},
+                continuing=record.is_file(),
+                refusal="folder exists, is not empty and is not a sweep folder")
+    with executor_for(len(specs), executor, workers) as runner:
+        report = run_ensemble(specs, out, runner, task=partial(execute_run, simulate=simulate),
+                              progress=progress, desc="sweep runs")
     manifest = {"command": command, "runs_total": len(specs), "runs_this_call": len(report.done),
                 "runs_resumed_from_disk": len(report.skipped), "failed": report.failed,
-                "design_points": len(spec.design_matrix()), "executor": type(executor).__name__,
-                "workers": executor.workers, "wall_time_s": round(time.perf_counter() - t0, 2),
-                "versions": versions(), "git_revision": git_revision()}
+                "design_points": len(spec.design_matrix()), "executor": type(runner).__name__,
+                "workers": runner.workers, "wall_time_s": round(time.perf_counter() - t0, 2),
+                **provenance()}
     write_json(out / "manifest.json", manifest)
     return report
+
+
+def _simulation_name(simulate: Callable) -> str:
+    """How ``sweep.json`` names what the runs evaluate: ``neutrosim`` for the model."""
+    if simulate is simulate_model:
+        return "neutrosim"
+    return f"{simulate.__module__}.{getattr(simulate, '__qualname__', repr(simulate))}"

@@ -49,7 +49,7 @@ def agent_image(state: dict, shape: tuple[int, int]) -> np.ndarray:
 
 def plot_final_state(state: dict, field: str = "proangiogenic", *, ax=None, title: str = "",
                      legend: bool = True, vmax: float | None = None):
-    """Agents over one field; returns the figure. ``state`` is ``sim.runs.run.final_state``;
+    """Agents over one field; returns the figure. ``state`` is ``sim.runs.snapshot.final_state``;
     ``vmax`` fixes the top of the colour scale (to compare panels), else the field's max."""
     data = np.asarray(state[f"field_{field}"])
     nx, ny = data.shape

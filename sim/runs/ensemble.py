@@ -16,7 +16,6 @@ interrupted ensemble resumes without losing or duplicating a run. The depletion
 experiment and the sweeps share this runner; only the list of specs differs.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -57,7 +56,7 @@ class RunSpec:
     """
 
     key: str
-    params: Params | Mapping[str, float]
+    params: Params
     seed: int
     labels: Mapping[str, Any] = field(default_factory=dict)
     days: float | None = None
@@ -69,11 +68,8 @@ class RunSpec:
 
     @cached_property  # asked for by the skip check, the worker and the table: hash once
     def digest(self) -> str:
-        """Digest of the parameters (a ``Params``, or a plain mapping for test functions)."""
-        if isinstance(self.params, Params):
-            return self.params.digest()
-        blob = json.dumps(dict(self.params), sort_keys=True, default=repr)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """Digest of the parameters (:meth:`sim.config.params.Params.digest`)."""
+        return self.params.digest()
 
 
 @dataclass
@@ -112,9 +108,9 @@ def simulate_model(spec: RunSpec) -> tuple[pd.DataFrame, dict[str, np.ndarray] |
 def execute_run(spec: RunSpec, simulate: Callable = simulate_model) -> RunOutcome:
     """Run one spec; the table gets the spec's labels, seed and digest as leading columns.
 
-    ``simulate(spec) -> (table, final or None)`` is the model (the neutrosim model by
-    default; analytic test functions for checking the sweep machinery). An exception
-    becomes a failure record instead of propagating.
+    ``simulate(spec) -> (table, final or None)`` is what the run evaluates (the neutrosim
+    model by default; a sweep may be given another, e.g. a test function with known
+    results). An exception becomes a failure record instead of propagating.
     """
     out = RunOutcome(spec.key, spec.digest, host=f"{socket.gethostname()}:{os.getpid()}")
     t0 = time.perf_counter()

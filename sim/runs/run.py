@@ -6,30 +6,23 @@ place only when complete, so an interrupted or failed run leaves nothing half-wr
 """
 
 import json
-import os
-import platform
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..cells import CELL_TYPES, tumor
 from ..config.errors import ParameterError
-from ..config.field_registry import FIELD_NAMES
 from ..config.params import Params, load_params
 from ..config.units import MIN_PER_DAY
+from .output import write_atomic
+from .provenance import provenance
+from .snapshot import final_state
 
-__all__ = ["RunResult", "build_model", "run_one", "final_state", "check_out", "write_atomic"]
-
-AGENT_KINDS = ("tumor", "neutrophils", "macrophages", "endothelial")
+__all__ = ["RunResult", "build_model", "run_one"]
 
 
 @dataclass
@@ -53,8 +46,7 @@ class RunResult:
             "rules_file": p.rules.path,
             "parameter_sources": list(p.sources),
             "wall_time_s": round(self.wall_s, 3),
-            "versions": versions(),
-            "git_revision": git_revision(),
+            **provenance(),
             **self.meta,
         }
 
@@ -72,71 +64,6 @@ class RunResult:
                 json.dump(self.manifest(), fh, indent=2, default=str)
 
         return write_atomic(Path(out), fill, overwrite=overwrite)
-
-
-def check_out(out: Path, *, overwrite: bool = False) -> Path:
-    """Refuse an output folder that :func:`write_atomic` could not fill, before any work.
-
-    ``out`` must not be a file, must be empty unless ``overwrite``, and its nearest
-    existing parent must be a folder this process can write into.
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ParameterError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ParameterError(f"--out {out}: folder exists and is not empty (use --overwrite)")
-    parent = out.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ParameterError(f"--out {out}: cannot create it: {parent} is not a writable folder")
-    return out
-
-
-def write_atomic(out: Path, fill, *, overwrite: bool = False) -> Path:
-    """Call ``fill(tmp_dir)`` then move the folder to ``out`` in one rename.
-
-    Refuses an existing non-empty ``out`` unless ``overwrite``. On any error the
-    temporary folder is removed and ``out`` is untouched.
-    """
-    out = check_out(out, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
-        fill(tmp)
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.replace(out, trash / "old")
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
-def final_state(model) -> dict[str, np.ndarray]:
-    """Every field and every agent's position, type and state, as plain arrays."""
-    out: dict[str, np.ndarray] = {f"field_{name}": model.fields[name].copy() for name in FIELD_NAMES}
-    kinds, xs, ys, states = [], [], [], []
-    for k, kind in enumerate(AGENT_KINDS):
-        pop = model.populations[kind]
-        kinds.append(np.full(pop.n, k, np.int8))
-        xs.append(pop["x"].copy())
-        ys.append(pop["y"].copy())
-        states.append(pop["state"].copy())
-    out["agent_kind"] = np.concatenate(kinds)
-    out["agent_x"] = np.concatenate(xs)
-    out["agent_y"] = np.concatenate(ys)
-    out["agent_state"] = np.concatenate(states)
-    out["invasive"] = tumor.invasive(model)
-    out["kind_names"] = np.array(AGENT_KINDS)
-    out["state_names"] = np.array([",".join(c.STATES) for c in CELL_TYPES])
-    out["time_h"] = np.array(model.time_h)
-    out["voxel_um"] = np.array(model.p.domain.voxel_um)
-    return out
 
 
 def build_model(params: Params | None = None, seed: int = 0, threads: int | None = None):
@@ -206,34 +133,3 @@ class _DayBar:
 
     def close(self) -> None:
         self.bar.close()
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("neutrosim", "mesa", "numpy", "numba", "scipy", "pandas", "pyarrow", "matplotlib"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def git_revision() -> str:
-    """The checkout's commit (with '+dirty' if modified), or 'unknown' when this code does
-    not run from a git checkout (an installed copy, even one inside a checkout's .venv, says
-    nothing about which commit it was built from)."""
-    here = Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5).stdout.strip()
-        if not rev:
-            return "unknown"
-        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", Path(__file__).name],
-                                 cwd=here, capture_output=True, timeout=5).returncode == 0
-        if not tracked:
-            return "unknown (an installed copy, not a checkout)"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True, timeout=5).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"

@@ -9,7 +9,7 @@ import solara
 from mesa.visualization.utils import update_counter
 
 from ..plots.state import STYLE
-from ..runs.run import final_state
+from ..runs.snapshot import final_state
 from .controls import RATES
 from .picture import FIELD_CHOICES, Picture, field_label, lut, render
 from .plots import plots_html

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.errors import ParameterError
-from ..config.params import Params, load_params, scenario_interventions, scenario_names
+from ..config.params import Params, load_params, scenario_names
+from ..config.scenarios import efficiency_overrides
 from ..config.units import MIN_PER_HOUR
 from ..model.model import NeutroModel
 
@@ -76,7 +77,7 @@ def view_params(file: str | Path | None = None, *, scenario: str = "control",
     if start_day is not None:
         overrides["intervention.start_day"] = float(start_day)
     if efficiency is not None:
-        overrides.update({k: float(efficiency) for k in scenario_interventions(scenario)})
+        overrides.update(efficiency_overrides(scenario, efficiency))
     for name, value in (rates or {}).items():
         if name not in RATES:
             raise ParameterError(f"unknown rate control {name!r}; allowed: {', '.join(RATES)}")

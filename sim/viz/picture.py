@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..config.field_registry import FIELDS, field_info
 from ..plots.state import STYLE, agent_image
-from ..runs.run import AGENT_KINDS
+from ..runs.snapshot import AGENT_KINDS
 
 __all__ = ["FIELD_CHOICES", "CMAP", "Picture", "render", "field_label"]
 
@@ -68,7 +68,7 @@ def _field_rgb(data: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def compose(state: dict, field: str) -> tuple[np.ndarray, float | None, float | None]:
-    """RGB uint8 (ny, nx, 3), row 0 at y=0, of a :func:`sim.runs.run.final_state` dict."""
+    """RGB uint8 (ny, nx, 3), row 0 at y=0, of a :func:`sim.runs.snapshot.final_state` dict."""
     if field == "none":
         nx, ny = state["field_oxygen"].shape
         rgb = np.empty((ny, nx, 3))
@@ -114,7 +114,7 @@ def _scale_bar(img: Image.Image, bar_px: int, scale: int) -> None:
 
 
 def render(state: dict, field: str = "oxygen", *, scale: int = 3) -> Picture:
-    """The frame of ``state`` (:func:`sim.runs.run.final_state`) over ``field``.
+    """The frame of ``state`` (:func:`sim.runs.snapshot.final_state`) over ``field``.
 
     ``scale`` pixels per voxel (integer upscaling, no smoothing: one voxel stays one
     block). The PNG is written at compression level 1 (fast; 17-50 kB for 600 px).

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ..plots.state import plot_final_state
-from ..runs.run import final_state, git_revision, versions, write_atomic
+from ..runs.output import write_atomic
+from ..runs.provenance import provenance
+from ..runs.snapshot import final_state
 from .picture import render
 
 __all__ = ["ENV_OUT", "save_snapshot"]
@@ -44,8 +46,7 @@ def save_snapshot(model, field: str = "oxygen", root: str | Path | None = None) 
         np.savez_compressed(tmp / "state.npz", **state)
         manifest = {"scenario": model.p.scenario, "seed": seed, "time_h": model.time_h,
                     "steps": model.steps, "field": field, "parameters": model.p.to_dict(),
-                    "parameter_sources": list(model.p.sources), "versions": versions(),
-                    "git_revision": git_revision()}
+                    "parameter_sources": list(model.p.sources), **provenance()}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
 
     return write_atomic(_new_folder(root), fill)

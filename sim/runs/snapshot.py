@@ -1,0 +1,40 @@
+"""The snapshot format: a model's state as plain arrays.
+
+:func:`final_state` gives every field, and every agent's kind, position and state, with the
+names of the kinds (:data:`AGENT_KINDS`) and of their states, the time and the voxel size.
+A run stores it as ``final_state.npz``, an ensemble as ``final/<key>.npz``; the figures
+(:mod:`sim.plots.state`) and the browser view draw it.
+"""
+
+import numpy as np
+
+from ..cells import CELL_TYPES, tumor
+from ..config.field_registry import FIELD_NAMES
+
+__all__ = ["AGENT_KINDS", "final_state"]
+
+#: the populations, in the order ``agent_kind`` numbers them
+AGENT_KINDS = tuple(c.KIND for c in CELL_TYPES)
+
+
+def final_state(model) -> dict[str, np.ndarray]:
+    """Every field and every agent's position, type and state, as plain arrays."""
+    out: dict[str, np.ndarray] = {f"field_{name}": model.fields[name].copy() for name in FIELD_NAMES}
+    kinds, xs, ys, states = [], [], [], []
+    for k, kind in enumerate(AGENT_KINDS):
+        pop = model.populations[kind]
+        kinds.append(np.full(pop.n, k, np.int8))
+        xs.append(pop["x"].copy())
+        ys.append(pop["y"].copy())
+        states.append(pop["state"].copy())
+    out["agent_kind"] = np.concatenate(kinds)
+    out["agent_x"] = np.concatenate(xs)
+    out["agent_y"] = np.concatenate(ys)
+    out["agent_state"] = np.concatenate(states)
+    out["invasive"] = tumor.invasive(model)
+    out["kind_names"] = np.array(AGENT_KINDS)
+    out["state_names"] = np.array([",".join(c.STATES) for c in CELL_TYPES])
+    out["time_h"] = np.array(model.time_h)
+    out["voxel_um"] = np.array(model.p.domain.voxel_um)
+    return out
+
