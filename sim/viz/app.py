@@ -10,8 +10,9 @@ import warnings
 import solara
 from mesa.visualization import SolaraViz
 
-from .components import GridView, PlotsView
-from .controls import ViewModel, initial_controls, model_params, params_file
+# absolute imports: Solara executes this file by path, outside the package
+from sim.viz.components import GridView, PlotsView
+from sim.viz.controls import ViewModel, initial_controls, model_params, params_file
 
 warnings.filterwarnings("ignore", category=FutureWarning, module="mesa")
 
