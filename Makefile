@@ -1,10 +1,11 @@
 # neutrosim: `make demo` installs and runs the main job (the depletion experiment); `make test` installs test needs and runs the suite.
+# `make test-fast`: the suite without the whole-model experiments, Dask, the browser and the notebooks (the quick loop).
 # Each finds a Python >= 3.12 itself (or honours PYTHON=...), and works in ./.venv.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SEED ?= 1
 
-.PHONY: demo run test bench venv clean
+.PHONY: demo run test test-fast bench venv clean
 
 $(PY):
 	"$$(bash .ci/find-python)" -m venv $(VENV)
@@ -24,6 +25,11 @@ run: $(PY)
 test: $(PY)
 	$(PY) -m pip install --quiet -e ".[test]"
 	$(PY) -m pytest -n 2 --durations=15
+
+# -m replaces addopts' "not slow", so it is repeated here
+test-fast: $(PY)
+	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pytest -n 2 --durations=10 -m "not slow and not experiment and not dask and not browser and not notebooks"
 
 bench: $(PY)
 	$(PY) -m pip install --quiet -e .

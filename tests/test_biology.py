@@ -23,6 +23,8 @@ WORKERS = 2
 #: recruitment is easy to see on a small window; growth effects need the default one
 SMALL = {"domain.nx": 120, "domain.ny": 120, "initial.tumor_radius_um": 250.0}
 
+pytestmark = pytest.mark.experiment  # every test here runs the whole model for 21 days
+
 
 def _endpoints(tmp_path, arms, overrides=None) -> pd.DataFrame:
     """Endpoint rows of a paired experiment over ``arms`` (seeds 1..8), via ``run_depletion``."""

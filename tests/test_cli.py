@@ -116,15 +116,21 @@ def test_existing_output_is_refused_then_replaced_with_overwrite(tmp_path):
 def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
     from sim.runs import run as run_mod
 
+    written = []  # what the run had written when the write failed
+
     def boom(*a, **k):
+        written.extend(sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")))
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(np, "savez_compressed", boom)
+    monkeypatch.setattr(run_mod.np, "savez_compressed", boom)  # the numpy sim.runs.run writes with
     out = tmp_path / "x"
     with pytest.raises(RuntimeError, match="disk on fire"):
         main(["run", "--out", str(out), *TINY])
+    # it failed mid-write: the time series were written by then (into a temporary folder
+    # beside --out, not into --out), and neither they nor the folder were left behind
+    assert {w.rsplit("/", 1)[-1] for w in written} >= {"timeseries.csv", "timeseries.parquet"}
+    assert "x" not in written
     assert list(tmp_path.iterdir()) == []
-    assert run_mod  # the module under test
 
 
 def test_help_documents_the_options():

@@ -77,6 +77,7 @@ def resumed(tmp_path_factory):
     return out, before, left_behind
 
 
+@pytest.mark.experiment
 def test_killed_experiment_resumes_without_losing_or_duplicating_runs(resumed):
     out, before, left_behind = resumed
     assert "summary.csv" not in left_behind and "report.md" not in left_behind
@@ -95,6 +96,7 @@ def test_killed_experiment_resumes_without_losing_or_duplicating_runs(resumed):
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp") or ".partial" in p.name]
 
 
+@pytest.mark.experiment
 def test_arms_are_paired_by_seed_and_identical_before_treatment(resumed):
     out, _, _ = resumed
     runs = pd.read_parquet(out / "runs.parquet")
@@ -114,6 +116,7 @@ def test_arms_are_paired_by_seed_and_identical_before_treatment(resumed):
     assert (end["depletion"] < end["control"]).all()
 
 
+@pytest.mark.experiment
 def test_outputs_figures_report_and_manifest(resumed):
     out, _, _ = resumed
     for name in ("growth_curves", "endpoint_panels", "final_snapshots"):
@@ -132,6 +135,8 @@ def test_outputs_figures_report_and_manifest(resumed):
     assert manifest["arms"]["depletion"]["intervention"]["start_day"] == 1.0
 
 
+@pytest.mark.experiment
+@pytest.mark.notebooks
 def test_notebook_reproduces_the_main_figure_from_the_folder(resumed, monkeypatch):
     out, _, _ = resumed
     outputs = execute_notebook("depletion.ipynb", monkeypatch, NEUTROSIM_RESULTS=str(out))

@@ -113,6 +113,7 @@ def test_out_that_is_a_file_or_a_foreign_folder_is_refused_before_any_run(tmp_pa
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["keep.txt"]
 
 
+@pytest.mark.experiment
 def test_sobol_indices_of_ishigami_match_the_known_values(tmp_path):
     spec = load_spec(ISHIGAMI)
     assert [(f.name, f.low, f.high) for f in spec.factors] == list(INPUTS.values())
@@ -165,6 +166,7 @@ def test_a_different_spec_over_the_same_folder_is_refused(tmp_path):
         run_sweep(spec, tmp_path / "out", SerialExecutor(), progress=False)  # the model itself
 
 
+@pytest.mark.experiment
 def test_interrupted_sweep_resumes_cleanly(tmp_path):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it), then the same command
     (the neutrosim command, its sweeps evaluating the Ishigami function)."""
@@ -225,6 +227,7 @@ def dask_cluster():
             p.wait()
 
 
+@pytest.mark.dask
 def test_a_real_dask_cluster_gives_the_serial_results_bit_for_bit(tmp_path, dask_cluster):
     address, _ = dask_cluster
     spec = load_spec(_write(tmp_path, GOOD))
@@ -239,6 +242,7 @@ def test_a_real_dask_cluster_gives_the_serial_results_bit_for_bit(tmp_path, dask
     assert len(hosts) == 2, hosts  # both worker processes ran some
 
 
+@pytest.mark.dask
 def test_runs_of_a_dask_worker_that_dies_are_rerun_elsewhere(tmp_path, dask_cluster):
     address, procs = dask_cluster
     spec = load_spec(_write(tmp_path, GOOD.replace("days = 1", "days = 2")))
@@ -256,6 +260,8 @@ def test_runs_of_a_dask_worker_that_dies_are_rerun_elsewhere(tmp_path, dask_clus
         pd.testing.assert_frame_equal(outcome.table, serial, check_exact=True)
 
 
+@pytest.mark.experiment
+@pytest.mark.notebooks
 def test_analysis_of_a_model_sweep_and_the_sensitivity_notebook(tmp_path, monkeypatch):
     out = tmp_path / "ci_small"
     assert main(["sweep", str(SWEEPS / "ci_small.toml"), "--out", str(out), "--workers", "2",
@@ -292,6 +298,7 @@ def test_two_factor_grid_heatmap_shows_the_planted_response_surface(tmp_path):
     assert ranges["neutrophil.chemotaxis_bias"] == pytest.approx(4.0)
 
 
+@pytest.mark.experiment
 def test_latin_hypercube_with_rbd_fast_ranks_the_ishigami_inputs(tmp_path):
     spec = load_spec(_write(tmp_path, ISHIGAMI.read_text()
                             .replace('design = "sobol"', 'design = "lhs"')

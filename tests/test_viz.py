@@ -237,6 +237,7 @@ def _choose(page, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+@pytest.mark.browser
 def test_browser_view_steps_steers_and_saves(server):
     from playwright.sync_api import sync_playwright
 
@@ -356,6 +357,7 @@ def test_browser_view_steps_steers_and_saves(server):
 
 
 # ------------------------------------------------------------------ the notebook
+@pytest.mark.notebooks
 def test_notebook_shows_the_components_inline(monkeypatch, tmp_path):
     outputs = execute_notebook("explore.ipynb", monkeypatch, NEUTROSIM_VIZ_OUT=str(tmp_path))
     widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
