@@ -67,7 +67,7 @@ def _zero_read(arrays, flat, plan, lo, hi):
 
 @njit(cache=True, nogil=True)
 def _worker(claim, istat, fstat, ox_front, ox_back, ox_c, ox_f, ox_uptake, ox_supply,
-            ox_release, ox_decay, ox_blood, mg_head, mg_mid, mg_tail, fronts, backs, releases,
+            ox_release, ox_decay, ox_blood, mg_hierarchy, mg_settings, fronts, backs, releases,
             uptakes, given, hs, decays, n_subs, diffusive, cxs, cys, slots, flat, plan, u, rx,
             work):
     """Claim and run solves until none are left: solve 0 is oxygen, solve 1 + i transient
@@ -85,8 +85,8 @@ def _worker(claim, istat, fstat, ox_front, ox_back, ox_c, ox_f, ox_uptake, ox_su
         if t == 0:
             ox_back[:, :] = ox_front  # the initial guess: the last solution
             _oxygen_terms(ox_c, ox_f, ox_uptake, ox_supply, ox_release, ox_decay, ox_blood)
-            status, ncyc, res, res0 = _mg_solve(ox_back, ox_c, ox_f, *mg_head, 0.0, *mg_mid, 0,
-                                                *mg_tail)
+            status, ncyc, res, res0 = _mg_solve(ox_back, ox_c, ox_f, mg_hierarchy, mg_settings,
+                                                0.0, 0)
             istat[0, 0], istat[0, 1] = status, ncyc
             fstat[0, 0], fstat[0, 1] = res, res0
             _zero_read(slots, flat, plan, 0, 3)
@@ -192,10 +192,9 @@ class FieldStepper:
             self._zeroed = sources
         else:
             flat, plan = self._no_flat, self._no_plan
-        head, mid, tail = self.oxygen.kernel_args()
         common = (self._claim, self._istat, self._fstat, fields["oxygen"], self._back["oxygen"],
                   self._c, self._f, upt["oxygen"], sources.supply_rate, rel["oxygen"], *self._ox,
-                  head, mid, tail, tuple(fields[n] for n in self.names),
+                  *self.oxygen.kernel_args(), tuple(fields[n] for n in self.names),
                   tuple(self._back[n] for n in self.names), tuple(rel[n] for n in self.names),
                   tuple(upt[n] for n in self.names), self._given, *self._consts, slots, flat,
                   plan)
