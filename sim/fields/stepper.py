@@ -94,16 +94,19 @@ def _worker(claim, istat, fstat, ox_front, ox_back, ox_c, ox_f, ox_uptake, ox_su
         i = t - 1
         out = backs[i]
         out[:, :] = fronts[i]
-        args = (hs[i], decays[i], n_subs[i], diffusive[i], cxs[i], cys[i])
+        scratch = lod.Scratch(u, rx, work)
+        consts = lod.FieldConstants(hs[i], decays[i], n_subs[i], diffusive[i], cxs[i], cys[i])
         if given[i, 0] and given[i, 1]:
-            bad = lod.field_step(u, rx, work, *args, releases[i], uptakes[i], None, None,
-                                     out)
+            sources = lod.SourceTerms(releases[i], uptakes[i], None, None)
+            bad = lod.field_step(scratch, consts, sources, out)
         elif given[i, 0]:
-            bad = lod.field_step(u, rx, work, *args, releases[i], None, None, None, out)
+            sources = lod.SourceTerms(releases[i], None, None, None)
+            bad = lod.field_step(scratch, consts, sources, out)
         elif given[i, 1]:
-            bad = lod.field_step(u, rx, work, *args, None, uptakes[i], None, None, out)
+            sources = lod.SourceTerms(None, uptakes[i], None, None)
+            bad = lod.field_step(scratch, consts, sources, out)
         else:
-            bad = lod.field_step(u, rx, work, *args, None, None, None, None, out)
+            bad = lod.field_step(scratch, consts, lod.SourceTerms(None, None, None, None), out)
         istat[t, 0] = bad
         _zero_read(slots, flat, plan, 1 + 2 * t, 3 + 2 * t)
 
@@ -145,10 +148,10 @@ class FieldStepper:
         self._c, self._f = np.zeros(shape), np.zeros(shape)  # oxygen's rate and source
         self._back = {name: np.zeros(shape) for name in ["oxygen", *self.names]}
         consts = [self._solvers[0].kernel_args(name) for name in self.names]
-        self._consts = (np.array([c[0] for c in consts]), np.array([c[1] for c in consts]),
-                        np.array([c[2] for c in consts], np.int64),
-                        np.array([c[3] for c in consts], np.bool_),
-                        tuple(c[4] for c in consts), tuple(c[5] for c in consts))
+        self._consts = (np.array([c.h for c in consts]), np.array([c.decay for c in consts]),
+                        np.array([c.n_sub for c in consts], np.int64),
+                        np.array([c.diffusive for c in consts], np.bool_),
+                        tuple(c.cx for c in consts), tuple(c.cy for c in consts))
         self._claim = np.zeros(1, np.int64)
         self._given = np.zeros((len(self.names), 2), np.bool_)
         self._istat = np.zeros((1 + len(self.names), 2), np.int64)
