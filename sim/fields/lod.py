@@ -166,6 +166,8 @@ class Reaction(NamedTuple):
     b: np.ndarray
 
 
+# numba's disk cache pickles these classes by reference in its index files: after one is
+# renamed or removed, stale cache files fail to load (AttributeError); delete __pycache__.
 class SourceTerms(NamedTuple):
     """A field's sources over one model step, each an (nx, nys) float64 array (nys: the
     field's own columns) or None (zero everywhere; the kernels are compiled for each

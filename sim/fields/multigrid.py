@@ -119,6 +119,8 @@ class SolveInfo:
 
 
 # ---------------------------------------------------------------------- compiled state
+# numba's disk cache pickles these classes by reference in its index files: after one is
+# renamed or removed, stale cache files fail to load (AttributeError); delete __pycache__.
 class LevelBuffers(NamedTuple):
     """Every level's values, each kind in one flat 64-byte aligned float64 buffer (see
     the layout note above the kernels).
@@ -652,7 +654,7 @@ def _prepare(u, c, f, B, lv, inv_dt, ub, rhs):
     return bad, negrow[:nx].sum(), b2
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def _axis(t, lev, n):
     """The :class:`Axis` of level ``lev`` (n cells) of :class:`AxisTables` ``t``."""
     fa, ia = t.f, t.i
@@ -663,16 +665,17 @@ def _axis(t, lev, n):
 
 
 @njit(**_INLINE)
-def _grid(h, lev):
-    """The :class:`Grid` of level ``lev`` of :class:`Hierarchy` ``h``."""
-    return Grid(h.go[lev], h.pitch[lev], h.shape[lev, 0], h.shape[lev, 1])
+def _grid(go, pitch, shape, lev):
+    """The :class:`Grid` of level ``lev`` (``go``, ``pitch``, ``shape``: those of
+    :class:`Hierarchy`)."""
+    return Grid(go[lev], pitch[lev], shape[lev, 0], shape[lev, 1])
 
 
 @njit(**_INLINE)
-def _level(h, lev):
-    """The :class:`Level` ``lev`` of :class:`Hierarchy` ``h``."""
-    g = _grid(h, lev)
-    return Level(g, _axis(h.x, lev, g.nx), h.yt[lev], h.ky[lev])
+def _level(go, pitch, shape, x, yt, ky, lev):
+    """The :class:`Level` ``lev`` (the other arguments: those of :class:`Hierarchy`)."""
+    g = _grid(go, pitch, shape, lev)
+    return Level(g, _axis(x, lev, g.nx), yt[lev], ky[lev])
 
 
 @njit(**_JIT)
@@ -703,13 +706,16 @@ def _mg_solve(u, c, f, h, s, inv_dt, fixed):
     the steady state (``inv_dt`` 0) or a backward-Euler step of 1/inv_dt min; ``fixed``
     cycles exactly, or (0) until ``s.tol``. Returns (status, cycles, residual, initial
     residual)."""
+    # the members used in the loops, taken out once: each access to a member of a tuple
+    # counts references to the arrays it holds
     B, ub, tol, max_cycles = h.buf, s.boundary_value, s.tol, s.max_cycles
     nu1, nu2 = s.pre_sweeps, s.post_sweeps
-    U, F, D = B.U, B.F, B.D
-    ybuf, row = h.ybuf, h.row
-    nlev = h.shape.shape[0]
+    U, F, D, C = B.U, B.F, B.D, B.C
+    ybuf, row, band, vec = h.ybuf, h.row, h.band, h.vec
+    lgo, lp, shp, xtab, ytab, yts, kys = h.go, h.pitch, h.shape, h.x, h.y, h.yt, h.ky
+    nlev = shp.shape[0]
     lc = nlev - 1
-    l0 = _level(h, 0)
+    l0 = _level(lgo, lp, shp, xtab, yts, kys, 0)
     go, p, nx, ny = l0.g
     bad, neg, b2 = _prepare(u, c, f, B, l0, inv_dt, ub, h.rhs)
     if bad > 0:
@@ -722,16 +728,17 @@ def _mg_solve(u, c, f, h, s, inv_dt, fixed):
     bnorm = np.sqrt(b2)
 
     # coarse diagonals (from restricted c) and the coarsest factorisation, once per solve
-    g1 = _grid(h, 1)
-    _restrict_rows(c, 0, ny, l0, g1, B.C, row)
+    g1 = _grid(lgo, lp, shp, 1)
+    _restrict_rows(c, 0, ny, l0, g1, C, row)
     for lev in range(1, nlev):
-        lv = _level(h, lev)
+        lv = _level(lgo, lp, shp, xtab, yts, kys, lev)
         if lev < lc:
-            _restrict_rows(B.C, lv.g.go + lv.g.p, lv.g.p, lv, _grid(h, lev + 1), B.C, row)
+            _restrict_rows(C, lv.g.go + lv.g.p, lv.g.p, lv, _grid(lgo, lp, shp, lev + 1), C,
+                           row)
         _coarse_diag(B, lv, inv_dt)
-    lvc = _level(h, lc)
-    ayc = _axis(h.y, lc, lvc.g.ny)
-    if not _band_factor(h.band, _interior(D, lvc.g), lvc.ax.am, lvc.ax.w, ayc.am, ayc.w):
+    lvc = _level(lgo, lp, shp, xtab, yts, kys, lc)
+    ayc = _axis(ytab, lc, lvc.g.ny)
+    if not _band_factor(band, _interior(D, lvc.g), lvc.ax.am, lvc.ax.w, ayc.am, ayc.w):
         return _SINGULAR, 0, np.nan, np.nan
 
     # The finest residual is the convergence check and, restricted, the first coarse rhs.
@@ -763,19 +770,19 @@ def _mg_solve(u, c, f, h, s, inv_dt, fixed):
             break
         # down: coarse corrections start at zero, with a homogeneous boundary
         for lev in range(1, lc):
-            lv = _level(h, lev)
+            lv = _level(lgo, lp, shp, xtab, yts, kys, lev)
             gl, pl, nxl = lv.g.go, lv.g.p, lv.g.nx
             U[gl:gl + (nxl + 2) * pl] = 0.0
-            _pass(B, lv, _grid(h, lev + 1), 0.0, False, nu1, True, ybuf, row)
-        _band_solve(h.band, h.vec, _interior(U, lvc.g), _interior(F, lvc.g), lvc.ax.w,
+            _pass(B, lv, _grid(lgo, lp, shp, lev + 1), 0.0, False, nu1, True, ybuf, row)
+        _band_solve(band, vec, _interior(U, lvc.g), _interior(F, lvc.g), lvc.ax.w,
                     ayc.w)
         # up: correct, post-smooth
         for lev in range(lc - 1, 0, -1):
-            lv = _level(h, lev)
-            ay = _axis(h.y, lev, lv.g.ny)
-            _prolong_y(U, _grid(h, lev + 1), lv.g, lv.yt, ay.p0, ay.p1, ybuf)
+            lv = _level(lgo, lp, shp, xtab, yts, kys, lev)
+            ay = _axis(ytab, lev, lv.g.ny)
+            _prolong_y(U, _grid(lgo, lp, shp, lev + 1), lv.g, lv.yt, ay.p0, ay.p1, ybuf)
             _pass(B, lv, lv.g, 0.0, True, nu2, False, ybuf, row)
-        ay0 = _axis(h.y, 0, ny)
+        ay0 = _axis(ytab, 0, ny)
         _prolong_y(U, g1, l0.g, l0.yt, ay0.p0, ay0.p1, ybuf)
         cycles += 1
         measured = nu1 == 0 or (fixed > 0 and cycles >= fixed) or cycles >= max_cycles

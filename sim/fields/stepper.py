@@ -39,6 +39,8 @@ from .transient import FieldSolver, FieldSpec
 __all__ = ["FieldStepper"]
 
 
+# numba's disk cache pickles these classes by reference in its index files: after one is
+# renamed or removed, stale cache files fail to load (AttributeError); delete __pycache__.
 class OxygenSolve(NamedTuple):
     """Oxygen's quasi-steady solve of one step, as :func:`_worker` takes it.
 
