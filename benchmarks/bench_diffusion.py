@@ -43,7 +43,8 @@ import scipy  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from sim.fields import FieldSolver, FieldSpec, kernels  # noqa: E402
+from sim.fields import FieldSolver, FieldSpec  # noqa: E402
+from sim.fields import lod as kernels  # noqa: E402
 from sim.fields.reference import reference_step  # noqa: E402
 
 DX = 20.0

@@ -54,7 +54,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .simd import (
     aligned_zeros,
@@ -74,7 +75,10 @@ from .simd import (
 )
 
 __all__ = [
+    "FieldConstants",
     "Reaction",
+    "Scratch",
+    "SourceTerms",
     "aligned_zeros",
     "axis_factors",
     "field_step",
@@ -162,6 +166,64 @@ class Reaction(NamedTuple):
     b: np.ndarray
 
 
+# numba's disk cache pickles these classes by reference in its index files: after one is
+# renamed or removed, stale cache files fail to load (AttributeError); delete __pycache__.
+class SourceTerms(NamedTuple):
+    """A field's sources over one model step, each an (nx, nys) float64 array (nys: the
+    field's own columns) or None (zero everywhere; the kernels are compiled for each
+    combination of given and absent sources, and skip the absent ones).
+
+    Attributes:
+        release: release rate (concentration/min).
+        uptake: uptake rate (1/min).
+        supply_rate: vessel supply rate (1/min).
+        supply_target: the concentration the supply drives toward (concentration; used
+            only with supply_rate).
+    """
+
+    release: np.ndarray | None
+    uptake: np.ndarray | None
+    supply_rate: np.ndarray | None
+    supply_target: np.ndarray | None
+
+
+class FieldConstants(NamedTuple):
+    """One field's constants of a model step (:func:`field_step`).
+
+    Attributes:
+        h: sub-step length (min).
+        decay: uniform first-order decay (1/min).
+        n_sub: sub-steps per model step.
+        diffusive: whether the field diffuses (if not, ``cx`` is the identity and the
+            sub-steps are reaction only).
+        cx, cy: Thomas factors of the x and y sweeps (:func:`axis_factors`), shapes
+            (4, nx) and (4, padded ny): dimensionless, the ``edge`` row in concentration.
+    """
+
+    h: float
+    decay: float
+    n_sub: int
+    diffusive: bool
+    cx: np.ndarray
+    cy: np.ndarray
+
+
+class Scratch(NamedTuple):
+    """Scratch of the field steps of one thread, in the kernels' layout (one field at a
+    time).
+
+    Attributes:
+        u: float64 (nx, padded ny), 64-byte aligned: the field being advanced
+            (concentration).
+        rx: the sub-steps' :class:`Reaction`.
+        work: float64 (:func:`work_size`,), 64-byte aligned.
+    """
+
+    u: np.ndarray
+    rx: Reaction
+    work: np.ndarray
+
+
 def new_reaction(nx: int, ny: int) -> Reaction:
     """An empty :class:`Reaction` for an (nx, ny) field, ny a multiple of 8 (to fill with
     :func:`reaction_from_sources`)."""
@@ -201,130 +263,150 @@ def _source_columns(release, uptake, supply_rate, supply_target, nx, ny):
     return nys
 
 
-@njit(cache=True, fastmath=_FASTMATH, error_model="numpy")  # numpy: division unchecked
-def _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u, cx, keep,
-                   src):
-    """Make the reaction factors from the sources, as :func:`reaction_from_sources`
-    describes, and store them in :class:`Reaction` ``rx`` if ``keep``; unless ``u`` is None,
-    also apply them to ``u`` with the x forward elimination (order +1), as
-    :func:`_x_forward_rows` does, reading the field from ``src`` (shaped as the sources)
-    instead of ``u`` if it is given. Returns how many source values are negative or not
-    finite (0: all valid)."""
-    nx, nb = rx.mask.shape[1:]
-    ny = nb * 8  # padded row length
-    nys = _source_columns(release, uptake, supply_rate, supply_target, nx, ny)
-    nys = _columns(src, nx, nys if nys != ny or src is None else -1)
-    if not (ny - 8 < nys <= ny):
-        raise ValueError("reaction: the field does not match the padded field")
-    ns8 = nys - nys % 8  # source columns covered by whole vectors
-    bits_a, bits_b = rx.mask[0].reshape(-1), rx.mask[1].reshape(-1)
-    if uptake is not None:
-        kf = uptake.reshape(-1)
-    if supply_rate is not None:
-        pf = supply_rate.reshape(-1)
-        if supply_target is not None:
-            tf = supply_target.reshape(-1)
-    if release is not None:
-        sf = release.reshape(-1)
-    if u is not None:
-        uf = u.reshape(-1)
-        vf = uf if src is None else src.reshape(-1)  # where u is read from
-        sv = 0  # vf index minus uf index, in this row
-    a0 = 1.0 / (1.0 + h * decay)
-    a0v, zero, one = vsplat(a0), vsplat(0.0), vsplat(1.0)
-    hv, decay_v = vsplat(h), vsplat(decay)
-    fa_uniform = vdiv(one, vfma(hv, decay_v, one))  # fa where loss is the decay alone
-    rx.ab0[0], rx.ab0[1] = a0, 0.0
-    rx.start[:, 0] = 0
-    good = 0
-    ka = kb = 0  # how many a and b values are packed so far
-    for i in range(nx):
-        o = i * ny  # the padded row in u and in the masks
-        s = i * nys - o  # source index minus padded index, in this row
+def _reaction_rows(rx, h, decay, sources, u, cx, keep, field):
+    """Compiled callers only (:func:`_reaction_rows_for`)."""
+    raise NotImplementedError("_reaction_rows is called from compiled code only")
+
+
+@overload(_reaction_rows, jit_options=dict(fastmath=_FASTMATH, error_model="numpy"))
+def _reaction_rows_for(rx, h, decay, sources, u, cx, keep, field):
+    """:func:`_reaction_rows` for the given types: numba prunes branches on arguments
+    that are None, not on members of a tuple, so which of the :class:`SourceTerms` are
+    given is fixed here, at compile time, from their types (numpy error model: division
+    unchecked)."""
+    if not (isinstance(sources, types.BaseTuple) and len(sources) == 4):
+        return None
+    has_release, has_uptake, has_rate, has_target = (
+        not isinstance(t, types.NoneType) for t in sources.types)
+
+    def impl(rx, h, decay, sources, u, cx, keep, field):
+        """Make the reaction factors of sub-steps of h (min) from the :class:`SourceTerms`,
+        as :func:`reaction_from_sources` describes, and store them in :class:`Reaction`
+        ``rx`` if ``keep``; unless ``u`` is None, also apply them to ``u`` with the x
+        forward elimination (order +1, factors ``cx``), as :func:`_x_forward_rows` does,
+        reading the field from ``field`` (shaped as the sources) instead of ``u`` if it is
+        given. Returns how many source values are negative or not finite (0: all
+        valid)."""
+        release, uptake = sources.release, sources.uptake
+        supply_rate, supply_target = sources.supply_rate, sources.supply_target
+        nx, nb = rx.mask.shape[1:]
+        ny = nb * 8  # padded row length
+        nys = _source_columns(release, uptake, supply_rate, supply_target, nx, ny)
+        nys = _columns(field, nx, nys if nys != ny or field is None else -1)
+        if not (ny - 8 < nys <= ny):
+            raise ValueError("reaction: the field does not match the padded field")
+        ns8 = nys - nys % 8  # source columns covered by whole vectors
+        bits_a, bits_b = rx.mask[0].reshape(-1), rx.mask[1].reshape(-1)
+        if has_uptake:
+            kf = uptake.reshape(-1)
+        if has_rate:
+            pf = supply_rate.reshape(-1)
+            if has_target:
+                tf = supply_target.reshape(-1)
+        if has_release:
+            sf = release.reshape(-1)
         if u is not None:
-            if src is not None:
-                sv = s
-            op = o - ny if i > 0 else o  # the previous row (fwd 0 at i = 0)
-            inv, edge, fwd = cx[0, i], cx[1, i], cx[2, i]
-            inv_v, edge_v, fwd_v = vsplat(inv), vsplat(edge), vsplat(fwd)
-        for j in range(o, o + ns8, 8):
-            loss, gain = decay_v, zero
-            if uptake is not None:
-                x = vload(kf, s + j)
-                good += vcount_valid(x)
-                loss = vadd(loss, x)
-            if supply_rate is not None:
-                p = vload(pf, s + j)
-                good += vcount_valid(p)
-                loss = vadd(loss, p)
-                if supply_target is not None:
-                    t = vload(tf, s + j)
-                    good += vcount_valid(t)
-                    gain = vfma(p, t, gain)
-            if release is not None:
-                x = vload(sf, s + j)
-                good += vcount_valid(x)
-                gain = vadd(gain, x)
-            fa = fa_uniform  # most voxels take up nothing: skip the (slow) division there
-            if vne_bits(loss, decay_v):
-                fa = vdiv(one, vfma(hv, loss, one))
-            fb = vmul(vmul(hv, gain), fa)
-            if keep:  # list the lanes whose factors are not the uniform ones
-                ma, mb = vne_bits(fa, a0v), vne_bits(fb, zero)
-                vcompress(rx.a, ka, ma, fa)
-                vcompress(rx.b, kb, mb, fb)
-                g = (j - o) // 8 + i * nb
-                bits_a[g], bits_b[g] = ma, mb
-                ka += popcount(ma)
-                kb += popcount(mb)
+            uf = u.reshape(-1)
+            vf = uf if field is None else field.reshape(-1)  # where u is read from
+            sv = 0  # vf index minus uf index, in this row
+        a0 = 1.0 / (1.0 + h * decay)
+        a0v, zero, one = vsplat(a0), vsplat(0.0), vsplat(1.0)
+        hv, decay_v = vsplat(h), vsplat(decay)
+        fa_uniform = vdiv(one, vfma(hv, decay_v, one))  # fa where loss is the decay alone
+        rx.ab0[0], rx.ab0[1] = a0, 0.0
+        rx.start[:, 0] = 0
+        good = 0
+        ka = kb = 0  # how many a and b values are packed so far
+        for i in range(nx):
+            o = i * ny  # the padded row in u and in the masks
+            s = i * nys - o  # source index minus padded index, in this row
             if u is not None:
-                w = vfma(vload(vf, sv + j), fa, fb)
-                vstore(uf, j, vfma(fwd_v, vload(uf, op - o + j), vfma(w, inv_v, edge_v)))
-        if ns8 == ny:
+                if field is not None:
+                    sv = s
+                op = o - ny if i > 0 else o  # the previous row (fwd 0 at i = 0)
+                inv, edge, fwd = cx[0, i], cx[1, i], cx[2, i]
+                inv_v, edge_v, fwd_v = vsplat(inv), vsplat(edge), vsplat(fwd)
+            for j in range(o, o + ns8, 8):
+                loss, gain = decay_v, zero
+                if has_uptake:
+                    x = vload(kf, s + j)
+                    good += vcount_valid(x)
+                    loss = vadd(loss, x)
+                if has_rate:
+                    p = vload(pf, s + j)
+                    good += vcount_valid(p)
+                    loss = vadd(loss, p)
+                    if has_target:
+                        t = vload(tf, s + j)
+                        good += vcount_valid(t)
+                        gain = vfma(p, t, gain)
+                if has_release:
+                    x = vload(sf, s + j)
+                    good += vcount_valid(x)
+                    gain = vadd(gain, x)
+                fa = fa_uniform  # most voxels take up nothing: skip the (slow) division there
+                if vne_bits(loss, decay_v):
+                    fa = vdiv(one, vfma(hv, loss, one))
+                fb = vmul(vmul(hv, gain), fa)
+                if keep:  # list the lanes whose factors are not the uniform ones
+                    ma, mb = vne_bits(fa, a0v), vne_bits(fb, zero)
+                    vcompress(rx.a, ka, ma, fa)
+                    vcompress(rx.b, kb, mb, fb)
+                    g = (j - o) // 8 + i * nb
+                    bits_a[g], bits_b[g] = ma, mb
+                    ka += popcount(ma)
+                    kb += popcount(mb)
+                if u is not None:
+                    w = vfma(vload(vf, sv + j), fa, fb)
+                    vstore(uf, j, vfma(fwd_v, vload(uf, op - o + j), vfma(w, inv_v, edge_v)))
+            if ns8 == ny:
+                rx.start[0, i + 1], rx.start[1, i + 1] = ka, kb
+                continue
+            ma = mb = 0
+            # the row's last group one by one (padding: no sources)
+            for j in range(o + ns8, o + ny):
+                loss, gain = decay, 0.0
+                if j - o < nys:
+                    if has_uptake:
+                        good += _valid(kf[s + j])
+                        loss += kf[s + j]
+                    if has_rate:
+                        good += _valid(pf[s + j])
+                        loss += pf[s + j]
+                        if has_target:
+                            good += _valid(tf[s + j])
+                            gain += pf[s + j] * tf[s + j]
+                    if has_release:
+                        good += _valid(sf[s + j])
+                        gain += sf[s + j]
+                fa = 1.0 / (1.0 + h * loss)
+                fb = h * gain * fa
+                if keep and fa != a0:
+                    rx.a[ka] = fa
+                    ma |= 1 << (j - o - ns8)
+                    ka += 1
+                if keep and fb != 0.0:
+                    rx.b[kb] = fb
+                    mb |= 1 << (j - o - ns8)
+                    kb += 1
+                if u is not None:
+                    x = vf[sv + j] if field is None or j - o < nys else 0.0
+                    uf[j] = (x * fa + fb) * inv + edge + fwd * uf[op - o + j]
+            if keep:
+                bits_a[i * nb + ns8 // 8], bits_b[i * nb + ns8 // 8] = ma, mb
             rx.start[0, i + 1], rx.start[1, i + 1] = ka, kb
-            continue
-        ma = mb = 0
-        for j in range(o + ns8, o + ny):  # the row's last group one by one (padding: no sources)
-            loss, gain = decay, 0.0
-            if j - o < nys:
-                if uptake is not None:
-                    good += _valid(kf[s + j])
-                    loss += kf[s + j]
-                if supply_rate is not None:
-                    good += _valid(pf[s + j])
-                    loss += pf[s + j]
-                    if supply_target is not None:
-                        good += _valid(tf[s + j])
-                        gain += pf[s + j] * tf[s + j]
-                if release is not None:
-                    good += _valid(sf[s + j])
-                    gain += sf[s + j]
-            fa = 1.0 / (1.0 + h * loss)
-            fb = h * gain * fa
-            if keep and fa != a0:
-                rx.a[ka] = fa
-                ma |= 1 << (j - o - ns8)
-                ka += 1
-            if keep and fb != 0.0:
-                rx.b[kb] = fb
-                mb |= 1 << (j - o - ns8)
-                kb += 1
-            if u is not None:
-                x = vf[sv + j] if src is None or j - o < nys else 0.0
-                uf[j] = (x * fa + fb) * inv + edge + fwd * uf[op - o + j]
-        if keep:
-            bits_a[i * nb + ns8 // 8], bits_b[i * nb + ns8 // 8] = ma, mb
-        rx.start[0, i + 1], rx.start[1, i + 1] = ka, kb
-    n_given = 0
-    if release is not None:
-        n_given += 1
-    if uptake is not None:
-        n_given += 1
-    if supply_rate is not None:
-        n_given += 1
-        if supply_target is not None:
+        n_given = 0
+        if has_release:
             n_given += 1
-    return n_given * nx * nys - good
+        if has_uptake:
+            n_given += 1
+        if has_rate:
+            n_given += 1
+            if has_target:
+                n_given += 1
+        return n_given * nx * nys - good
+
+    return impl
 
 
 @njit(cache=True, nogil=True)
@@ -337,8 +419,8 @@ def reaction_from_sources(rx, h, decay, release, uptake, supply_rate, supply_tar
     included) are not listed. Returns how many source values are negative or not finite
     (0: all valid); supply_target counts only with supply_rate.
     """
-    return _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, None,
-                          None, True, None)
+    return _reaction_rows(rx, h, decay, SourceTerms(release, uptake, supply_rate, supply_target),
+                          None, None, True, None)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -503,22 +585,6 @@ def _y_backward(uf, ny, o0, o1, cy, t):
         q1 = _y_back_tile(uf, o1 + j0, ny, t, 8, cy, j0, q1)
 
 
-@njit(cache=True, inline="always")
-def _xy_tile(uf, o0, o1, ny, bwd, i, carry, t, cy, j0, p0, p1, d):
-    """x back substitution of one 8-column tile of the two groups (from the row in
-    ``carry``, which gets their last), then the y forward elimination of its columns
-    (see :func:`_xy_block`). Returns the two groups' last y values."""
-    if d > 0:
-        c0, v = _x_back_up(uf, o0 + j0, ny, bwd, i + 8, vload(carry, j0))
-        c1, v = _x_back_up(uf, o1 + j0, ny, bwd, i, v)
-    else:
-        c1, v = _x_back_down(uf, o1 + j0, ny, bwd, i, vload(carry, j0))
-        c0, v = _x_back_down(uf, o0 + j0, ny, bwd, i - 8, v)
-    vstore(carry, j0, v)
-    return (_y_forward_cols(c0, t, 0, cy, j0, p0),
-            _y_forward_cols(c1, t, 8, cy, j0, p1))
-
-
 @njit(cache=True, fastmath=_FASTMATH)
 def _xy_block(u, r0, cx, cy, carry, t, d):
     """A block of 16 rows from physical row r0: x back substitution (order ``d``;
@@ -532,8 +598,18 @@ def _xy_block(u, r0, cx, cy, carry, t, d):
     i = r0 if d > 0 else nx - 1 - r0  # bwd index of row r0
     p0 = vsplat(0.0)
     p1 = p0
-    for j0 in range(0, ny, 8):
-        p0, p1 = _xy_tile(uf, o0, o1, ny, bwd, i, carry, t, cy, j0, p0, p1, d)
+    for j0 in range(0, ny, 8):  # one 8-column tile of both groups at a time
+        # x back substitution from the row in ``carry``, which gets the groups' last
+        if d > 0:
+            c0, v = _x_back_up(uf, o0 + j0, ny, bwd, i + 8, vload(carry, j0))
+            c1, v = _x_back_up(uf, o1 + j0, ny, bwd, i, v)
+        else:
+            c1, v = _x_back_down(uf, o1 + j0, ny, bwd, i, vload(carry, j0))
+            c0, v = _x_back_down(uf, o0 + j0, ny, bwd, i - 8, v)
+        vstore(carry, j0, v)
+        # the y forward elimination of the tile's columns
+        p0 = _y_forward_cols(c0, t, 0, cy, j0, p0)
+        p1 = _y_forward_cols(c1, t, 8, cy, j0, p1)
     _y_backward(uf, ny, o0, o1, cy, t)
 
 
@@ -624,21 +700,23 @@ def _sweeps(u, rx, cx, cy, work, n_steps, dst):
 
 
 @njit(cache=True, nogil=True)
-def lod_steps_sources(u, rx, h, decay, release, uptake, supply_rate, supply_target, cx, cy,
-                      work, n_steps, field=None):
-    """:func:`reaction_from_sources` then :func:`lod_steps` (n_steps >= 1), with the reaction
-    made in the first pass over the field rather than a pass of its own (and stored in
-    ``rx`` only for n_steps > 1).
+def lod_steps_sources(scratch, consts, sources, field=None):
+    """:func:`reaction_from_sources` then :func:`lod_steps`: the ``consts.n_sub`` (>= 1)
+    sub-steps of a field (:class:`FieldConstants` ``consts``) from its
+    :class:`SourceTerms` ``sources``, with the reaction made in the first pass over the
+    field rather than a pass of its own (and stored in ``scratch.rx`` only for n_sub > 1).
 
-    ``field`` (optional): the field as an (nx, nys) array of its own columns (any
-    alignment); it is read in the first pass and written, block by block, in the last,
-    so ``u`` is then only the padded scratch (no separate copies in or out).
+    ``scratch`` (:class:`Scratch`): its ``u`` is the field in the kernels' layout. ``field``
+    (optional): the field as an (nx, nys) array of its own columns (any alignment); it is
+    read in the first pass and written, block by block, in the last, so ``scratch.u`` is
+    then only the padded scratch (no separate copies in or out).
 
     Returns how many source values are negative or not finite; if any, nothing more is
-    done (``u`` is left partly updated, ``field`` unchanged)."""
+    done (``scratch.u`` is left partly updated, ``field`` unchanged)."""
+    u, rx, work = scratch
+    cx, cy, n_steps = consts.cx, consts.cy, consts.n_sub
     _check_shapes(u, rx, cx, cy, work)
-    bad = _reaction_rows(rx, h, decay, release, uptake, supply_rate, supply_target, u, cx,
-                         n_steps > 1, field)
+    bad = _reaction_rows(rx, consts.h, consts.decay, sources, u, cx, n_steps > 1, field)
     if bad == 0:
         _sweeps(u, rx, cx, cy, work, n_steps, field)
     return bad
@@ -659,20 +737,21 @@ def reaction_steps(u, rx, cx, n_steps):
 
 
 @njit(cache=True, nogil=True)
-def field_step(u, rx, work, h, decay, n_steps, diffusive, cx, cy, release, uptake, supply_rate,
-               supply_target, field):
-    """One model step of ``field`` ((nx, nys) array, advanced in place): ``n_steps``
-    sub-steps of :func:`lod_steps_sources`, or of :func:`reaction_steps` for a field that
-    does not diffuse (``diffusive`` False; ``cx`` then the identity). ``u``, ``rx``, ``work``:
-    scratch in the kernels' layout. Returns how many source values are negative or not
-    finite; if any, ``field`` is left unchanged."""
-    if diffusive:
-        return lod_steps_sources(u, rx, h, decay, release, uptake, supply_rate, supply_target,
-                                 cx, cy, work, n_steps, field)
-    bad = reaction_from_sources(rx, h, decay, release, uptake, supply_rate, supply_target)
+def field_step(scratch, consts, sources, field):
+    """One model step of ``field`` ((nx, nys) array, advanced in place) with constants
+    :class:`FieldConstants` ``consts`` and :class:`SourceTerms` ``sources``: ``n_sub``
+    sub-steps of :func:`lod_steps_sources`, or :func:`reaction_from_sources` and
+    :func:`reaction_steps` for a field that does not diffuse (``diffusive`` False; ``cx``
+    then the identity). ``scratch``
+    (:class:`Scratch`): in the kernels' layout. Returns how many source values are
+    negative or not finite; if any, ``field`` is left unchanged."""
+    if consts.diffusive:
+        return lod_steps_sources(scratch, consts, sources, field)
+    u, rx = scratch.u, scratch.rx
+    bad = _reaction_rows(rx, consts.h, consts.decay, sources, None, None, True, None)
     if bad == 0:
         nys = field.shape[1]
         u[:, :nys] = field
-        reaction_steps(u, rx, cx, n_steps)
+        reaction_steps(u, rx, consts.cx, consts.n_sub)
         field[:, :] = u[:, :nys]
     return bad

@@ -55,7 +55,7 @@ steps; one Xeon core, old and new in one process, median of 30 alternating round
 
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -84,16 +84,19 @@ from .simd import (
     vswaphalves,
 )
 
-__all__ = ["SteadySolver", "SolveInfo", "ConvergenceError", "reference_solve"]
+__all__ = ["SteadySolver", "SolveInfo", "ConvergenceError", "reference_solve", "Hierarchy",
+           "Settings"]
 
-# per-axis tables: float rows, then int rows (numbered on, as in the tuple from _axis);
+# per-axis tables: float rows, then int rows (numbered on, as in the fields of Axis);
 # each level holds n + 1 entries
 _AM, _AP, _S, _W, _RW, _PW0, _PW1 = range(7)
 _AGG, _P0, _P1 = range(7, 10)
 # status codes returned by the compiled driver
 _OK, _BAD_C, _SINGULAR, _NAN = 0, 1, 2, 3
 _JIT = dict(cache=True, error_model="numpy")  # numpy error model: no zero-division checks
-_INLINE = dict(_JIT, inline="always")  # small helpers without array arguments
+# small helpers, inlined into the caller's IR: no call, and no reference counting of the
+# arrays they are handed
+_INLINE = dict(_JIT, inline="always")
 
 
 class ConvergenceError(RuntimeError):
@@ -113,6 +116,159 @@ class SolveInfo:
     cycles: int
     residual: float
     initial_residual: float
+
+
+# ---------------------------------------------------------------------- compiled state
+# numba's disk cache pickles these classes by reference in its index files: after one is
+# renamed or removed, stale cache files fail to load (AttributeError); delete __pycache__.
+class LevelBuffers(NamedTuple):
+    """Every level's values, each kind in one flat 64-byte aligned float64 buffer (see
+    the layout note above the kernels).
+
+    Attributes:
+        U: u on the finest level (the field's unit), the coarse corrections below it.
+        F: right-hand side ([u]/min): f (plus u_old/h) on the finest level, the
+            restricted residuals below it.
+        D: diagonal d = c + amx + apx + amy + apy (1/min).
+        I: 1/d (min); inf where no d has been stored yet.
+        C: c restricted to the coarse levels (1/min; the finest level's part is unused).
+    """
+
+    U: np.ndarray
+    F: np.ndarray
+    D: np.ndarray
+    I: np.ndarray  # noqa: E741 - the buffer of 1/d, named as in the kernels
+    C: np.ndarray
+
+
+class AxisTables(NamedTuple):
+    """One axis' tables of every level (:func:`_axis_levels`): level ``lev`` of n cells
+    in columns off[lev] .. off[lev] + n (the last one spare).
+
+    Attributes:
+        f: float64 (7, columns): rows _AM and _AP, the coupling to the previous and the
+            next cell (1/min); _S, their sum (1/min); _W, cell widths (um); _RW,
+            restriction weights (width / coarse width); _PW0 and _PW1, prolongation
+            weights of the two coarse cells a cell interpolates from.
+        i: int64 (3, columns): rows _AGG - 7, the coarse cell that takes each cell;
+            _P0 - 7 and _P1 - 7, the two coarse cells a cell interpolates from.
+        off: int64 (levels,), each level's first column.
+    """
+
+    f: np.ndarray
+    i: np.ndarray
+    off: np.ndarray
+
+
+class RhsCache(NamedTuple):
+    """What the last solve kept of its finest right-hand side, so that the next one sums
+    ||b||^2 again only from the first row whose f changed (:func:`_prepare`).
+
+    Attributes:
+        b2row: float64 (nx,), the running sum of b^2 ([u]^2/min^2) after each row.
+        negrow: int64 (nx,), each row's count of negative right-hand side values.
+        valid: int64 (1,), 1 if both belong to the f in the buffers (the last solve was
+            a steady one, inv_dt = 0).
+    """
+
+    b2row: np.ndarray
+    negrow: np.ndarray
+    valid: np.ndarray
+
+
+class Hierarchy(NamedTuple):
+    """A :class:`SteadySolver`'s levels, tables and scratch: all that its compiled solve
+    reads or writes besides u, c and f (allocated once, by the solver).
+
+    Attributes:
+        buf: the levels' values (:class:`LevelBuffers`).
+        go: int64 (levels,), flat offset of each level's first (ghost) row in the buffers.
+        pitch: int64 (levels,), each level's row length in the buffers (ny rounded up
+            to 8).
+        shape: int64 (levels, 2), each level's (nx, ny), finest first.
+        yt: float64 (levels, 6 q), each level's padded y tables (layout note above the
+            kernels): amy, apy (1/min), restriction weights, amy + apy (1/min),
+            prolongation weights.
+        ky: float64 (levels,), each level's uniform interior y coupling (1/min), or 0
+            if it is not uniform.
+        x, y: the per-axis tables (:class:`AxisTables`).
+        ybuf: float64 scratch: a coarse correction interpolated along y.
+        band: float64 (cells, bandwidth + 1), the coarsest level's Cholesky factor.
+        vec: float64 (cells,), scratch of the coarsest solve.
+        row: float64 scratch: one residual row.
+        rhs: :class:`RhsCache`.
+    """
+
+    buf: LevelBuffers
+    go: np.ndarray
+    pitch: np.ndarray
+    shape: np.ndarray
+    yt: np.ndarray
+    ky: np.ndarray
+    x: AxisTables
+    y: AxisTables
+    ybuf: np.ndarray
+    band: np.ndarray
+    vec: np.ndarray
+    row: np.ndarray
+    rhs: RhsCache
+
+
+class Settings(NamedTuple):
+    """A :class:`SteadySolver`'s settings, as its compiled solve takes them.
+
+    Attributes:
+        boundary_value: the Dirichlet value (the field's unit; 0 with no-flux edges).
+        tol: relative residual ||b - A u|| / ||b|| to reach.
+        max_cycles: V-cycles allowed.
+        pre_sweeps, post_sweeps: red-black Gauss-Seidel sweeps before and after each
+            coarse-grid correction.
+    """
+
+    boundary_value: float
+    tol: float
+    max_cycles: int
+    pre_sweeps: int
+    post_sweeps: int
+
+
+class Axis(NamedTuple):
+    """One level's tables of one axis (views into :class:`AxisTables`, n + 1 entries):
+    am, ap (coupling to the previous and the next cell, 1/min), s = am + ap (1/min), w
+    (cell widths, um), rw, pw0, pw1 (restriction and prolongation weights), agg, p0, p1
+    (coarse cell indices)."""
+
+    am: np.ndarray
+    ap: np.ndarray
+    s: np.ndarray
+    w: np.ndarray
+    rw: np.ndarray
+    pw0: np.ndarray
+    pw1: np.ndarray
+    agg: np.ndarray
+    p0: np.ndarray
+    p1: np.ndarray
+
+
+class Grid(NamedTuple):
+    """Where one level lies in the flat buffers: offset ``go`` of its first (ghost) row,
+    row length ``p`` (values), and its ``nx`` x ``ny`` cells."""
+
+    go: int
+    p: int
+    nx: int
+    ny: int
+
+
+class Level(NamedTuple):
+    """One level as the kernels take it: its :class:`Grid` ``g``, x tables ``ax``
+    (:class:`Axis`), padded y tables ``yt`` (its row of :attr:`Hierarchy.yt`) and uniform
+    interior y coupling ``ky`` (1/min, or 0)."""
+
+    g: Grid
+    ax: Axis
+    yt: np.ndarray
+    ky: float
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -147,11 +303,11 @@ def _lanes(n, j0):
 
 
 @njit(**_JIT)
-def _pass(U, F, I, D, go, p, nx, ny, ax, yt, ky, ub, prolong, ybuf, nsw, res, out, goc, pc,
-          nyc, row):
-    """One pass over a level: optionally u += the prolonged correction, then ``nsw``
-    red-black Gauss-Seidel sweeps, then optionally the residual f - A u, area-averaged into
-    the next coarser level of ``out`` (offset ``goc``, row length ``pc``, ``nyc`` columns).
+def _pass(B, lv, coarse, ub, prolong, nsw, res, ybuf, row):
+    """One pass over level ``lv`` of the buffers ``B`` (ghost value ``ub``): optionally u
+    += the prolonged correction, then ``nsw`` red-black Gauss-Seidel sweeps, then
+    optionally the residual f - A u, area-averaged into F of the next coarser level (at
+    :class:`Grid` ``coarse``), with ``row`` as scratch.
 
     The stages run as a wavefront over the rows, each stage a fixed number of rows behind
     the one before (prolong row i; red row i - 1; black row i - 2; red of the second
@@ -164,8 +320,13 @@ def _pass(U, F, I, D, go, p, nx, ny, ax, yt, ky, ub, prolong, ybuf, nsw, res, ou
     running sums over j mod 4 (the last ny mod 4 cells of a row go to the first), rows in
     order, then (s0 + s1) + (s2 + s3).
     """
-    amx, apx, aggx, rwx = ax[_AM], ax[_AP], ax[_AGG], ax[_RW]
-    p0x, p1x, w0x, w1x = ax[_P0], ax[_P1], ax[_PW0], ax[_PW1]
+    U, F, I, D = B.U, B.F, B.I, B.D
+    out = F  # the restricted residual: the coarser level's right-hand side
+    go, p, nx, ny = lv.g
+    ax, yt, ky = lv.ax, lv.yt, lv.ky
+    goc, pc, nyc = coarse.go, coarse.p, coarse.ny
+    amx, apx, aggx, rwx = ax.am, ax.ap, ax.agg, ax.rw
+    p0x, p1x, w0x, w1x = ax.p0, ax.p1, ax.pw0, ax.pw1
     q = yt.shape[0] // _NYT
     ya, yp, yr = _YAM * q, _YAP * q, _YRW * q
     zero, kv = vsplat(0.0), vsplat(ky)
@@ -283,12 +444,14 @@ def _pass(U, F, I, D, go, p, nx, ny, ax, yt, ky, ub, prolong, ybuf, nsw, res, ou
 
 
 @njit(**_JIT)
-def _restrict_rows(src, so, sp, nx, ny, out, goc, pc, nyc, aggx, rwx, yt, row):
-    """Area-weighted average of nx rows of ``src`` (row i at flat ``so + i sp``, ny values)
-    into the coarse level of ``out``, as :func:`_pass` restricts the residual (the same
-    lines, kept written out in both: a shared ``_restrict_row`` helper, bit-identical, made
-    a model-like 2-cycle oxygen solve on 200 x 200 11-13% slower inlined and 16-17%
-    slower called, paired medians of 400 alternating solves, 2026-12-06)."""
+def _restrict_rows(src, so, sp, fine, coarse, out, row):
+    """Area-weighted average of the nx rows of level ``fine`` held in ``src`` (row i at
+    flat ``so + i sp``, ny values) into :class:`Grid` ``coarse`` of ``out``, with ``row``
+    as scratch, as :func:`_pass` restricts the residual (the same lines, written out in
+    both: a shared per-row helper, inlined or called, makes the solve slower)."""
+    nx, ny = fine.g.nx, fine.g.ny
+    aggx, rwx, yt = fine.ax.agg, fine.ax.rw, fine.yt
+    goc, pc, nyc = coarse.go, coarse.p, coarse.ny
     yr = _YRW * (yt.shape[0] // _NYT)
     zero = vsplat(0.0)
     odd = ny & 1
@@ -317,13 +480,17 @@ def _restrict_rows(src, so, sp, nx, ny, out, goc, pc, nyc, aggx, rwx, yt, row):
 
 
 @njit(**_JIT)
-def _prolong_y(Uc, goc, pc, nxc, nyc, ny, p0y, p1y, yt, ybuf, p):
-    """The coarse correction interpolated along y: coarse row ic to ybuf[ic p:ic p + ny].
+def _prolong_y(U, coarse, fine, yt, p0y, p1y, ybuf):
+    """The coarse correction (level at :class:`Grid` ``coarse`` of ``U``) interpolated
+    along y onto the columns of level ``fine`` (its y tables ``yt``, ``p0y``, ``p1y``):
+    coarse row ic to ybuf[ic p:ic p + ny] (p, ny: the fine level's).
 
     Away from the ends fine cells 2J + 1 and 2J + 2 lie between coarse cells J and J + 1,
     so a vector of fine cells j0..j0+7 takes coarse cells j0/2 - 1 .. j0/2 + 3, each twice
     (:func:`.simd.vstretch`); the end cells (0, and 2 nyc - 1 on) are done in scalar code.
     """
+    Uc, goc, pc, nxc, nyc = U, coarse.go, coarse.p, coarse.nx, coarse.ny
+    p, ny = fine.p, fine.ny
     q = yt.shape[0] // _NYT
     w0, w1 = _YW0 * q, _YW1 * q
     jl = 2 * nyc - 1
@@ -343,9 +510,13 @@ def _prolong_y(Uc, goc, pc, nxc, nyc, ny, p0y, p1y, yt, ybuf, p):
 
 
 @njit(**_JIT)
-def _coarse_diag(C, D, I, go, p, nx, ny, shift, sx, yt):
-    """d = c + (sx[i] + shift + sy[j]) of a coarse level, and 1/d where d changed (vectors
-    of 8 cells whose d is bit-identical to the stored one keep their 1/d)."""
+def _coarse_diag(B, lv, shift):
+    """d = c + (sx[i] + shift + sy[j]) of coarse level ``lv`` of the buffers ``B``
+    (``shift``: 1/min), and 1/d where d changed (vectors of 8 cells whose d is
+    bit-identical to the stored one keep their 1/d)."""
+    C, D, I = B.C, B.D, B.I
+    go, p, nx, ny = lv.g
+    sx, yt = lv.ax.s, lv.yt
     one, ys = vsplat(1.0), _YS * (yt.shape[0] // _NYT)
     for i in range(nx):
         r = go + (i + 1) * p
@@ -421,16 +592,21 @@ def _band_solve(band, vec, u, f, wx, wy):
 
 
 @njit(**_JIT)
-def _prepare(u, c, f, U, F, D, I, go, p, inv_dt, ub, amx, apx, sx, yt, b2row, negrow, cache):
-    """Finest level: u and f (or f + u/h, if inv_dt > 0) to the scratch U, F; d = c + s into
-    D and 1/d into I where d changed.
+def _prepare(u, c, f, B, lv, inv_dt, ub, rhs):
+    """Finest level ``lv``: u and f (or f + u/h, if inv_dt > 0; 1/min) to the buffers U, F
+    of ``B``; d = c + s into D and 1/d into I where d changed.
 
     Returns (number of c values not >= 0, number of right-hand side values < 0, ||b||^2),
     b being the right-hand side with the Dirichlet boundary terms. ||b||^2 is the scalar
-    running sum over the rows in order; ``b2row[i]`` keeps its value after row i and
-    ``negrow[i]`` row i's negative count, so that with ``cache[0]`` set (the last solve
-    had inv_dt = 0 too) only rows from the first one whose f changed are summed again.
+    running sum over the rows in order; ``b2row[i]`` (of :class:`RhsCache` ``rhs``) keeps
+    its value after row i and ``negrow[i]`` row i's negative count, so that with
+    ``valid[0]`` set (the last solve had inv_dt = 0 too) only rows from the first one whose
+    f changed are summed again.
     """
+    U, F, D, I = B.U, B.F, B.D, B.I
+    go, p = lv.g.go, lv.g.p
+    amx, apx, sx, yt = lv.ax.am, lv.ax.ap, lv.ax.s, lv.yt
+    b2row, negrow, cache = rhs
     nx, ny = u.shape
     q = yt.shape[0] // _NYT
     ya, yp, ys = _YAM * q, _YAP * q, _YS * q
@@ -478,18 +654,34 @@ def _prepare(u, c, f, U, F, D, I, go, p, inv_dt, ub, amx, apx, sx, yt, b2row, ne
     return bad, negrow[:nx].sum(), b2
 
 
-@njit(**_JIT)
-def _axis(fa, ia, off, lev, n):
-    """Views of one level's per-axis tables, float rows first then int rows."""
-    o, e = off[lev], off[lev] + n + 1
-    return (fa[_AM, o:e], fa[_AP, o:e], fa[_S, o:e], fa[_W, o:e], fa[_RW, o:e],
-            fa[_PW0, o:e], fa[_PW1, o:e], ia[_AGG - 7, o:e], ia[_P0 - 7, o:e],
-            ia[_P1 - 7, o:e])
+@njit(**_INLINE)
+def _axis(t, lev, n):
+    """The :class:`Axis` of level ``lev`` (n cells) of :class:`AxisTables` ``t``."""
+    fa, ia = t.f, t.i
+    o, e = t.off[lev], t.off[lev] + n + 1
+    return Axis(fa[_AM, o:e], fa[_AP, o:e], fa[_S, o:e], fa[_W, o:e], fa[_RW, o:e],
+                fa[_PW0, o:e], fa[_PW1, o:e], ia[_AGG - 7, o:e], ia[_P0 - 7, o:e],
+                ia[_P1 - 7, o:e])
+
+
+@njit(**_INLINE)
+def _grid(go, pitch, shape, lev):
+    """The :class:`Grid` of level ``lev`` (``go``, ``pitch``, ``shape``: those of
+    :class:`Hierarchy`)."""
+    return Grid(go[lev], pitch[lev], shape[lev, 0], shape[lev, 1])
+
+
+@njit(**_INLINE)
+def _level(go, pitch, shape, x, yt, ky, lev):
+    """The :class:`Level` ``lev`` (the other arguments: those of :class:`Hierarchy`)."""
+    g = _grid(go, pitch, shape, lev)
+    return Level(g, _axis(x, lev, g.nx), yt[lev], ky[lev])
 
 
 @njit(**_JIT)
-def _interior(buf, go, p, nx, ny):
-    """The (nx, ny) interior of a level as a 2-D view."""
+def _interior(buf, g):
+    """The (nx, ny) interior of the level at :class:`Grid` ``g`` as a 2-D view."""
+    go, p, nx, ny = g
     return buf[go + p:go + p + nx * p].reshape((nx, p))[:, :ny]
 
 
@@ -509,18 +701,23 @@ def _write_back(u, U, go, p, clip):
 
 
 @njit(nogil=True, **_JIT)
-def _mg_solve(u, c, f, U, F, D, I, C, lgo, lp, shp, yts, kys, inv_dt, ub, fx, ix, offx, fy, iy,
-              offy, ybuf, band, vec, row, b2row, negrow, cache, tol, max_cycles, fixed, nu1,
-              nu2):
-    """The whole solve; returns (status, cycles, residual, initial residual)."""
+def _mg_solve(u, c, f, h, s, inv_dt, fixed):
+    """The whole solve of u, c, f on :class:`Hierarchy` ``h`` with :class:`Settings` ``s``:
+    the steady state (``inv_dt`` 0) or a backward-Euler step of 1/inv_dt min; ``fixed``
+    cycles exactly, or (0) until ``s.tol``. Returns (status, cycles, residual, initial
+    residual)."""
+    # the members used in the loops, taken out once: each access to a member of a tuple
+    # counts references to the arrays it holds
+    B, ub, tol, max_cycles = h.buf, s.boundary_value, s.tol, s.max_cycles
+    nu1, nu2 = s.pre_sweeps, s.post_sweeps
+    U, F, D, C = B.U, B.F, B.D, B.C
+    ybuf, row, band, vec = h.ybuf, h.row, h.band, h.vec
+    lgo, lp, shp, xtab, ytab, yts, kys = h.go, h.pitch, h.shape, h.x, h.y, h.yt, h.ky
     nlev = shp.shape[0]
     lc = nlev - 1
-    nx, ny = shp[0, 0], shp[0, 1]
-    go, p = lgo[0], lp[0]
-    ax0 = _axis(fx, ix, offx, 0, nx)
-    yt0 = yts[0]
-    bad, neg, b2 = _prepare(u, c, f, U, F, D, I, go, p, inv_dt, ub, ax0[_AM], ax0[_AP],
-                            ax0[_S], yt0, b2row, negrow, cache)
+    l0 = _level(lgo, lp, shp, xtab, yts, kys, 0)
+    go, p, nx, ny = l0.g
+    bad, neg, b2 = _prepare(u, c, f, B, l0, inv_dt, ub, h.rhs)
     if bad > 0:
         return _BAD_C, 0, np.nan, np.nan
     if not np.isfinite(b2):
@@ -531,29 +728,24 @@ def _mg_solve(u, c, f, U, F, D, I, C, lgo, lp, shp, yts, kys, inv_dt, ub, fx, ix
     bnorm = np.sqrt(b2)
 
     # coarse diagonals (from restricted c) and the coarsest factorisation, once per solve
-    _restrict_rows(c, 0, ny, nx, ny, C, lgo[1], lp[1], shp[1, 1], ax0[_AGG], ax0[_RW], yt0,
-                   row)
+    g1 = _grid(lgo, lp, shp, 1)
+    _restrict_rows(c, 0, ny, l0, g1, C, row)
     for lev in range(1, nlev):
-        ax = _axis(fx, ix, offx, lev, shp[lev, 0])
-        gl, pl, nxl, nyl = lgo[lev], lp[lev], shp[lev, 0], shp[lev, 1]
+        lv = _level(lgo, lp, shp, xtab, yts, kys, lev)
         if lev < lc:
-            _restrict_rows(C, gl + pl, pl, nxl, nyl, C, lgo[lev + 1], lp[lev + 1],
-                           shp[lev + 1, 1], ax[_AGG], ax[_RW], yts[lev], row)
-        _coarse_diag(C, D, I, gl, pl, nxl, nyl, inv_dt, ax[_S], yts[lev])
-    axc = _axis(fx, ix, offx, lc, shp[lc, 0])
-    ayc = _axis(fy, iy, offy, lc, shp[lc, 1])
-    glc, plc, nxc, nyc = lgo[lc], lp[lc], shp[lc, 0], shp[lc, 1]
-    if not _band_factor(band, _interior(D, glc, plc, nxc, nyc), axc[_AM], axc[_W], ayc[_AM],
-                        ayc[_W]):
+            _restrict_rows(C, lv.g.go + lv.g.p, lv.g.p, lv, _grid(lgo, lp, shp, lev + 1), C,
+                           row)
+        _coarse_diag(B, lv, inv_dt)
+    lvc = _level(lgo, lp, shp, xtab, yts, kys, lc)
+    ayc = _axis(ytab, lc, lvc.g.ny)
+    if not _band_factor(band, _interior(D, lvc.g), lvc.ax.am, lvc.ax.w, ayc.am, ayc.w):
         return _SINGULAR, 0, np.nan, np.nan
 
     # The finest residual is the convergence check and, restricted, the first coarse rhs.
     # With pre-smoothing, a cycle checks after it and may stop there. A cycle that needs
     # no residual after its post-smoothing runs the next cycle's pre-smoothing and
     # residual in the same pass (``smoothed``).
-    g1, p1, ny1 = lgo[1], lp[1], shp[1, 1]
-    r2 = _pass(U, F, I, D, go, p, nx, ny, ax0, yt0, kys[0], ub, False, ybuf, 0, True, F, g1,
-               p1, ny1, row)
+    r2 = _pass(B, l0, g1, ub, False, 0, True, ybuf, row)
     res = res0 = np.sqrt(r2) / bnorm
     measured = True  # res belongs to the current u
     smoothed = False  # this cycle's pre-smoothing is done, res is its residual
@@ -569,8 +761,7 @@ def _mg_solve(u, c, f, U, F, D, I, C, lgo, lp, shp, yts, kys, inv_dt, ub, fx, ix
             elif (measured and res <= tol) or cycles >= max_cycles:
                 break
             if nu1 > 0:
-                r2 = _pass(U, F, I, D, go, p, nx, ny, ax0, yt0, kys[0], ub, False, ybuf, nu1,
-                           True, F, g1, p1, ny1, row)
+                r2 = _pass(B, l0, g1, ub, False, nu1, True, ybuf, row)
                 res = np.sqrt(r2) / bnorm
                 if not np.isfinite(res):
                     _write_back(u, U, go, p, False)
@@ -579,30 +770,25 @@ def _mg_solve(u, c, f, U, F, D, I, C, lgo, lp, shp, yts, kys, inv_dt, ub, fx, ix
             break
         # down: coarse corrections start at zero, with a homogeneous boundary
         for lev in range(1, lc):
-            ax = _axis(fx, ix, offx, lev, shp[lev, 0])
-            gl, pl, nxl, nyl = lgo[lev], lp[lev], shp[lev, 0], shp[lev, 1]
+            lv = _level(lgo, lp, shp, xtab, yts, kys, lev)
+            gl, pl, nxl = lv.g.go, lv.g.p, lv.g.nx
             U[gl:gl + (nxl + 2) * pl] = 0.0
-            _pass(U, F, I, D, gl, pl, nxl, nyl, ax, yts[lev], kys[lev], 0.0, False, ybuf, nu1,
-                  True, F, lgo[lev + 1], lp[lev + 1], shp[lev + 1, 1], row)
-        _band_solve(band, vec, _interior(U, glc, plc, nxc, nyc),
-                    _interior(F, glc, plc, nxc, nyc), axc[_W], ayc[_W])
+            _pass(B, lv, _grid(lgo, lp, shp, lev + 1), 0.0, False, nu1, True, ybuf, row)
+        _band_solve(band, vec, _interior(U, lvc.g), _interior(F, lvc.g), lvc.ax.w,
+                    ayc.w)
         # up: correct, post-smooth
         for lev in range(lc - 1, 0, -1):
-            ax = _axis(fx, ix, offx, lev, shp[lev, 0])
-            ay = _axis(fy, iy, offy, lev, shp[lev, 1])
-            gl, pl, nxl, nyl = lgo[lev], lp[lev], shp[lev, 0], shp[lev, 1]
-            _prolong_y(U, lgo[lev + 1], lp[lev + 1], shp[lev + 1, 0], shp[lev + 1, 1], nyl,
-                       ay[_P0], ay[_P1], yts[lev], ybuf, pl)
-            _pass(U, F, I, D, gl, pl, nxl, nyl, ax, yts[lev], kys[lev], 0.0, True, ybuf, nu2,
-                  False, F, 0, 0, 0, row)
-        ay0 = _axis(fy, iy, offy, 0, ny)
-        _prolong_y(U, g1, p1, shp[1, 0], ny1, ny, ay0[_P0], ay0[_P1], yt0, ybuf, p)
+            lv = _level(lgo, lp, shp, xtab, yts, kys, lev)
+            ay = _axis(ytab, lev, lv.g.ny)
+            _prolong_y(U, _grid(lgo, lp, shp, lev + 1), lv.g, lv.yt, ay.p0, ay.p1, ybuf)
+            _pass(B, lv, lv.g, 0.0, True, nu2, False, ybuf, row)
+        ay0 = _axis(ytab, 0, ny)
+        _prolong_y(U, g1, l0.g, l0.yt, ay0.p0, ay0.p1, ybuf)
         cycles += 1
         measured = nu1 == 0 or (fixed > 0 and cycles >= fixed) or cycles >= max_cycles
         # finest post-smoothing, then the residual (measured) or the next pre-smoothing
         # and its residual
-        r2 = _pass(U, F, I, D, go, p, nx, ny, ax0, yt0, kys[0], ub, True, ybuf,
-                   nu2 if measured else nu2 + nu1, True, F, g1, p1, ny1, row)
+        r2 = _pass(B, l0, g1, ub, True, nu2 if measured else nu2 + nu1, True, ybuf, row)
         res = np.sqrt(r2) / bnorm
         smoothed = not measured
     # the exact solution is >= 0: drop round-off negatives
@@ -718,47 +904,45 @@ class SteadySolver:
             shapes.append((nx, ny))
         nlev = len(shapes)
         d = self.diffusion_um2_per_min
-        self._fx, self._ix, self._offx = _pack(_axis_levels(nx, dx_um, d, dirichlet, nlev,
-                                                            identity))
-        self._fy, self._iy, self._offy = _pack(_axis_levels(ny, dx_um, d, dirichlet, nlev,
-                                                            identity))
-        self._shp = np.array(shapes, dtype=np.int64)
-        self._kys = np.zeros(nlev)  # uniform interior y coefficient per level, or 0
+        x = AxisTables(*_pack(_axis_levels(nx, dx_um, d, dirichlet, nlev, identity)))
+        y = AxisTables(*_pack(_axis_levels(ny, dx_um, d, dirichlet, nlev, identity)))
+        ky = np.zeros(nlev)  # uniform interior y coefficient per level, or 0
         for lev, (_, m) in enumerate(shapes):
-            o = self._offy[lev]
-            inner = self._fy[[_AM, _AP], o + 1:o + m - 1]
+            o = y.off[lev]
+            inner = y.f[[_AM, _AP], o + 1:o + m - 1]
             if m >= 3 and (inner == inner[0, 0]).all():
-                self._kys[lev] = inner[0, 0]
+                ky[lev] = inner[0, 0]
         # padded, aligned level buffers (see the layout note above the kernels)
         pitches = [-(-m // 8) * 8 for _, m in shapes]
         sizes = [(a + 2) * pl for (a, _), pl in zip(shapes, pitches)]
-        self._lgo = np.array([8] + [8 + int(s) for s in np.cumsum(sizes)[:-1]], dtype=np.int64)
-        self._lp = np.array(pitches, dtype=np.int64)
+        lgo = np.array([8] + [8 + int(s) for s in np.cumsum(sizes)[:-1]], dtype=np.int64)
         total = 8 + sum(sizes) + 8
-        self._U, self._F, self._D, self._I, self._C = (aligned_zeros(total) for _ in range(5))
-        self._I[:] = np.inf  # = 1 / D: the invariant that lets a solve skip unchanged 1/d
-        go, p = self._lgo[0], self._lp[0]
-        self._U[go:go + p] = self.boundary_value  # the finest ghost rows
-        self._U[go + (nx + 1) * p:go + (nx + 2) * p] = self.boundary_value
+        buf = LevelBuffers(*(aligned_zeros(total) for _ in range(5)))
+        buf.I[:] = np.inf  # = 1 / D: the invariant that lets a solve skip unchanged 1/d
+        go, p = lgo[0], pitches[0]
+        buf.U[go:go + p] = self.boundary_value  # the finest ghost rows
+        buf.U[go + (nx + 1) * p:go + (nx + 2) * p] = self.boundary_value
         q = max(pitches) + 16
-        self._yts = aligned_zeros((nlev, _NYT * q))
+        yts = aligned_zeros((nlev, _NYT * q))
         for lev, (_, m) in enumerate(shapes):
-            o = self._offy[lev]
+            o = y.off[lev]
             for k, t in ((_YAM, _AM), (_YAP, _AP), (_YRW, _RW), (_YS, _S), (_YW0, _PW0),
                          (_YW1, _PW1)):
-                self._yts[lev, k * q:k * q + m] = self._fy[t, o:o + m]
-        self._ybuf = aligned_zeros(max(a * pl for (a, _), pl in zip(shapes[1:], pitches)) + 8)
+                yts[lev, k * q:k * q + m] = y.f[t, o:o + m]
         ncx, ncy = shapes[-1]
-        self._band = np.zeros((ncx * ncy, min(ncx, ncy) + 1))
-        self._vec = np.zeros(ncx * ncy)
-        self._row = aligned_zeros(q + 16)
-        self._b2row, self._negrow = np.zeros(nx), np.zeros(nx, dtype=np.int64)
-        self._cache = np.zeros(1, dtype=np.int64)  # 1: b2row, negrow belong to F (inv_dt = 0)
+        self._hierarchy = Hierarchy(
+            buf=buf, go=lgo, pitch=np.array(pitches, dtype=np.int64),
+            shape=np.array(shapes, dtype=np.int64), yt=yts, ky=ky, x=x, y=y,
+            ybuf=aligned_zeros(max(a * pl for (a, _), pl in zip(shapes[1:], pitches)) + 8),
+            band=np.zeros((ncx * ncy, min(ncx, ncy) + 1)), vec=np.zeros(ncx * ncy),
+            row=aligned_zeros(q + 16),
+            rhs=RhsCache(np.zeros(nx), np.zeros(nx, dtype=np.int64),
+                         np.zeros(1, dtype=np.int64)))
 
     @property
     def levels(self) -> list[tuple[int, int]]:
         """Grid shapes from finest to coarsest (the last is solved directly)."""
-        return [tuple(int(v) for v in s) for s in self._shp]
+        return [tuple(int(v) for v in s) for s in self._hierarchy.shape]
 
     def solve(self, u: np.ndarray, c: np.ndarray, f: np.ndarray, *,
               dt_min: float | None = None, cycles: int | None = None) -> SolveInfo:
@@ -791,21 +975,16 @@ class SteadySolver:
         fixed = 0 if cycles is None else int(cycles)
         if cycles is not None and fixed < 1:
             raise ValueError("cycles must be >= 1")
-        head, mid, tail = self.kernel_args()
-        status, ncyc, res, res0 = _mg_solve(u, c, f, *head, inv_dt, *mid, fixed, *tail)
+        status, ncyc, res, res0 = _mg_solve(u, c, f, *self.kernel_args(), inv_dt, fixed)
         return self.outcome(status, ncyc, res, res0, fixed)
 
-    def kernel_args(self) -> tuple[tuple, tuple, tuple]:
-        """The solver's own arguments of the compiled solve, in three tuples: a call is
-        ``_mg_solve(u, c, f, *head, inv_dt, *mid, cycles, *tail)`` (cycles 0: until ``tol``).
-        For compiled callers that run the solve themselves (:mod:`.stepper`); they hand
-        the returned status to :meth:`outcome`."""
-        head = (self._U, self._F, self._D, self._I, self._C, self._lgo, self._lp, self._shp,
-                self._yts, self._kys)
-        mid = (self.boundary_value, self._fx, self._ix, self._offx, self._fy, self._iy,
-               self._offy, self._ybuf, self._band, self._vec, self._row, self._b2row,
-               self._negrow, self._cache, self.tol, self.max_cycles)
-        return head, mid, (self.pre_sweeps, self.post_sweeps)
+    def kernel_args(self) -> tuple[Hierarchy, Settings]:
+        """The solver's own arguments of the compiled solve: a call is ``_mg_solve(u, c, f,
+        hierarchy, settings, inv_dt, cycles)`` (inv_dt 0: the steady state; cycles 0: until
+        ``tol``). For compiled callers that run the solve themselves (:mod:`.stepper`);
+        they hand the returned status to :meth:`outcome`."""
+        return self._hierarchy, Settings(self.boundary_value, self.tol, self.max_cycles,
+                                         self.pre_sweeps, self.post_sweeps)
 
     def outcome(self, status: int, ncyc: int, res: float, res0: float,
                 fixed: int = 0) -> SolveInfo:

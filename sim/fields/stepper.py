@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from . import lod
-from .multigrid import SteadySolver, _mg_solve
+from .multigrid import Hierarchy, Settings, SteadySolver, _mg_solve
 from .simd import atomic_fetch_add
 from .threads import TaskPool
 from .transient import FieldSolver, FieldSpec
@@ -38,22 +39,105 @@ from .transient import FieldSolver, FieldSpec
 __all__ = ["FieldStepper"]
 
 
+# numba's disk cache pickles these classes by reference in its index files: after one is
+# renamed or removed, stale cache files fail to load (AttributeError); delete __pycache__.
+class OxygenSolve(NamedTuple):
+    """Oxygen's quasi-steady solve of one step, as :func:`_worker` takes it.
+
+    Attributes:
+        front: the field at the start of the step (mmHg); the initial guess.
+        back: where the solution goes (mmHg).
+        c, f: scratch for the solve's reaction rate (1/min) and source (mmHg/min).
+        uptake, supply_rate: uptake and vessel supply rates (1/min).
+        release: release (mmHg/min).
+        decay: background consumption (1/min).
+        blood: the value vessels supply toward (mmHg).
+        hierarchy, settings: the solver's (:meth:`.SteadySolver.kernel_args`).
+    """
+
+    front: np.ndarray
+    back: np.ndarray
+    c: np.ndarray
+    f: np.ndarray
+    uptake: np.ndarray
+    supply_rate: np.ndarray
+    release: np.ndarray
+    decay: float
+    blood: float
+    hierarchy: Hierarchy
+    settings: Settings
+
+
+class TransientFields(NamedTuple):
+    """The transient fields of one step, in the order threads take them; each member
+    holds one entry per field.
+
+    Attributes:
+        consts: :class:`.lod.FieldConstants` of each field.
+        fronts: the fields at the start of the step (concentration).
+        backs: where the fields' results go (concentration).
+        releases: release (concentration/min).
+        uptakes: uptake (1/min).
+        given: bool (fields, 2): whether (release, uptake) of each field were written
+            this step (else they are skipped as zero).
+    """
+
+    consts: tuple[lod.FieldConstants, ...]
+    fronts: tuple[np.ndarray, ...]
+    backs: tuple[np.ndarray, ...]
+    releases: tuple[np.ndarray, ...]
+    uptakes: tuple[np.ndarray, ...]
+    given: np.ndarray
+
+
+class ZeroingPlan(NamedTuple):
+    """The sources each solve zeroes once it has read them (:func:`_zero_read`).
+
+    Attributes:
+        slots: the source arrays: oxygen's release, uptake and supply_rate, then each
+            transient field's release and uptake.
+        flat: int64, flat indices into the slots' arrays.
+        plan: int64 (rows, 3), rows (slot, start, stop): zero flat[start:stop] of that
+            slot's array, or all of it if start < 0.
+    """
+
+    slots: tuple[np.ndarray, ...]
+    flat: np.ndarray
+    plan: np.ndarray
+
+
+class StepStatus(NamedTuple):
+    """What the threads of one step share besides their data.
+
+    Attributes:
+        claim: int64 (1,), the next solve to claim (atomic).
+        istat: int64 (1 + fields, 2): row 0, oxygen's multigrid status and cycles; row
+            1 + i, field i's count of bad source values.
+        fstat: float64 (1, 2): oxygen's final and initial relative residuals.
+    """
+
+    claim: np.ndarray
+    istat: np.ndarray
+    fstat: np.ndarray
+
+
 @njit(cache=True, nogil=True)
-def _oxygen_terms(c, f, uptake, supply_rate, release, decay, blood):
+def _oxygen_terms(ox):
     """Reaction rate ``c = uptake + supply_rate + decay`` (1/min) and source ``f =
-    supply_rate * blood + release`` (mmHg/min) of the oxygen solve (the same IEEE
+    supply_rate * blood + release`` (mmHg/min) of the :class:`OxygenSolve` (the same IEEE
     operations, in the same order, as numpy's add and multiply)."""
-    c1, f1 = c.reshape(-1), f.reshape(-1)
-    k1, p1, r1 = uptake.reshape(-1), supply_rate.reshape(-1), release.reshape(-1)
+    decay, blood = ox.decay, ox.blood
+    c1, f1 = ox.c.reshape(-1), ox.f.reshape(-1)
+    k1, p1, r1 = ox.uptake.reshape(-1), ox.supply_rate.reshape(-1), ox.release.reshape(-1)
     for i in range(c1.size):
         c1[i] = (k1[i] + p1[i]) + decay
         f1[i] = p1[i] * blood + r1[i]
 
 
 @njit(cache=True, nogil=True)
-def _zero_read(arrays, flat, plan, lo, hi):
-    """Zero what ``plan`` lists for the source arrays of slots lo..hi-1 (rows (slot, start,
-    stop): the flat indices flat[start:stop], or the whole array if start < 0)."""
+def _zero_read(zeroing, lo, hi):
+    """Zero what the :class:`ZeroingPlan` lists for the source arrays of slots lo..hi-1."""
+    arrays, flat, plan = zeroing
     for r in range(plan.shape[0]):
         s = plan[r, 0]
         if lo <= s < hi:
@@ -66,46 +150,46 @@ def _zero_read(arrays, flat, plan, lo, hi):
 
 
 @njit(cache=True, nogil=True)
-def _worker(claim, istat, fstat, ox_front, ox_back, ox_c, ox_f, ox_uptake, ox_supply,
-            ox_release, ox_decay, ox_blood, mg_head, mg_mid, mg_tail, fronts, backs, releases,
-            uptakes, given, hs, decays, n_subs, diffusive, cxs, cys, slots, flat, plan, u, rx,
-            work):
-    """Claim and run solves until none are left: solve 0 is oxygen, solve 1 + i transient
-    field i. Each writes only its ``back`` buffer and its row of ``istat`` / ``fstat``
-    (oxygen: multigrid status, cycles, residual, initial residual; field i: bad sources),
-    then zeroes the sources it read as ``plan`` says (``slots``: oxygen's release, uptake
-    and supply_rate, then each field's release and uptake; see :func:`_zero_read`).
-    ``given[i]``: (release, uptake) of field i were written this step (else skipped as
-    zero)."""
-    n = 1 + len(fronts)
+def _worker(status, oxygen, fields, zeroing, scratch):
+    """Claim and run solves until none are left: solve 0 is oxygen (:class:`OxygenSolve`),
+    solve 1 + i transient field i (:class:`TransientFields`, in ``scratch``, this thread's
+    :class:`.lod.Scratch`). Each writes only its ``back`` buffer and its row of the
+    :class:`StepStatus` ``status``, then zeroes the sources it read as ``zeroing`` says
+    (:class:`ZeroingPlan`)."""
+    claim, istat, fstat = status
+    given = fields.given
+    n = 1 + len(fields.fronts)
     while True:
         t = atomic_fetch_add(claim, 0, 1)
         if t >= n:
             return
         if t == 0:
-            ox_back[:, :] = ox_front  # the initial guess: the last solution
-            _oxygen_terms(ox_c, ox_f, ox_uptake, ox_supply, ox_release, ox_decay, ox_blood)
-            status, ncyc, res, res0 = _mg_solve(ox_back, ox_c, ox_f, *mg_head, 0.0, *mg_mid, 0,
-                                                *mg_tail)
-            istat[0, 0], istat[0, 1] = status, ncyc
+            ox = oxygen
+            ox.back[:, :] = ox.front  # the initial guess: the last solution
+            _oxygen_terms(ox)
+            code, ncyc, res, res0 = _mg_solve(ox.back, ox.c, ox.f, ox.hierarchy, ox.settings,
+                                              0.0, 0)
+            istat[0, 0], istat[0, 1] = code, ncyc
             fstat[0, 0], fstat[0, 1] = res, res0
-            _zero_read(slots, flat, plan, 0, 3)
+            _zero_read(zeroing, 0, 3)
             continue
         i = t - 1
-        out = backs[i]
-        out[:, :] = fronts[i]
-        args = (hs[i], decays[i], n_subs[i], diffusive[i], cxs[i], cys[i])
+        out = fields.backs[i]
+        out[:, :] = fields.fronts[i]
+        consts = fields.consts[i]
         if given[i, 0] and given[i, 1]:
-            bad = lod.field_step(u, rx, work, *args, releases[i], uptakes[i], None, None,
-                                     out)
+            sources = lod.SourceTerms(fields.releases[i], fields.uptakes[i], None, None)
+            bad = lod.field_step(scratch, consts, sources, out)
         elif given[i, 0]:
-            bad = lod.field_step(u, rx, work, *args, releases[i], None, None, None, out)
+            sources = lod.SourceTerms(fields.releases[i], None, None, None)
+            bad = lod.field_step(scratch, consts, sources, out)
         elif given[i, 1]:
-            bad = lod.field_step(u, rx, work, *args, None, uptakes[i], None, None, out)
+            sources = lod.SourceTerms(None, fields.uptakes[i], None, None)
+            bad = lod.field_step(scratch, consts, sources, out)
         else:
-            bad = lod.field_step(u, rx, work, *args, None, None, None, None, out)
+            bad = lod.field_step(scratch, consts, lod.SourceTerms(None, None, None, None), out)
         istat[t, 0] = bad
-        _zero_read(slots, flat, plan, 1 + 2 * t, 3 + 2 * t)
+        _zero_read(zeroing, 1 + 2 * t, 3 + 2 * t)
 
 
 class FieldStepper:
@@ -144,15 +228,11 @@ class FieldStepper:
         self._ox = (float(oxygen_decay_per_min), float(oxygen_blood))
         self._c, self._f = np.zeros(shape), np.zeros(shape)  # oxygen's rate and source
         self._back = {name: np.zeros(shape) for name in ["oxygen", *self.names]}
-        consts = [self._solvers[0].kernel_args(name) for name in self.names]
-        self._consts = (np.array([c[0] for c in consts]), np.array([c[1] for c in consts]),
-                        np.array([c[2] for c in consts], np.int64),
-                        np.array([c[3] for c in consts], np.bool_),
-                        tuple(c[4] for c in consts), tuple(c[5] for c in consts))
-        self._claim = np.zeros(1, np.int64)
+        self._consts = tuple(self._solvers[0].kernel_args(name) for name in self.names)
         self._given = np.zeros((len(self.names), 2), np.bool_)
-        self._istat = np.zeros((1 + len(self.names), 2), np.int64)
-        self._fstat = np.zeros((1, 2))
+        self._status = StepStatus(np.zeros(1, np.int64),
+                                  np.zeros((1 + len(self.names), 2), np.int64),
+                                  np.zeros((1, 2)))
         self.thread_seconds = [0.0] * self._pool.threads
         self._no_flat, self._no_plan = np.zeros(0, np.int64), np.zeros((0, 3), np.int64)
         self._zeroed = None  # the sources the running solves zero (start's zero_sources)
@@ -183,8 +263,8 @@ class FieldStepper:
         for i, name in enumerate(self.names):
             self._given[i] = (sources.written(rel[name]) is not None,
                               sources.written(upt[name]) is not None)
-        self._claim[0] = 0
-        self._istat[:] = 0
+        self._status.claim[0] = 0
+        self._status.istat[:] = 0
         slots = (rel["oxygen"], upt["oxygen"], sources.supply_rate,
                  *[a for n in self.names for a in (rel[n], upt[n])])
         if zero_sources:
@@ -192,19 +272,20 @@ class FieldStepper:
             self._zeroed = sources
         else:
             flat, plan = self._no_flat, self._no_plan
-        head, mid, tail = self.oxygen.kernel_args()
-        common = (self._claim, self._istat, self._fstat, fields["oxygen"], self._back["oxygen"],
-                  self._c, self._f, upt["oxygen"], sources.supply_rate, rel["oxygen"], *self._ox,
-                  head, mid, tail, tuple(fields[n] for n in self.names),
-                  tuple(self._back[n] for n in self.names), tuple(rel[n] for n in self.names),
-                  tuple(upt[n] for n in self.names), self._given, *self._consts, slots, flat,
-                  plan)
+        oxygen = OxygenSolve(fields["oxygen"], self._back["oxygen"], self._c, self._f,
+                             upt["oxygen"], sources.supply_rate, rel["oxygen"], *self._ox,
+                             *self.oxygen.kernel_args())
+        transient = TransientFields(self._consts, tuple(fields[n] for n in self.names),
+                                    tuple(self._back[n] for n in self.names),
+                                    tuple(rel[n] for n in self.names),
+                                    tuple(upt[n] for n in self.names), self._given)
+        common = (self._status, oxygen, transient, ZeroingPlan(slots, flat, plan))
         self._pool.start([self._task(common)] * self.threads)
 
     def _task(self, common: tuple):
         def run(k: int) -> None:
             t0 = time.perf_counter()
-            _worker(*common, *self._solvers[k].scratch())
+            _worker(*common, self._solvers[k].scratch())
             self.thread_seconds[k] += time.perf_counter() - t0
         return run
 
@@ -214,11 +295,12 @@ class FieldStepper:
         was); a failed oxygen solve raises or warns as :meth:`SteadySolver.solve` does."""
         self._pool.join()
         self._forget_zeroed()
+        istat, fstat = self._status.istat, self._status.fstat
         for i, name in enumerate(self.names):
-            if self._istat[1 + i, 0]:
-                raise FieldSolver.bad_sources(name, int(self._istat[1 + i, 0]))
-        self.oxygen.outcome(int(self._istat[0, 0]), int(self._istat[0, 1]),
-                            float(self._fstat[0, 0]), float(self._fstat[0, 1]))
+            if istat[1 + i, 0]:
+                raise FieldSolver.bad_sources(name, int(istat[1 + i, 0]))
+        self.oxygen.outcome(int(istat[0, 0]), int(istat[0, 1]), float(fstat[0, 0]),
+                            float(fstat[0, 1]))
         for name, back in self._back.items():
             np.copyto(fields[name], back)
 

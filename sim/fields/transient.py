@@ -132,20 +132,20 @@ class FieldSolver:
         self.specs: dict[str, FieldSpec] = {}
         self.n_substeps: dict[str, int] = {}
         self.substep_min: dict[str, float] = {}
-        self._factors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._consts: dict[str, lod.FieldConstants] = {}
         for spec in specs:
             self._add(spec)
         nx, ny = self.shape
         nyp = lod.padded(ny)
-        self._u = lod.aligned_zeros((nx, nyp))  # the field being advanced, padded
-        self._reaction = lod.new_reaction(nx, nyp)
-        self._work = lod.aligned_zeros((lod.work_size(nx, nyp),))
+        # the field being advanced (padded), its reaction, work space
+        self._scratch = lod.Scratch(lod.aligned_zeros((nx, nyp)), lod.new_reaction(nx, nyp),
+                                    lod.aligned_zeros((lod.work_size(nx, nyp),)))
         # compile (or load from numba's disk cache) the common kernels now, not mid-run
         zeros = np.zeros(self.shape)
         cx = lod.axis_factors(nx, 0.0, False)
         cy = lod.axis_factors(ny, 0.0, False, length=nyp)
-        lod.lod_steps_sources(self._u, self._reaction, 1.0, 0.0, zeros, zeros, None, None,
-                                  cx, cy, self._work, 1, zeros)
+        lod.lod_steps_sources(self._scratch, lod.FieldConstants(1.0, 0.0, 1, True, cx, cy),
+                              lod.SourceTerms(zeros, zeros, None, None), zeros)
 
     def _add(self, spec: FieldSpec) -> None:
         name = spec.name
@@ -172,9 +172,10 @@ class FieldSolver:
         self.specs[name] = spec
         self.n_substeps[name] = n_sub
         self.substep_min[name] = h
-        self._factors[name] = (lod.axis_factors(nx, r, dirichlet, ub),
-                               lod.axis_factors(ny, r, dirichlet, ub,
-                                                    length=lod.padded(ny)))
+        self._consts[name] = lod.FieldConstants(
+            float(h), float(lam), int(n_sub), bool(d != 0),
+            lod.axis_factors(nx, r, dirichlet, ub),
+            lod.axis_factors(ny, r, dirichlet, ub, length=lod.padded(ny)))
 
     def _source(self, name: str, label: str, x) -> np.ndarray | None:
         if x is None:
@@ -204,24 +205,20 @@ class FieldSolver:
         uptake = self._source(name, "uptake", uptake)
         supply_rate = self._source(name, "supply_rate", supply_rate)
         supply_target = self._source(name, "supply_target", supply_target)
-        h, decay, n_sub, diffusive, cx, cy = self.kernel_args(name)
-        bad = lod.field_step(self._u, self._reaction, self._work, h, decay, n_sub, diffusive,
-                                 cx, cy, release, uptake, supply_rate, supply_target, u)
+        bad = lod.field_step(self._scratch, self._consts[name],
+                             lod.SourceTerms(release, uptake, supply_rate, supply_target), u)
         if bad:
             raise self.bad_sources(name, bad)
 
-    def kernel_args(self, name: str) -> tuple[float, float, int, bool, np.ndarray, np.ndarray]:
+    def kernel_args(self, name: str) -> lod.FieldConstants:
         """Field ``name``'s constants for compiled callers (:mod:`.stepper`): sub-step h
         (min), decay (1/min), sub-steps per model step, whether it diffuses, and its x and
         y Thomas factors."""
-        cx, cy = self._factors[name]
-        spec = self.specs[name]
-        return (self.substep_min[name], float(spec.decay_per_min), self.n_substeps[name],
-                spec.diffusion_um2_per_min != 0, cx, cy)
+        return self._consts[name]
 
-    def scratch(self) -> tuple[np.ndarray, lod.Reaction, np.ndarray]:
+    def scratch(self) -> lod.Scratch:
         """This solver's scratch (padded field, reaction, work), for compiled callers."""
-        return self._u, self._reaction, self._work
+        return self._scratch
 
     @staticmethod
     def bad_sources(name: str, bad: int) -> ValueError:
