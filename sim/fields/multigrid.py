@@ -27,9 +27,9 @@ the convergence check and the coarse right-hand side. The exact discrete solutio
 by about the tolerance where u is ~0 (e.g. -3e-12 mmHg in an anoxic core), so in that
 case the result is clipped at 0, which never moves it away from the exact solution.
 
-Implementation (for speed; results bit-identical to the plain scalar version, checked on
-the model's oxygen solves over 1500 steps, 12 solves of the 1000 x 1000 tissue and 1728
-standalone solves of odd, thin and square grids in every mode):
+Implementation (for speed; results are bit-identical to a plain scalar version of the same
+operations, which the kernels were checked against on odd, thin and square grids in
+every mode):
 
 - every level is kept in 64-byte aligned scratch buffers with rows padded to a multiple
   of 8 and ghost rows (layout note above the kernels); the caller's u is copied in by
@@ -47,10 +47,7 @@ standalone solves of odd, thin and square grids in every mode):
   dearest operation here), and ||b||^2 (a sequential sum, so its order is kept) is only
   summed again from the first row whose f changed.
 
-Measured on the model's 200 x 200 oxygen solves (tol 1e-4, warm start, after 600
-steps; one Xeon core, old and new in one process, median of 30 alternating rounds):
-0.558 -> 0.338 ms per solve (0.509 -> 0.304 ms for a fixed single V-cycle); on the
-1000 x 1000 tissue (1.9 cycles per solve): 25.1 -> 17.7 ms.
+Solve times are in benchmarks/README.md (``bench_diffusion.py``).
 """
 
 import warnings
