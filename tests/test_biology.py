@@ -121,7 +121,8 @@ def test_halving_the_time_step_changes_outcomes_less_than_seed_spread(tmp_path):
 
 @pytest.mark.slow
 def test_halving_the_time_step_on_the_default_tissue(tmp_path):
-    """The same on the default 4 x 4 mm tissue (about 4 min on 2 cores; not in CI)."""
+    """The same on the default 4 x 4 mm tissue (not in make test or CI; how long it takes:
+    the README's Development section)."""
     for readout, (change, spread) in _dt_halving(tmp_path, {}).items():
         print(f"{readout}: change {change:+.4g}, seed SD {spread:.4g}")
         assert abs(change) < spread, (readout, change, spread)
