@@ -2,19 +2,21 @@
 
 Each reporter takes the model and returns a number; the experiment readouts mirror the
 study's measurements: Ki67-like proliferation index, CD31-like vessel density,
-PIC-seq-like neutrophil-tumor pairs.
+PIC-seq-like neutrophil-tumor pairs. :data:`READOUTS` labels the ones experiments
+summarise, and :func:`at_time` reads a table of recorded runs at one time point.
 """
 
 from functools import partial
 
 import numpy as np
+import pandas as pd
 
 from .cells import endothelial, macrophage, neutrophil, tumor
 from .cells.lattice import box_sum
 from .config.field_registry import FIELD_NAMES
 from .config.units import MIN_PER_HOUR
 
-__all__ = ["READOUTS", "REPORTERS", "tumor_region"]
+__all__ = ["READOUTS", "REPORTERS", "at_time", "tumor_region"]
 
 #: the tumor region for densities: voxels within this many voxels of a tumor cell (100 um)
 REGION_MARGIN_VOX = 5
@@ -144,3 +146,10 @@ READOUTS = {
     "invasive_cells": ("invasive tumor cells", "cells"),
     "hypoxic_fraction": ("hypoxic fraction of viable tumor cells", "fraction"),
 }
+
+
+def at_time(runs: pd.DataFrame, time_h: float, by=("arm", "replicate")) -> pd.DataFrame:
+    """The row of every run at the last recorded time <= ``time_h``."""
+    rows = runs[runs["time_h"] <= time_h + 1e-9]
+    idx = rows.groupby(list(by), sort=True)["time_h"].idxmax()
+    return rows.loc[idx.values].reset_index(drop=True)

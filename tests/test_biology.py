@@ -14,8 +14,8 @@ from sim import load_params
 from sim.cells import tumor
 from sim.experiments.depletion import DepletionSetup, run_depletion
 from sim.model.model import NeutroModel
-from sim.readouts import tumor_region
-from sim.runs.ensemble import RunSpec, at_time, load_runs, run_ensemble
+from sim.readouts import at_time, tumor_region
+from sim.runs.ensemble import RunSpec, load_runs, run_ensemble
 from sim.runs.executors import ProcessExecutor
 
 REPLICATES = 8  # 8 paired seeds: the same tissue and draws in every arm

@@ -14,7 +14,7 @@ from sim.experiments.stats import (
     replicates_for_power,
     summarise,
 )
-from sim.runs.ensemble import at_time
+from sim.readouts import at_time
 
 CONTROL = np.array([100.0, 120.0, 90.0, 110.0, 105.0, 95.0, 130.0, 85.0])
 

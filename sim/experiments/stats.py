@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..readouts import READOUTS
-from ..runs.ensemble import at_time
+from ..readouts import READOUTS, at_time
 
 __all__ = ["describe", "paired_comparison", "replicates_for_power", "summarise"]
 

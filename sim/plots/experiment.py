@@ -9,8 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
-from ..readouts import READOUTS
-from ..runs.ensemble import at_time
+from ..readouts import READOUTS, at_time
 from .state import plot_final_state
 
 __all__ = ["growth_curves", "endpoint_panels", "snapshots", "ARM_COLOURS"]

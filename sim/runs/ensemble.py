@@ -40,7 +40,7 @@ from .executors import Executor, SerialExecutor
 from .output import replace_into, write_json
 
 __all__ = ["RunSpec", "RunOutcome", "EnsembleReport", "run_ensemble", "execute_run", "simulate_model",
-           "finished_keys", "load_runs", "load_final", "load_failures", "at_time"]
+           "finished_keys", "load_runs", "load_final", "load_failures"]
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
 _META = b"neutrosim"
@@ -261,10 +261,3 @@ def load_failures(out: str | Path) -> dict[str, dict[str, Any]]:
     if not folder.is_dir():
         return {}
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
-
-
-def at_time(runs: pd.DataFrame, time_h: float, by=("arm", "replicate")) -> pd.DataFrame:
-    """The row of every run at the last recorded time <= ``time_h``."""
-    rows = runs[runs["time_h"] <= time_h + 1e-9]
-    idx = rows.groupby(list(by), sort=True)["time_h"].idxmax()
-    return rows.loc[idx.values].reset_index(drop=True)
