@@ -1,8 +1,9 @@
 """Whole-model behaviour over 21 days: what the study reports must emerge from the rules.
 
-These run full simulations (about a minute each on 2 cores). The paired-seed tests run
-through the depletion experiment itself (``sim.experiments.depletion``, the ensemble runner and its
-process pool), so the product path is what is tested.
+These run full 21-day simulations (marked ``experiment``: left out of ``make test-fast``).
+The paired-seed tests run through the depletion experiment itself
+(``sim.experiments.depletion``, the ensemble runner and its process pool), so the product
+path is what is tested.
 """
 
 import numpy as np
