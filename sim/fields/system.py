@@ -60,12 +60,12 @@ class FieldSystem(Mapping):
                                           "dirichlet", ox.boundary_mmHg,
                                           tol=field_info("oxygen").tolerance)
         transient = [FieldSpec(name=name,
-                               diffusion_um2_per_min=getattr(p, name).diffusion_um2_per_min,
-                               decay_per_min=getattr(p, name).decay_per_min,
-                               boundary=getattr(p, name).boundary,
+                               diffusion_um2_per_min=section.diffusion_um2_per_min,
+                               decay_per_min=section.decay_per_min,
+                               boundary=section.boundary,
                                boundary_value=0.0,  # dirichlet: the surrounding tissue holds none
-                               max_substep_min=getattr(p, name).max_substep_min)
-                     for name in transient_names()]
+                               max_substep_min=section.max_substep_min)
+                     for name, section in ((n, getattr(p, n)) for n in transient_names())]
         self.specs = {spec.name: spec for spec in transient}
         self._stepper = FieldStepper(shape, p.domain.voxel_um, p.time.dt_min,
                                      oxygen=self.oxygen_solver,
