@@ -10,16 +10,20 @@ rules, units) -> :mod:`sim.model` (the Mesa model, its populations and tissue) -
 """
 
 from .config.errors import ParameterError
-from .config.params import Params, load_params, scenario_names
-from .runs.run import RunResult, run_one
 
 __all__ = ["ParameterError", "Params", "load_params", "scenario_names", "run_one", "RunResult",
            "NeutroModel"]
 
+# imported on first use: they pull in numba and Mesa, and the command line must check its
+# environment (NUMBA_NUM_THREADS) before numba reads it
+_LAZY = {"Params": "config.params", "load_params": "config.params",
+         "scenario_names": "config.params", "run_one": "runs.run", "RunResult": "runs.run",
+         "NeutroModel": "model.model"}
+
 
 def __getattr__(name):
-    if name == "NeutroModel":  # imported lazily: it pulls in Mesa and numba
-        from .model.model import NeutroModel
+    if name in _LAZY:
+        import importlib
 
-        return NeutroModel
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'sim' has no attribute {name!r}")

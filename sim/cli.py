@@ -38,7 +38,7 @@ def _add_run(sub) -> None:
                    "macrophage_depletion, contact_blockade)")
     p.add_argument("--rules", type=Path, default=None, metavar="CSV",
                    help="rules table replacing params/rules.csv")
-    p.add_argument("--grid", type=int, nargs=2, metavar=("NX", "NY"), default=None,
+    p.add_argument("--grid", type=_whole_number(1), nargs=2, metavar=("NX", "NY"), default=None,
                    help="grid size in voxels (20 um each by default)")
     p.add_argument("--record-every", type=float, default=None, metavar="HOURS",
                    help="hours between recorded time points (default 6)")
@@ -52,8 +52,8 @@ def _add_run(sub) -> None:
 
 def _run(args) -> int:
     from .config.params import load_params
-    from .runs.output import check_out
-    from .runs.run import run_one
+    from .runs.destination import check_out
+    from .runs.run import RUN_FILES, run_one
 
     options = []  # each labelled as typed, so a bad value is blamed on its option
     if args.grid is not None:
@@ -66,7 +66,7 @@ def _run(args) -> int:
         options.append((f"--days {args.days:g}", {"time.days": args.days}))
     params = load_params(args.params, scenario=args.scenario, overrides=dict(args.sets),
                          rules=args.rules, options=options)
-    out = check_out(args.out, nonempty_ok=args.overwrite)  # before hours of simulation
+    out = check_out(args.out, replace=args.overwrite, ours=RUN_FILES)  # before the work
     result = run_one(params, args.seed, progress=not args.quiet, threads=args.threads)
     result.meta["command"] = _command_line()
     result.write(out, overwrite=args.overwrite)
@@ -92,16 +92,26 @@ def _command_line() -> str:
 
 
 def _whole_number(lowest: int):
-    """An argparse type: a whole number >= ``lowest``."""
+    """An argparse type: a whole number >= ``lowest`` (``3``, ``3.0`` and ``3e0`` alike, as
+    for integer parameters: :mod:`sim.config.numbers`)."""
     def parse(text: str) -> int:
+        from .config.numbers import whole_number
+
         try:
-            value = int(text)
+            value = whole_number(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < lowest:
             raise argparse.ArgumentTypeError(f"must be >= {lowest}, got {value}")
         return value
     return parse
+
+
+def _port(text: str) -> int:
+    value = _whole_number(1)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {value}")
+    return value
 
 
 _positive_int = _whole_number(1)
@@ -148,6 +158,7 @@ def _add_deplete(sub) -> None:
 
 
 def _deplete(args) -> int:
+    import dataclasses
     import time as _time
 
     from .experiments.depletion import (
@@ -162,7 +173,7 @@ def _deplete(args) -> int:
              "params_file": str(args.params.resolve()) if args.params else None,
              "sets": tuple(args.sets) if args.sets is not None else None, "seed": args.seed}
     out = args.out
-    stored: dict = {}
+    stored = None
     if args.resume:
         if out is None:
             folders = sorted(p for p in Path("results/depletion").glob("*") if p.is_dir())
@@ -173,7 +184,8 @@ def _deplete(args) -> int:
         stored = read_setup(out)
     elif out is None:
         out = Path("results/depletion") / _time.strftime("%Y%m%d-%H%M%S")
-    setup = DepletionSetup(**{**stored, **{k: v for k, v in given.items() if v is not None}})
+    given = {k: v for k, v in given.items() if v is not None}
+    setup = dataclasses.replace(stored, **given) if stored else DepletionSetup(**given)
     result = run_depletion(setup, out, workers=args.workers, resume=args.resume,
                            progress=not args.quiet,
                            command=_command_line())
@@ -229,7 +241,7 @@ def _add_analyze(sub) -> None:
         "outcomes.csv, indices.csv and figures (indices with error bars; heatmaps for "
         "two-factor grids).")
     p.add_argument("out", type=Path, metavar="DIR", help="sweep folder")
-    p.add_argument("--top", type=int, default=5, help="factors to list per outcome (default 5)")
+    p.add_argument("--top", type=_whole_number(1), default=5, help="factors to list per outcome (default 5)")
     p.set_defaults(func=_analyze)
 
 
@@ -272,7 +284,7 @@ def _add_viz(sub) -> None:
         "sim/viz/app.py` with --params passed as $NEUTROSIM_VIZ_PARAMS.",
     )
     p.add_argument("--host", default="localhost", help="interface to listen on (default localhost)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument("--port", type=_port, default=8765, help="port, 1 to 65535 (default 8765)")
     p.add_argument("--params", type=Path, default=None, metavar="FILE",
                    help="TOML overlay on the default parameters (checked before starting)")
     p.set_defaults(func=_viz)
@@ -284,6 +296,7 @@ def _viz(args) -> int:
     from .config.params import load_params
 
     load_params(args.params)  # a bad file stops here with the usual one-line error
+    _check_listen(args.host, args.port)
     try:
         import solara  # noqa: F401
     except ImportError:
@@ -307,8 +320,31 @@ def _viz(args) -> int:
     return 0
 
 
+def _check_listen(host: str, port: int) -> None:
+    """Refuse a host or port the server could not listen on (unknown host, port in use or
+    reserved), instead of a server that never comes up."""
+    import os
+    import socket
+
+    try:
+        family, *_, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.create_server(address[:2], family=family):
+            pass
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ParameterError(f"--host {host} --port {port}: cannot listen there ({reason}); "
+                             "choose another --port (or --host)") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="neutrosim",
         description="Agent-based simulation of neutrophil-tumor-vessel dynamics in advanced breast cancer.",
     )
@@ -322,10 +358,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_environment() -> None:
+    """Environment variables neutrosim reads, checked before numba reads them itself."""
+    import os
+
+    from .config.threads import env_threads
+
+    text = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if text:
+        env_threads(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning, module="mesa")
     try:
+        _check_environment()
         return args.func(args)
     except ParameterError as exc:
         print(f"neutrosim: error: {exc}", file=sys.stderr)

@@ -49,7 +49,7 @@ _BAD_RULE = "\n".join([_RULES[0], _RULES[1].replace(",0.0012,1,1,", ",0.0012,0,1
     [
         (["--set", "tumor.bogus=1"], ["unknown key 'tumor.bogus'"], {}),
         (["--set", "neutrophil.chemotaxis_bias=2"], ["neutrophil.chemotaxis_bias", "[0.0, 1.0]"], {}),
-        (["--set", "neutrophil.chemotaxis_bias=strong"], ["chemotaxis_bias", "expected a float"], {}),
+        (["--set", "neutrophil.chemotaxis_bias=strong"], ["chemotaxis_bias", "expected a number"], {}),
         (["--set", "oxygen.tumor_uptake_per_min=-1"], ["oxygen.tumor_uptake_per_min", "out of range"], {}),
         (["--set", "tumor.migration_speed_um_per_min=5"],
          ["--set tumor.migration_speed_um_per_min=5: time.dt_min = 6.0 is too long", "<= 4"], {}),
@@ -102,15 +102,15 @@ def test_negative_seed_is_refused_by_the_command_line(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_existing_output_is_refused_then_replaced_with_overwrite(tmp_path):
+def test_existing_run_is_refused_then_replaced_with_overwrite(tmp_path):
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    assert main(["run", "--out", str(out), *TINY]) == 2
-    assert (out / "keep.txt").read_text() == "mine"
-    assert main(["run", "--out", str(out), "--overwrite", *TINY]) == 0
-    assert not (out / "keep.txt").exists() and (out / "manifest.json").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert main(["run", "--out", str(out), "--seed", "1", *TINY]) == 0
+    first = json.loads((out / "manifest.json").read_text())
+    assert main(["run", "--out", str(out), "--seed", "2", *TINY]) == 2
+    assert json.loads((out / "manifest.json").read_text()) == first
+    assert main(["run", "--out", str(out), "--seed", "2", "--overwrite", *TINY]) == 0
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing left beside it
 
 
 def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
+from sim.config.errors import ParameterError
 from sim.config.params import load_params
 from sim.config.threads import default_threads
 from sim.fields.threads import TaskPool
@@ -91,7 +92,7 @@ def test_pool_and_thread_count_are_validated(monkeypatch):
     assert default_threads() == 3
     for bad in ("two", "0", "-1"):
         monkeypatch.setenv("NUMBA_NUM_THREADS", bad)
-        with pytest.raises(ValueError, match="NUMBA_NUM_THREADS must be a positive integer"):
+        with pytest.raises(ParameterError, match=f"NUMBA_NUM_THREADS={bad!r}: expected a whole"):
             default_threads()
     for bad in (0, "2"):
         with pytest.raises(ValueError, match="threads must be a positive integer"):

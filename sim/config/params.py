@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .errors import ParameterError, reading
 from .field_registry import BOUNDARIES
+from .numbers import whole_number
 from .rules import RuleSet, load_rules
 from .units import MIN_PER_HOUR
 
@@ -248,20 +249,28 @@ def scenario_names() -> list[str]:
     return sorted(p.stem for p in (params_dir() / "scenarios").glob("*.toml"))
 
 
+def scenario_file(name: str) -> Path:
+    """The file of the shipped scenario ``name``. Only the names of
+    :func:`scenario_names` are scenarios: a path is refused (a user's own values go in an
+    overlay file, ``--params``, applied on top of a scenario)."""
+    names = scenario_names()
+    if name not in names:
+        hint = (" (a scenario is a name, not a file: give your own values with --params FILE)"
+                if any(c in str(name) for c in "/\\.") else "")
+        raise ParameterError(f"unknown scenario '{name}'; allowed: {', '.join(names)}{hint}")
+    return params_dir() / "scenarios" / f"{name}.toml"
+
+
 def scenario_interventions(name: str) -> list[str]:
     """The ``intervention.*`` efficiency keys a scenario sets (empty for control)."""
-    path = params_dir() / "scenarios" / f"{name}.toml"
-    if not path.is_file():
-        raise ParameterError(f"unknown scenario '{name}'; allowed: {', '.join(scenario_names())}")
+    path = scenario_file(name)
     keys = read_toml(path).get("intervention", {})
     return [f"intervention.{k}" for k in keys if k != "start_day"]
 
 
 def scenario_description(name: str) -> str:
     """The one-sentence ``description`` at the top of a scenario file."""
-    path = params_dir() / "scenarios" / f"{name}.toml"
-    if not path.is_file():
-        raise ParameterError(f"unknown scenario '{name}'; allowed: {', '.join(scenario_names())}")
+    path = scenario_file(name)
     return read_toml(path).get("description", "")
 
 
@@ -333,20 +342,21 @@ def _coerce(section: str, f: dataclasses.Field, value: Any, origin: str) -> Any:
                 f"{origin}: {name} = {value!r}: allowed {', '.join(map(repr, allowed))}"
             )
         return value
-    if isinstance(value, str) and want in (int, float):
+    if want is int:
         try:
-            value = want(value)
+            value = whole_number(value)
         except ValueError:
-            raise ParameterError(
-                f"{origin}: {name} = {value!r}: expected a {want.__name__}"
-            ) from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ParameterError(
-            f"{origin}: {name} = {value!r}: expected a {want.__name__}, got {type(value).__name__}"
-        )
-    if want is int and not float(value).is_integer():
-        raise ParameterError(f"{origin}: {name} = {value!r}: expected a whole number")
-    value = want(value)
+            raise ParameterError(f"{origin}: {name} = {value!r}: expected a whole number") from None
+    else:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ParameterError(f"{origin}: {name} = {value!r}: expected a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParameterError(f"{origin}: {name} = {value!r}: expected a number, "
+                                 f"got {type(value).__name__}")
+        value = float(value)
     if isinstance(value, float) and not math.isfinite(value):
         raise ParameterError(f"{origin}: {name} = {value!r}: must be finite")
     lo, hi, lo_open = f.metadata["lo"], f.metadata["hi"], f.metadata["lo_open"]
@@ -402,16 +412,28 @@ def _check_numerics(p: Params, where: Callable[..., str]) -> None:
             f"time.record_every_h = {p.time.record_every_h} is not a whole number "
             f"of model steps (time.dt_min = {dt} min)"
         )
-    fastest = max(
-        p.tumor.migration_speed_um_per_min,
-        p.rules.max_value("tumor", "migration_speed", p.tumor.migration_speed_um_per_min),
-        p.endothelial.tip_speed_um_per_min,
-        p.rules.max_value("endothelial", "tip_speed", p.endothelial.tip_speed_um_per_min),
-    )
+    speeds = {  # what moves tumor and tip cells: base values, and the rules' saturations
+        "tumor.migration_speed_um_per_min": p.tumor.migration_speed_um_per_min,
+        "endothelial.tip_speed_um_per_min": p.endothelial.tip_speed_um_per_min,
+    }
+    rule_speeds = {
+        ("tumor", "migration_speed"): p.rules.max_value("tumor", "migration_speed", 0.0),
+        ("endothelial", "tip_speed"): p.rules.max_value("endothelial", "tip_speed", 0.0),
+    }
+    fastest = max(*speeds.values(), *rule_speeds.values())
     if fastest * dt > dx:
+        (cell, behaviour), by_rule = max(rule_speeds.items(), key=lambda kv: kv[1])
+        default_rules = Path(p.rules.path) == params_dir() / "rules.csv"
+        if (by_rule == fastest and by_rule > max(speeds.values()) and p.rules.path
+                and not default_rules):
+            raise ParameterError(  # the user's rules file set the speed that is too fast
+                f"{p.rules.path}: the {cell} {behaviour} rule saturates at {by_rule} um/min, "
+                f"too fast for time.dt_min = {dt}: tumor and tip cells move at most one voxel "
+                f"per step ({by_rule} um/min x {dt} min > {dx} um); allowed saturation "
+                f"<= {dx / dt:.3g} um/min at this time step"
+            )
         raise ParameterError(
-            f"{where('time.dt_min', 'tumor.migration_speed_um_per_min',
-                     'endothelial.tip_speed_um_per_min')}: "
+            f"{where('time.dt_min', *speeds)}: "
             f"time.dt_min = {dt} is too long: tumor and tip cells move at most one "
             f"voxel per step, but {fastest} um/min x {dt} min > {dx} um; "
             f"allowed dt_min <= {dx / fastest:.3g}"
@@ -448,11 +470,7 @@ def load_params(
     _merge_tree(raw, read_toml(default_file), str(default_file), origins)
     sources = [str(default_file)]
     name = scenario or "control"
-    scen_file = base / "scenarios" / f"{name}.toml"
-    if not scen_file.is_file():
-        raise ParameterError(
-            f"unknown scenario '{name}'; allowed: {', '.join(scenario_names())}"
-        )
+    scen_file = scenario_file(name)
     scen = read_toml(scen_file)
     scen.pop("description", None)
     _merge_tree(raw, scen, str(scen_file), origins)

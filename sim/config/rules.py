@@ -309,5 +309,10 @@ def load_rules(path: str | Path) -> RuleSet:
                 if None in rec or any(v is None for v in rec.values()):
                     raise RuleError(f"{path}: row {i}: expected {len(COLUMNS)} columns")
                 rules.append(parse_rule(path, i, rec))
+    if not rules:
+        raise RuleError(f"{path}: holds a header and no rules; without rules there is no "
+                        "oxygen-driven necrosis and no effect of any cell on another. To switch "
+                        "a rule off, keep its row and set its saturation to the base value of "
+                        "its behaviour (see `neutrosim params`)")
     _check_consistency(path, rules)
     return RuleSet(tuple(rules), str(path))

@@ -9,10 +9,12 @@ fields of a step side by side on :func:`default_threads` threads, at most one pe
 import operator
 import os
 
+from .errors import ParameterError
 from .field_registry import FIELD_NAMES
+from .numbers import whole_number
 
 __all__ = ["ONE_THREAD_ENV", "available_cores", "check_threads", "default_threads",
-           "field_threads"]
+           "env_threads", "field_threads"]
 
 #: environment that pins numeric libraries in a worker process to one thread
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -43,9 +45,22 @@ def default_threads() -> int:
     so parallel runs do not oversubscribe), else the cores this process may use."""
     env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
     if env:
-        n = int(env) if env.isdigit() else env
-        return check_threads(n, "NUMBA_NUM_THREADS")
+        return env_threads(env)
     return available_cores()
+
+
+def env_threads(text: str) -> int:
+    """``NUMBA_NUM_THREADS`` as a thread count; a :class:`ParameterError` naming the variable
+    if it is not a whole number >= 1 (numba itself stops with a traceback on 0)."""
+    try:
+        n = whole_number(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ParameterError(f"environment variable NUMBA_NUM_THREADS={text!r}: expected a "
+                             "whole number >= 1 (threads per simulation); unset it to use "
+                             "every core")
+    return n
 
 
 def field_threads(threads: int | None = None) -> int:

@@ -36,13 +36,14 @@ from ..runs.ensemble import (
     load_failures,
     load_final,
     load_runs,
+    plan_ensemble,
     run_ensemble,
 )
 from ..runs.executors import Executor
 from ..runs.output import replace_into, save_figure, write_json
 from ..runs.provenance import provenance
 from .execution import executor_for, replicate_seeds
-from .folders import open_folder
+from .folders import check_folder, open_folder
 from .stats import summarise
 
 __all__ = ["DepletionSetup", "run_depletion", "analyse", "REFERENCE_ARM"]
@@ -83,6 +84,8 @@ class DepletionSetup:
                                  "(paired statistics need pairs)")
         if self.days is not None and not self.days > 0:
             raise ParameterError(f"--days {self.days}: must be > 0")
+        if self.seed < 0:
+            raise ParameterError(f"--seed {self.seed}: must be a whole number >= 0")
         if self.efficiency is not None and not 0.0 <= self.efficiency <= 1.0:
             raise ParameterError(f"--efficiency {self.efficiency}: out of range; allowed [0, 1]")
 
@@ -91,17 +94,21 @@ class DepletionSetup:
         return replicate_seeds(self.seed, self.replicates)
 
     def arm_params(self) -> dict[str, Params]:
-        """Resolved, validated parameters of every arm (raises before anything runs)."""
+        """Resolved, validated parameters of every arm (raises before anything runs; a bad
+        value is blamed on the option that set it)."""
         out = {}
         for arm in self.arms:
-            overrides: dict[str, Any] = dict(self.sets)
+            options = []
             if self.days is not None:
-                overrides["time.days"] = self.days
+                options.append((f"--days {self.days:g}", {"time.days": self.days}))
             if self.start_day is not None:
-                overrides["intervention.start_day"] = self.start_day
-            if self.efficiency is not None:
-                overrides.update(efficiency_overrides(arm, self.efficiency))
-            out[arm] = load_params(self.params_file, scenario=arm, overrides=overrides)
+                options.append((f"--start-day {self.start_day:g}",
+                                {"intervention.start_day": self.start_day}))
+            if self.efficiency is not None and efficiency_overrides(arm, self.efficiency):
+                options.append((f"--efficiency {self.efficiency:g}",
+                                efficiency_overrides(arm, self.efficiency)))
+            out[arm] = load_params(self.params_file, scenario=arm, overrides=dict(self.sets),
+                                   options=options)
         first = out[self.arms[0]]
         if any(p.time.days <= p.intervention.start_day for p in out.values()):
             raise ParameterError(
@@ -121,12 +128,49 @@ class DepletionSetup:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], origin: str) -> "DepletionSetup":
+    def from_dict(cls, d: Any, origin: str) -> "DepletionSetup":
+        """The setup stored in a folder's ``experiment.json`` (``origin`` names the file);
+        every key is checked for its type, so a damaged record is one clear error."""
+        if not isinstance(d, dict):
+            raise ParameterError(f"{origin}: 'setup' must be a JSON object, got {d!r}")
         allowed = {f.name for f in fields(cls)}
         unknown = set(d) - allowed
         if unknown:
-            raise ParameterError(f"{origin}: unknown setup keys {sorted(unknown)}; allowed {sorted(allowed)}")
+            raise ParameterError(f"{origin}: unknown setup keys {sorted(unknown)}; "
+                                 f"allowed {sorted(allowed)}")
+        for key, value in d.items():
+            if not _SETUP_TYPES[key](value):
+                raise ParameterError(f"{origin}: setup.{key} = {value!r}: expected "
+                                     f"{_SETUP_WANTED[key]}")
         return cls(**d)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+_SETUP_TYPES = {
+    "arms": lambda v: isinstance(v, (list, tuple)) and all(isinstance(a, str) for a in v),
+    "replicates": _whole,
+    "days": lambda v: v is None or _number(v),
+    "start_day": lambda v: v is None or _number(v),
+    "efficiency": lambda v: v is None or _number(v),
+    "params_file": lambda v: v is None or isinstance(v, str),
+    "sets": lambda v: isinstance(v, (list, tuple)) and all(
+        isinstance(kv, (list, tuple)) and len(kv) == 2 and all(isinstance(x, str) for x in kv)
+        for kv in v),
+    "seed": _whole,
+}
+_SETUP_WANTED = {
+    "arms": "a list of scenario names", "replicates": "a whole number",
+    "days": "a number or null", "start_day": "a number or null",
+    "efficiency": "a number or null", "params_file": "a path (string) or null",
+    "sets": 'a list of ["section.key", "value"] pairs', "seed": "a whole number",
+}
 
 
 @dataclass
@@ -137,14 +181,17 @@ class ExperimentResult:
     failures: dict[str, dict] = field(default_factory=dict)
 
 
-def read_setup(out: Path) -> dict[str, Any]:
+def read_setup(out: Path) -> "DepletionSetup":
+    """The setup recorded in ``out/experiment.json`` (what ``--resume`` continues)."""
     path = Path(out) / "experiment.json"
     if not path.is_file():
         raise ParameterError(f"--resume: {path} not found (is {out} a depletion results folder?)")
     try:
-        return json.loads(path.read_text())["setup"]
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise ParameterError(f"{path}: malformed ({exc})") from None
+        setup = json.loads(path.read_text())["setup"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ParameterError(f"{path}: not a readable experiment record "
+                             f"({type(exc).__name__}: {exc})") from None
+    return DepletionSetup.from_dict(setup, str(path))
 
 
 def run_depletion(
@@ -159,17 +206,21 @@ def run_depletion(
 ) -> ExperimentResult:
     """Run every missing run of ``setup`` into ``out``, then write tables, figures, report.
 
-    Everything is validated before the first run starts. Without ``resume`` the folder
-    must be new or empty; with it, finished runs are kept and only the missing ones run.
+    Everything is validated before the first run starts, and before anything in ``out``
+    changes. Without ``resume`` the folder must be new or empty; with it, finished runs are
+    kept (they must have been made with this setup's parameters and seeds) and only the
+    missing ones run.
     """
     t0 = time.perf_counter()
     params = setup.arm_params()
     specs = setup.specs(params)
-    out = open_folder(out, "experiment.json", {"setup": setup.to_dict(), "command": command},
-                      continuing=resume, refusal="folder exists and is not empty "
-                      "(use --resume to finish it, or another --out)")
+    out = check_folder(out, continuing=resume, refusal="folder exists and is not empty "
+                       "(use --resume to finish it, or another --out)")
+    plan = plan_ensemble(specs, out)  # refuses a resume whose runs would differ
+    open_folder(out, "experiment.json", {"setup": setup.to_dict(), "command": command})
     with executor_for(len(specs), executor, workers) as runner:
-        report = run_ensemble(specs, out, runner, progress=progress, desc="depletion runs")
+        report = run_ensemble(specs, out, runner, plan=plan, progress=progress,
+                              desc="depletion runs")
     summary = analyse(out, setup, params, wall_s=time.perf_counter() - t0, ensemble=report,
                       command=command, progress=progress)
     return ExperimentResult(out, report, summary, load_failures(out))
@@ -190,7 +241,7 @@ def analyse(
     from .report import render_report
 
     out = Path(out)
-    setup = setup or DepletionSetup.from_dict(read_setup(out), str(out / "experiment.json"))
+    setup = setup or read_setup(out)
     params = params or setup.arm_params()
     keys = [s.key for s in setup.specs(params)]
     runs = load_runs(out, keys)

@@ -2,27 +2,40 @@
 
 Every experiment (the depletion experiment, sweeps) writes its runs into one folder, next
 to a JSON record of what the folder holds (``experiment.json``, ``sweep.json``) that a
-resumed experiment and the analysis read back. :func:`open_folder` checks the folder as
-:func:`sim.runs.output.check_out` checks any output folder, creates it and writes the record.
+resumed experiment and the analysis read back. Opening one has two steps, so that a folder
+is never changed by a command that is then refused: :func:`check_folder` (nothing written)
+before every other check of the experiment, :func:`open_folder` after all of them.
 """
 
 from pathlib import Path
 from typing import Any
 
-from ..runs.output import check_out, write_json
+from ..runs.destination import check_out
+from ..runs.output import write_json
+from ..runs.temporaries import remove_stale
 
-__all__ = ["open_folder"]
+__all__ = ["check_folder", "open_folder", "SUBFOLDERS"]
+
+#: the folders an experiment writes below its own (runs, final states, failures, figures,
+#: the sensitivity analysis)
+SUBFOLDERS = ("runs", "final", "failures", "figures", "analysis")
 
 
-def open_folder(out: str | Path, record: str, content: Any, *, continuing: bool,
-                refusal: str) -> Path:
-    """Check ``out``, create it and write ``content`` as JSON to ``out/record``.
+def check_folder(out: str | Path, *, continuing: bool, refusal: str) -> Path:
+    """Refuse ``out`` if it cannot be filled; write nothing.
 
-    A folder with files in it is accepted only when ``continuing`` (a resume, the same sweep
-    run again); otherwise ``refusal`` says why not (a :class:`ParameterError` naming
-    ``--out``), before anything is written.
+    A folder with files is accepted only when ``continuing`` (a resume, the same sweep run
+    again); otherwise ``refusal`` says why not (a :class:`ParameterError` naming ``--out``).
     """
-    out = check_out(out, nonempty_ok=continuing, nonempty_error=refusal, in_place=True)
+    return check_out(out, resume=continuing, in_place=True, refusal=refusal)
+
+
+def open_folder(out: str | Path, record: str, content: Any) -> Path:
+    """Create ``out``, remove what a killed earlier process left half-written in it (see
+    :mod:`sim.runs.temporaries`), and write ``content`` as JSON to ``out/record``."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for folder in (out, *(out / sub for sub in SUBFOLDERS)):
+        remove_stale(folder)
     write_json(out / record, content)
     return out

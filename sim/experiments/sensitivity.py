@@ -11,7 +11,6 @@ Writes into ``DIR/analysis/``: ``outcomes.csv`` (one row per design point), ``in
 (one row per outcome and factor), and figures (PNG and SVG).
 """
 
-import json
 import warnings
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from matplotlib.figure import Figure
 from ..config.errors import ParameterError
 from ..runs.ensemble import load_failures
 from ..runs.output import replace_into, save_figure, write_json
-from .sweep import SweepSpec, outcome_table
+from .sweep import SweepSpec, outcome_table, read_record
 
 __all__ = ["analyze", "read_endpoints", "indices"]
 
@@ -114,7 +113,12 @@ def read_spec(out: str | Path) -> SweepSpec:
     path = Path(out) / "sweep.json"
     if not path.is_file():
         raise ParameterError(f"{path} not found: is {out} a sweep folder (neutrosim sweep --out)?")
-    return SweepSpec.from_dict(json.loads(path.read_text())["spec"])
+    record = read_record(path)
+    try:
+        return SweepSpec.from_dict(record)
+    except (KeyError, TypeError, ValueError):
+        raise ParameterError(f"{path}: not a readable sweep record (its spec lacks keys or "
+                             "has values of the wrong type)") from None
 
 
 def analyze(out: str | Path) -> pd.DataFrame:

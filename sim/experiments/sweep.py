@@ -29,14 +29,14 @@ import pandas as pd
 from ..config.errors import ParameterError
 from ..config.params import Params, load_params, read_toml
 from ..config.scenarios import check_arms
-from ..runs.ensemble import RunSpec, execute_run, run_ensemble, simulate_model
+from ..runs.ensemble import RunSpec, execute_run, plan_ensemble, run_ensemble, simulate_model
 from ..runs.executors import Executor
 from ..runs.output import write_json
 from ..runs.provenance import provenance
 from .execution import executor_for, replicate_seeds
-from .folders import open_folder
+from .folders import check_folder, open_folder
 
-__all__ = ["Factor", "SweepSpec", "load_spec", "run_sweep", "DESIGNS"]
+__all__ = ["Factor", "SweepSpec", "load_spec", "run_sweep", "read_record", "DESIGNS"]
 
 DESIGNS = ("grid", "lhs", "sobol", "morris")
 _SWEEP_KEYS = {"design", "samples", "replicates", "arms", "days", "seed", "outcomes",
@@ -110,10 +110,15 @@ class SweepSpec:
 
     # -- the runs ---------------------------------------------------------------------
     def base_params(self, arm: str, point: dict[str, float] | None = None) -> Params:
-        overrides = {**self.sets, **(point or {})}
+        """The parameters of ``arm`` at ``point``; a bad value is blamed on the spec's key
+        that set it."""
+        options = [(f"{self.path}: [sweep] set", self.sets)] if self.sets else []
         if self.days is not None:
-            overrides["time.days"] = self.days
-        return load_params(self.params_file, scenario=arm, overrides=overrides)
+            options.append((f"{self.path}: [sweep] days = {self.days:g}",
+                            {"time.days": self.days}))
+        if point:
+            options.append(("sweep point", point))
+        return load_params(self.params_file, scenario=arm, options=options)
 
     def run_specs(self) -> list[RunSpec]:
         """Every (point, arm, replicate) as a keyed run; parameters validated here."""
@@ -179,7 +184,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     unknown = set(raw) - {"sweep", "parameters"}
     if unknown:
         raise ParameterError(f"{path}: unknown table(s) {sorted(unknown)}; allowed [sweep], [parameters]")
-    sw = raw.get("sweep", {})
+    sw = _table(raw.get("sweep", {}), f"{path}: [sweep]")
     bad = set(sw) - _SWEEP_KEYS
     if bad:
         raise ParameterError(f"{path}: unknown key(s) in [sweep]: {sorted(bad)}; "
@@ -192,15 +197,23 @@ def load_spec(path: str | Path) -> SweepSpec:
     num = _int(sw.get("num", 3), f"{where} num", 2)
     seed = _int(sw.get("seed", 1), f"{where} seed", 0)
     days = sw.get("days")
-    if days is not None and (isinstance(days, bool) or not isinstance(days, (int, float)) or days <= 0):
+    if days is not None and (isinstance(days, bool) or not isinstance(days, (int, float))
+                             or not 0 < days < math.inf):
         raise ParameterError(f"{where} days = {days!r}: must be a number > 0")
-    arms = tuple(sw.get("arms", ["control"]))
-    outcomes = tuple(sw.get("outcomes", ["tumor_cells"]))
-    sets = dict(sw.get("set", {}))
+    arms = _names(sw.get("arms", ["control"]), f"{where} arms", '["control", "depletion"]')
+    outcomes = _names(sw.get("outcomes", ["tumor_cells"]), f"{where} outcomes", '["tumor_cells"]')
+    sets = _dotted(_table(sw.get("set", {}), f"{where} set"))
     params_file = sw.get("params")
     if params_file is not None:
+        if not isinstance(params_file, str) or not params_file.strip():
+            raise ParameterError(f"{where} params = {params_file!r}: expected the path of a "
+                                 "TOML overlay file, as a string")
         params_file = str((path.parent / params_file).resolve())
-    factors = _factors(raw.get("parameters", {}), path, design)
+    description = sw.get("description", "")
+    if not isinstance(description, str):
+        raise ParameterError(f"{where} description = {description!r}: expected a string")
+    parameters = _table(raw.get("parameters", {}), f"{path}: [parameters]")
+    factors = _factors(_dotted(parameters, leaf=_FACTOR_KEYS), path, design)
     spec = SweepSpec(str(path), factors, design, samples, replicates, arms,
                      float(days) if days is not None else None, seed, outcomes, params_file,
                      sets, levels, num)
@@ -212,6 +225,38 @@ def _choice(value, allowed, where: str) -> str:
     if value not in allowed:
         raise ParameterError(f"{where} = {value!r}: allowed: {', '.join(allowed)}")
     return value
+
+
+def _table(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ParameterError(f"{where} = {value!r}: expected a table (a [section] of key = value)")
+    return value
+
+
+def _names(value, where: str, example: str) -> tuple[str, ...]:
+    """A non-empty list of names; a single string is refused (not read as its letters)."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v
+                                                           for v in value):
+        raise ParameterError(f"{where} = {value!r}: expected a non-empty list of names, "
+                             f"e.g. {example}")
+    return tuple(value)
+
+
+_FACTOR_KEYS = frozenset({"low", "high", "levels"})
+
+
+def _dotted(table: dict, prefix: str = "", leaf: frozenset = frozenset()) -> dict[str, Any]:
+    """``{"section.key": value}`` of a TOML table, whether the keys were written quoted
+    (``"tumor.cycle_rate_per_min" = 1``) or as TOML's dotted keys, which nest. A table
+    holding any of ``leaf``'s keys is a value, not a nesting."""
+    flat = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and not (set(value) & leaf):
+            flat.update(_dotted(value, f"{name}.", leaf))
+        else:
+            flat[name] = value
+    return flat
 
 
 def _int(value, where: str, lo: int) -> int:
@@ -323,16 +368,18 @@ def run_sweep(spec: SweepSpec, out: str | Path, executor: Executor | None = None
     mine = {"path": d.pop("path"), "model": _simulation_name(simulate), **d}
     same = {k: v for k, v in mine.items() if k != "path"}
     if record.is_file():
-        theirs = {k: v for k, v in json.loads(record.read_text())["spec"].items() if k != "path"}
+        theirs = {k: v for k, v in read_record(record).items() if k != "path"}
         if theirs != same:
             changed = sorted(k for k in same if same.get(k) != theirs.get(k))
             raise ParameterError(f"--out {out}: holds a different sweep (differs in {changed}); "
                                  "use another --out")
-    open_folder(out, record.name, {"spec": mine, "spec_text": Path(spec.path).read_text()},
-                continuing=record.is_file(),
-                refusal="folder exists, is not empty and is not a sweep folder")
+    check_folder(out, continuing=record.is_file(),
+                 refusal="folder exists, is not empty and is not a sweep folder")
+    plan = plan_ensemble(specs, out)
+    open_folder(out, record.name, {"spec": mine, "spec_text": Path(spec.path).read_text()})
     with executor_for(len(specs), executor, workers) as runner:
-        report = run_ensemble(specs, out, runner, task=partial(execute_run, simulate=simulate),
+        report = run_ensemble(specs, out, runner, plan=plan,
+                              task=partial(execute_run, simulate=simulate),
                               progress=progress, desc="sweep runs")
     manifest = {"command": command, "runs_total": len(specs), "runs_this_call": len(report.done),
                 "runs_resumed_from_disk": len(report.skipped), "failed": report.failed,
@@ -341,6 +388,18 @@ def run_sweep(spec: SweepSpec, out: str | Path, executor: Executor | None = None
                 **provenance()}
     write_json(out / "manifest.json", manifest)
     return report
+
+
+def read_record(record: Path) -> dict[str, Any]:
+    """The spec stored in a sweep folder's ``sweep.json``."""
+    try:
+        spec = json.loads(record.read_text())["spec"]
+        if not isinstance(spec, dict):
+            raise TypeError
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        raise ParameterError(f"{record}: not a readable sweep record (a key 'spec' holding the "
+                             "sweep); use another --out") from None
+    return spec
 
 
 def _simulation_name(simulate: Callable) -> str:

@@ -38,8 +38,10 @@ from ..config.errors import ParameterError
 from ..config.params import Params
 from .executors import Executor, SerialExecutor
 from .output import replace_into, write_json
+from .temporaries import remove_stale
 
-__all__ = ["RunSpec", "RunOutcome", "EnsembleReport", "run_ensemble", "execute_run", "simulate_model",
+__all__ = ["RunSpec", "RunOutcome", "EnsembleReport", "EnsemblePlan", "plan_ensemble",
+           "run_ensemble", "execute_run", "simulate_model",
            "finished_keys", "load_runs", "load_final", "load_failures"]
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
@@ -127,48 +129,76 @@ def execute_run(spec: RunSpec, simulate: Callable = simulate_model) -> RunOutcom
     return out
 
 
+@dataclass
+class EnsemblePlan:
+    """What :func:`run_ensemble` will do in a folder: the specs still to run, and the keys
+    whose finished parts are kept."""
+
+    todo: list[RunSpec]
+    skipped: list[str]
+
+
+def plan_ensemble(specs: Iterable[RunSpec], out: str | Path) -> EnsemblePlan:
+    """Check ``specs`` against the parts already in ``out/runs/``; write nothing.
+
+    Raises :class:`ParameterError` if keys repeat, or a finished part was made with other
+    parameters or another seed (so an experiment is never silently continued with different
+    settings), or a part cannot be read.
+    """
+    out = Path(out)
+    specs = list(specs)
+    _check_keys(specs)
+    done = _finished(out)
+    todo, skipped = [], []
+    for spec in specs:
+        if spec.key not in done:
+            todo.append(spec)
+            continue
+        digest, seed = done[spec.key]
+        part = out / "runs" / f"{spec.key}.parquet"
+        if digest != spec.digest:
+            raise ParameterError(f"{part}: made with different parameters (digest {digest}, "
+                                 f"now {spec.digest}); use another output folder")
+        if seed != spec.seed:
+            raise ParameterError(f"{part}: made with seed {seed}, now {spec.seed}; use another "
+                                 "output folder")
+        skipped.append(spec.key)
+    return EnsemblePlan(todo, skipped)
+
+
 def run_ensemble(
     specs: Iterable[RunSpec],
     out: str | Path,
     executor: Executor | None = None,
     *,
+    plan: EnsemblePlan | None = None,
     task: Callable[[RunSpec], RunOutcome] = execute_run,
     progress: bool = True,
     desc: str = "runs",
 ) -> EnsembleReport:
     """Run every spec whose part is not yet in ``out/runs/``; write each as it finishes.
 
-    Raises :class:`ParameterError` before running anything if keys repeat or a finished
-    part was made with different parameters. ``task`` is the function executed per spec
-    (tests substitute one that fails on purpose).
+    ``plan`` is :func:`plan_ensemble` of the same specs and folder when the caller checked
+    them already (before writing anything of its own); without it they are checked here,
+    before anything runs. ``task`` is the function executed per spec (tests substitute one
+    that fails on purpose).
     """
     t0 = time.perf_counter()
     out = Path(out)
-    specs = list(specs)
-    _check_keys(specs)
-    done = finished_keys(out)
-    report = EnsembleReport()
-    todo = []
-    for spec in specs:
-        if spec.key in done:
-            if done[spec.key] != spec.digest:
-                raise ParameterError(
-                    f"{out / 'runs' / (spec.key + '.parquet')}: made with different parameters "
-                    f"(digest {done[spec.key]}, now {spec.digest}); use another output folder"
-                )
-            report.skipped.append(spec.key)
-        else:
-            todo.append(spec)
+    plan = plan if plan is not None else plan_ensemble(specs, out)
+    report = EnsembleReport(skipped=list(plan.skipped))
     for sub in ("runs", "final", "failures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+        remove_stale(out / sub)
     executor = executor or SerialExecutor()
+    todo = plan.todo
     bar = _bar(len(todo), desc, executor.workers) if progress and todo else None
     for spec, outcome, exc in executor.imap_unordered(task, todo):
         if exc is not None:  # raised outside execute_run's own guard (or the worker died)
             outcome = RunOutcome(spec.key, spec.digest, error=f"{type(exc).__name__}: {exc}",
                                  traceback="".join(traceback.format_exception(exc)))
         if outcome.error is None:
-            _write_outcome(out, outcome)
+            _write_outcome(out, outcome, spec.seed)
             report.done.append(outcome.key)
         else:
             _write_failure(out, outcome)
@@ -198,11 +228,11 @@ def _bar(total: int, desc: str, workers: int):
                 file=sys.stderr, dynamic_ncols=True, smoothing=0.0)
 
 
-def _write_outcome(out: Path, o: RunOutcome) -> None:
+def _write_outcome(out: Path, o: RunOutcome, seed: int) -> None:
     if o.final is not None:  # the state first: a part on disk means the run is complete
         replace_into(out / "final" / f"{o.key}.npz", lambda p: _save_npz(p, o.final))
     table = pa.Table.from_pandas(o.table, preserve_index=False)
-    meta = {"key": o.key, "digest": o.digest, "wall_s": round(o.wall_s, 3), "host": o.host}
+    meta = {"key": o.key, "digest": o.digest, "seed": int(seed), "wall_s": round(o.wall_s, 3), "host": o.host}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            _META: json.dumps(meta).encode()})
     replace_into(out / "runs" / f"{o.key}.parquet", lambda p: pq.write_table(table, p))
@@ -228,10 +258,27 @@ def part_meta(path: Path) -> dict[str, Any]:
 
 def finished_keys(out: str | Path) -> dict[str, str]:
     """``{key: digest}`` of every run part in ``out/runs/``."""
+    return {key: digest for key, (digest, _) in _finished(out).items()}
+
+
+def _finished(out: str | Path) -> dict[str, tuple[str, int | None]]:
+    """``{key: (digest, seed)}`` of every run part in ``out/runs/``; a part that cannot be
+    read is one ParameterError naming it."""
     folder = Path(out) / "runs"
     if not folder.is_dir():
         return {}
-    return {p.stem: part_meta(p).get("digest", "") for p in sorted(folder.glob("*.parquet"))}
+    done = {}
+    for path in sorted(folder.glob("*.parquet")):
+        try:
+            meta = part_meta(path)
+            seed = meta.get("seed")
+            if seed is None:  # a part written before the seed was in its metadata
+                seed = int(pq.read_table(path, columns=["seed"])["seed"][0].as_py())
+        except (OSError, ValueError, KeyError, IndexError, pa.ArrowException) as exc:
+            raise ParameterError(f"{path}: not a readable run part ({type(exc).__name__}); "
+                                 "remove it and that run is done again") from None
+        done[path.stem] = (meta.get("digest", ""), seed)
+    return done
 
 
 def load_runs(out: str | Path, keys: Iterable[str] | None = None,

@@ -10,12 +10,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .destination import MARK
+
 __all__ = ["provenance", "versions", "git_revision"]
 
 
 def provenance() -> dict[str, Any]:
-    """The fields common to every manifest: ``versions`` and ``git_revision``."""
-    return {"versions": versions(), "git_revision": git_revision()}
+    """The fields common to every manifest: the mark that neutrosim wrote it (what lets
+    ``--overwrite`` replace the folder), ``versions`` and ``git_revision``."""
+    return {"written_by": MARK, "versions": versions(), "git_revision": git_revision()}
 
 
 def versions() -> dict[str, str]:

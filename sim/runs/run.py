@@ -22,7 +22,11 @@ from .output import write_atomic
 from .provenance import provenance
 from .snapshot import final_state
 
-__all__ = ["RunResult", "build_model", "run_one"]
+__all__ = ["RUN_FILES", "RunResult", "build_model", "run_one"]
+
+#: the files of a run's output folder (:meth:`RunResult.write`)
+RUN_FILES = ("timeseries.csv", "timeseries.parquet", "final_state.npz", "final_state.png",
+             "manifest.json")
 
 
 @dataclass
@@ -51,7 +55,8 @@ class RunResult:
         }
 
     def write(self, out: str | Path, *, overwrite: bool = False) -> Path:
-        """Write timeseries.csv/.parquet, final_state.npz/.png and manifest.json into ``out``."""
+        """Write :data:`RUN_FILES` into ``out`` (whole or not at all; an existing folder
+        with files is replaced only with ``overwrite``, if it is a run folder)."""
         from ..plots.state import plot_final_state
 
         def fill(tmp: Path) -> None:
@@ -63,7 +68,7 @@ class RunResult:
             with open(tmp / "manifest.json", "w") as fh:
                 json.dump(self.manifest(), fh, indent=2, default=str)
 
-        return write_atomic(Path(out), fill, overwrite=overwrite)
+        return write_atomic(Path(out), fill, overwrite=overwrite, ours=RUN_FILES)
 
 
 def build_model(params: Params | None = None, seed: int = 0, threads: int | None = None):
