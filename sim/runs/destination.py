@@ -86,7 +86,8 @@ def check_out(out: str | Path, *, resume: bool = False, replace: bool = False,
 
 def _probe(out: Path, label: str, in_place: bool) -> None:
     """Create and remove a folder where the output will be made: the only sure test that
-    the system allows it (permissions, read-only mounts, /proc, a full quota of inodes)."""
+    the system allows it (permissions, read-only mounts, /proc, a full quota of inodes).
+    The folder's modification time is put back."""
     into = out if in_place else out.absolute().parent
     while not into.exists():
         into = into.parent
@@ -94,8 +95,13 @@ def _probe(out: Path, label: str, in_place: bool) -> None:
         raise ParameterError(f"{label}: cannot create it: {into} is not a writable folder (a file)")
     probe = temporary(into / "neutrosim", "probe")
     try:
+        before = into.stat()
         os.mkdir(probe)
         os.rmdir(probe)
+        try:  # leave the folder's times as they were: a refused command changes nothing
+            os.utime(into, ns=(before.st_atime_ns, before.st_mtime_ns))
+        except OSError:
+            pass  # not the folder's owner: its times move, nothing else does
     except OSError as exc:
         action = "write into it" if into == out else "create it"
         raise ParameterError(f"{label}: cannot {action}: {into} is not a writable folder "
