@@ -86,6 +86,9 @@ def run_one(
 ) -> RunResult:
     """Simulate ``days`` (default ``params.time.days``) and return tables and final state.
 
+    The time series holds t=0, every ``time.record_every_h`` and the end (``days``, to
+    the nearest model step).
+
     The same ``params`` and ``seed`` give bit-identical results, whatever ``threads`` (the
     threads solving the fields; default ``NUMBA_NUM_THREADS``, else the cores).
     """
@@ -95,7 +98,8 @@ def run_one(
         raise ParameterError(f"days = {days}: must be > 0")
     t0 = time.perf_counter()
     model = build_model(params, seed, threads)
-    n_steps = model.scales.steps(days * MIN_PER_DAY)
+    model.set_end(days)  # the last time point is recorded at ``days``
+    n_steps = model.end_step
     bar = _progress_bar(n_steps, model.scales.dt_min) if progress else None
     for _ in range(n_steps):
         model.step()
