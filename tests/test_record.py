@@ -2,6 +2,7 @@
 where the model stops itself (``running``), as ``mesa.batch_run`` and the browser view expect."""
 
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,20 @@ def test_readme_batch_run_example_runs_each_model_to_its_end():
         assert run["time_h"].iloc[-1] == pytest.approx(days * 24.0)
         assert run["Step"].iloc[-1] == round(days * 240)
 
+
+def test_progress_bar_clock_starts_after_the_first_step():
+    from sim.runs.run import _DayBar
+
+    bar = _DayBar(n_steps=100, steps_per_day=10.0)
+    time.sleep(0.5)  # a first step that compiles kernels
+    bar.update(1)
+    for _ in range(39):
+        bar.update(1)
+    elapsed = bar.bar.format_dict["elapsed"]
+    postfix = bar.bar.postfix
+    bar.close()
+    assert bar.bar.n == 40
+    assert elapsed < 0.25, "the first step's time counts in the bar's rate"
+    day, rate = re.fullmatch(r"day ([\d.]+), ([\d.]+) sim-days/min", postfix).groups()
+    assert float(day) == 4.0
+    assert float(rate) > 3.9 / (0.25 / 60)  # 39 steady steps in under 0.25 s
