@@ -119,6 +119,13 @@ def _baseline_sentence(summary: pd.DataFrame, start_day: float) -> str:
             "differ from control, so the pairing is broken (`summary.csv`, `treatment_start`).")
 
 
+def _strengths(intervention: dict[str, float]) -> str:
+    """An arm's intervention strengths in words: ``{"neutrophil_depletion": 0.9}`` ->
+    "Efficiency: `intervention.neutrophil_depletion` = 0.9 (90%)"."""
+    return "Efficiency: " + "; ".join(f"`intervention.{k}` = {v:g} ({100 * v:.0f}%)"
+                                      for k, v in intervention.items())
+
+
 def _n_min_p(n: int) -> str:
     return f"{2.0 / 2 ** n:.2g}" if n > 0 else "–"
 
@@ -145,7 +152,7 @@ def render_report(setup, params: dict, summary: pd.DataFrame, manifest: dict[str
     for arm in arms:
         iv = {k: val for k, val in manifest["arms"][arm]["intervention"].items()
               if k != "start_day" and val}
-        lines.append(f"- `{arm}`: {scenario_description(arm)}" + (f" Efficiency: {iv}." if iv else ""))
+        lines.append(f"- `{arm}`: {scenario_description(arm)}" + (f" {_strengths(iv)}." if iv else ""))
     lines += [
         "- Parameters: embedded defaults"
         + (f" overlaid with `{setup.params_file}`" if setup.params_file else "")
@@ -167,8 +174,12 @@ def render_report(setup, params: dict, summary: pd.DataFrame, manifest: dict[str
         "",
         "Change vs control is the change of the arm mean, with a paired bootstrap 95% CI; the "
         f"p-value is the two-sided Wilcoxon signed-rank test over the pairs (with {setup.replicates} "
-        f"pairs the smallest possible p is {_n_min_p(setup.replicates)}); d_z is the paired effect size; the last column is the "
-        "number of pairs a paired t-test needs for 80% power (at least 6).",
+        f"pairs the smallest possible p is {_n_min_p(setup.replicates)}). d_z is the paired effect "
+        "size, the mean of the pairs' differences divided by their SD: the arms are identical run "
+        "by run until the treatment starts (same seeds), so the differences spread little and "
+        "d_z can be large, and it is not comparable to an unpaired Cohen's d (which divides by the "
+        "spread between replicates). The last column is the number of pairs a paired t-test "
+        "needs for 80% power (at least 6).",
         "",
         _table(summary, "endpoint"),
         "",

@@ -1,7 +1,9 @@
 """NeutroModel: the Mesa model of tumor cells, neutrophils, macrophages and vessels.
 
 ``step()`` runs the stages of :mod:`.stages` in order (treatment, fields, each cell type,
-record); one model step is ``time.dt_min`` minutes. The cells' state lives in the arrays
+record); one model step is ``time.dt_min`` minutes. The simulated time ends at ``time.days``
+(:meth:`NeutroModel.set_end`): the last time point is recorded there and ``running`` turns
+False, so ``mesa.batch_run`` and ``Model.run_model`` stop there. The cells' state lives in the arrays
 of :mod:`.populations`, mirrored as Mesa agents by :mod:`.mirror`; the fields are a
 :class:`sim.fields.FieldSystem`, the model's one entry into :mod:`sim.fields`.
 """
@@ -19,7 +21,7 @@ from ..cells.lattice import moved_voxels
 from ..config.field_registry import FIELD_NAMES
 from ..config.params import Params, load_params
 from ..config.rules import BEHAVIOURS
-from ..config.units import MIN_PER_HOUR, Scales
+from ..config.units import MIN_PER_DAY, MIN_PER_HOUR, Scales
 from ..fields import FieldSystem
 from . import tissue
 from .mirror import MesaMirror
@@ -48,6 +50,11 @@ class NeutroModel(Model):
         populations: the cells of each type (:class:`.populations.Population`).
         mirror: the Mesa agents standing for the cells (:class:`.mirror.MesaMirror`).
         treatment: the intervention's state (:class:`.treatment.Treatment`).
+        steps_per_record: model steps between recorded time points (``time.record_every_h``).
+        end_step: the model step at which the simulated time ends (``time.days``, or what
+            :meth:`set_end` gave), rounded to whole steps. The DataCollector records there
+            too, and ``running`` (Mesa's flag) turns False there; the model can still be
+            stepped past it.
         stage_timer: None, or ``timer(stage, model)`` called to run each stage of a step
             instead of ``stage.run(model)`` (benchmarks time the stages through it).
     """
@@ -86,6 +93,7 @@ class NeutroModel(Model):
         self.recruited = 0  # neutrophils that extravasated since t=0
         self.stage_timer: Callable[[Stage, "NeutroModel"], None] | None = None
         self.steps_per_record = self.scales.steps(params.time.record_every_h * MIN_PER_HOUR)
+        self.set_end(params.time.days)
         self.fields["oxygen"][:] = params.oxygen.boundary_mmHg
         tissue.build(self)
         self.fields.warm_up(lambda src: write_sources(self, src), params.time.warmup_steps)
@@ -123,6 +131,12 @@ class NeutroModel(Model):
     def time_h(self) -> float:
         """Simulated time since t=0, hours."""
         return self.time_min / MIN_PER_HOUR
+
+    def set_end(self, days: float) -> None:
+        """End the simulated time at ``days`` after t=0 (rounded to whole model steps):
+        sets :attr:`end_step`, and ``running`` to whether the model is short of it."""
+        self.end_step = self.scales.steps(days * MIN_PER_DAY)
+        self.running = self.steps < self.end_step
 
     def behaviour(self, cell_type: str, name: str, signals, n: int) -> np.ndarray:
         """Rule-modulated value of a behaviour for ``n`` agents (see sim.config.rules)."""

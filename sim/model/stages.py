@@ -59,9 +59,14 @@ def end_fields(m) -> None:
 
 
 def record(m) -> None:
-    """The DataCollector records every ``time.record_every_h``."""
-    if m.steps % m.steps_per_record == 0:
+    """The DataCollector records every ``time.record_every_h`` and at the end of the
+    simulated time (``m.end_step``, once even where the two coincide); from the end on,
+    ``m.running`` is False."""
+    at_end = m.steps == m.end_step
+    if at_end or m.steps % m.steps_per_record == 0:
         m.datacollector.collect(m)
+    if m.steps >= m.end_step:
+        m.running = False
 
 
 STAGES: tuple[Stage, ...] = (

@@ -91,6 +91,9 @@ def run_one(
 ) -> RunResult:
     """Simulate ``days`` (default ``params.time.days``) and return tables and final state.
 
+    The time series holds t=0, every ``time.record_every_h`` and the end (``days``, to
+    the nearest model step).
+
     The same ``params`` and ``seed`` give bit-identical results, whatever ``threads`` (the
     threads solving the fields; default ``NUMBA_NUM_THREADS``, else the cores).
     """
@@ -100,7 +103,8 @@ def run_one(
         raise ParameterError(f"days = {days}: must be > 0")
     t0 = time.perf_counter()
     model = build_model(params, seed, threads)
-    n_steps = model.scales.steps(days * MIN_PER_DAY)
+    model.set_end(days)  # the last time point is recorded at ``days``
+    n_steps = model.end_step
     bar = _progress_bar(n_steps, model.scales.dt_min) if progress else None
     for _ in range(n_steps):
         model.step()
@@ -119,21 +123,36 @@ def _progress_bar(n_steps: int, dt_min: float) -> "_DayBar":
 
 
 class _DayBar:
-    """tqdm bar over steps that shows simulated days and days per wall-clock minute."""
+    """tqdm bar over steps: simulated days, days per wall-clock minute, and the time left.
+
+    Its clock (elapsed, rate, time left) starts when the first step ends: on the first run
+    after an install that step compiles numba's kernels (seconds to minutes), and a rate
+    timed over it would make the first estimate of the time left many times too long.
+    Until then the bar shows no rate.
+    """
 
     def __init__(self, n_steps: int, steps_per_day: float):
         from tqdm.auto import tqdm
 
         self.steps_per_day = steps_per_day
-        self.t0 = time.perf_counter()
+        self.t0: float | None = None  # perf_counter() when the first step ended, s
+        self.n0 = 0  # steps done then
         self.bar = tqdm(total=n_steps, unit="step", file=sys.stderr, dynamic_ncols=True,
                         desc="simulating", mininterval=0.5)
+        self.bar.set_postfix_str("first step (compiles numba kernels on a first run)")
 
     def update(self, k: int) -> None:
+        if self.t0 is None:  # the first step(s): restart the clock without them
+            self.bar.set_postfix_str("", refresh=False)
+            self.bar.reset()
+            self.bar.update(k)
+            self.t0, self.n0 = time.perf_counter(), self.bar.n
+            return
         self.bar.update(k)
         if self.bar.n % 40 == 0:
             day = self.bar.n / self.steps_per_day
-            rate = day / max((time.perf_counter() - self.t0) / 60.0, 1e-9)
+            minutes = (time.perf_counter() - self.t0) / 60.0
+            rate = (self.bar.n - self.n0) / self.steps_per_day / max(minutes, 1e-9)
             self.bar.set_postfix_str(f"day {day:.1f}, {rate:.1f} sim-days/min", refresh=False)
 
     def close(self) -> None:

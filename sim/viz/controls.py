@@ -93,8 +93,13 @@ class ViewModel(NeutroModel):
     Keywords are the view's controls (see :func:`model_params`); rates left at None keep
     their parameter value. The scenario keyword is ``scenario_name``: Mesa 3.5 models own
     a ``scenario`` attribute, and SolaraViz's Reset passes a Mesa ``Scenario`` object as
-    ``scenario=`` to any model that takes that keyword (or ``**kwargs``). ``running`` turns
-    False at ``time.days`` (21 by default), where a CLI run ends.
+    ``scenario=`` to any model that takes that keyword (or ``**kwargs``).
+
+    The view ends where a CLI run ends: :class:`NeutroModel` turns ``running`` False at
+    ``time.days`` (21 by default), and SolaraViz then disables Play and Step (Reset starts
+    again). This is deliberate: the view shows the run ``neutrosim run`` makes with the same
+    parameters, and Play would otherwise step on without end; to watch longer, give a
+    larger ``time.days`` (``neutrosim viz --params FILE``).
     """
 
     def __init__(self, *, scenario_name: str = "control", start_day: float | None = None,
@@ -109,11 +114,6 @@ class ViewModel(NeutroModel):
                              rates={k: v for k, v in given.items() if v is not None})
         self.seed = parse_seed(seed)
         super().__init__(params, rng=self.seed)
-
-    def step(self) -> None:
-        super().step()
-        if self.time_h >= self.p.time.days * 24.0 - 1e-9:
-            self.running = False
 
 
 def model_params(file: str | Path | None = None) -> dict:
