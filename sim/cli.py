@@ -72,7 +72,7 @@ def _run(args) -> int:
     result.write(out, overwrite=args.overwrite)
     if not args.quiet:
         last = result.timeseries.iloc[-1]
-        print(f"wrote {out}/ in {result.wall_s:.1f} s: day {last['time_h'] / 24:.1f}, "
+        print(f"wrote {out}/ in {result.wall_s:.1f} s: day {last['time_h'] / 24:.3g}, "
               f"{int(last['tumor_cells'])} viable tumor cells, {int(last['neutrophils'])} neutrophils "
               f"({int(last['neutrophil_tumor_pairs'])} bound), "
               f"vessel density {last['vessel_density_per_mm2']:.0f}/mm2")

@@ -71,6 +71,11 @@ def resumed(tmp_path_factory):
     proc.wait()
     before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.parquet")}
     left_behind = sorted(p.name for p in out.iterdir())
+    gone = proc.pid  # what a kill mid-write leaves: temporaries of a process that has ended
+    for folder, name in ((out / "runs", "control-r02.parquet"), (out / "final", "x.npz"),
+                         (out, "runs.parquet")):
+        folder.mkdir(exist_ok=True)
+        (folder / f".{name}.{gone}-0badcafe.tmp").write_bytes(b"half")
     done = subprocess.run(_cli("--resume", "--out", str(out), "--quiet"), cwd=ROOT,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
@@ -93,7 +98,8 @@ def test_killed_experiment_resumes_without_losing_or_duplicating_runs(resumed):
     assert len(runs) == 6 * runs["time_h"].nunique()
     csv = pd.read_csv(out / "runs.csv")
     assert len(csv) == len(runs)
-    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp") or ".partial" in p.name]
+    # no temporary survives the resume: neither the planted ones nor any the kill left
+    assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".partial", ".old"))]
 
 
 @pytest.mark.experiment

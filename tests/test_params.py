@@ -20,6 +20,22 @@ def test_every_default_has_value_unit_meaning_source():
             f"{row['key']}: source is neither a citation nor 'assumed'"
 
 
+def test_sources_cite_no_file_missing_from_the_project():
+    """A source naming a document (``docs/numerics.md``) names one a user of the project has."""
+    import csv
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    with open(params_dir() / "rules.csv", newline="") as fh:
+        sources = [r["source"] for r in csv.DictReader(fh)] + [r["source"] for r in describe()]
+    sources.append((params_dir() / "default.toml").read_text())  # its header's references too
+    cited = {name for text in sources for name in re.findall(r"[\w./-]+\.md\b", text)}
+    assert cited, "no document is cited at all: the pattern no longer matches"
+    missing = sorted(n for n in cited if not (root / n).is_file() and not (root / "docs" / n).is_file())
+    assert not missing, f"sources cite files not in the project: {missing}"
+
+
 def test_defaults_load_into_frozen_typed_config():
     p = load_params()
     assert p.domain.nx == 200 and isinstance(p.domain.nx, int)

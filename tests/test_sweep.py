@@ -307,3 +307,14 @@ def test_latin_hypercube_with_rbd_fast_ranks_the_ishigami_inputs(tmp_path):
     s1 = analyze(tmp_path / "out").set_index("parameter")["S1"]
     for name, known in ISHIGAMI_INDICES["S1"].items():
         assert abs(s1[name] - known) < 0.1, (name, s1[name], known)
+
+
+def test_dotted_keys_read_as_the_quoted_ones(tmp_path):
+    """TOML nests ``domain.nx = 50``; a spec means the same with and without quotes."""
+    quoted = load_spec(_write(tmp_path, GOOD, "quoted.toml"))
+    bare = GOOD.replace('"domain.nx"', "domain.nx").replace('"tumor.cycle_rate_per_min"',
+                                                             "tumor.cycle_rate_per_min")
+    assert bare != GOOD
+    dotted = load_spec(_write(tmp_path, bare, "dotted.toml"))
+    assert dotted.sets == quoted.sets and dotted.factors == quoted.factors
+    assert dotted.sets["domain.nx"] == 50

@@ -189,6 +189,8 @@ CASES = {
                                ["argument --seed: expected a whole number, got '1.5'"]),
     "--days nan": (["run", "--days", "nan", "--out", "o"], {}, {},
                    ["--days nan: time.days = nan: must be finite"]),
+    "--days shorter than one model step": (["run", "--days", "0.001", "--out", "o"], {}, {},
+                                           ["time.days = 0.001 is shorter than one model step"]),
     "--set with no value": (["run", "--set", "time.days=", "--out", "o"], {}, {},
                             ["time.days = '': expected a number"]),
     "a parameter section that is not a table": (["run", "--params", "p.toml", "--out", "o"], {},

@@ -1,10 +1,10 @@
 """NeutroModel: the Mesa model of tumor cells, neutrophils, macrophages and vessels.
 
 ``step()`` runs the stages of :mod:`.stages` in order (treatment, fields, each cell type,
-record); one model step is ``time.dt_min`` minutes. The simulated time ends at ``time.days``
-(:meth:`NeutroModel.set_end`): the last time point is recorded there and ``running`` turns
-False, so ``mesa.batch_run`` and ``Model.run_model`` stop there. The cells' state lives in the arrays
-of :mod:`.populations`, mirrored as Mesa agents by :mod:`.mirror`; the fields are a
+record); one model step is ``time.dt_min`` minutes. The simulated time ends at
+``time.days`` (:meth:`NeutroModel.set_end`): the last time point is recorded there and
+``running`` turns False, so ``mesa.batch_run`` and ``Model.run_model`` stop there. The
+cells' state lives in the arrays of :mod:`.populations`, mirrored as Mesa agents by :mod:`.mirror`; the fields are a
 :class:`sim.fields.FieldSystem`, the model's one entry into :mod:`sim.fields`.
 """
 

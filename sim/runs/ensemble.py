@@ -158,10 +158,13 @@ def plan_ensemble(specs: Iterable[RunSpec], out: str | Path) -> EnsemblePlan:
         part = out / "runs" / f"{spec.key}.parquet"
         if digest != spec.digest:
             raise ParameterError(f"{part}: made with different parameters (digest {digest}, "
-                                 f"now {spec.digest}); use another output folder")
+                                 f"now {spec.digest}); a folder is continued only with the "
+                                 "settings it was started with: leave out what changed, or "
+                                 "use another output folder")
         if seed != spec.seed:
-            raise ParameterError(f"{part}: made with seed {seed}, now {spec.seed}; use another "
-                                 "output folder")
+            raise ParameterError(f"{part}: made with seed {seed}, now {spec.seed}; a folder is "
+                                 "continued only with the settings it was started with: leave "
+                                 "out what changed, or use another output folder")
         skipped.append(spec.key)
     return EnsemblePlan(todo, skipped)
 

@@ -99,8 +99,9 @@ def run_one(
     """
     params = params if params is not None else load_params()
     days = params.time.days if days is None else days
-    if not days > 0:
-        raise ParameterError(f"days = {days}: must be > 0")
+    if not round(days * MIN_PER_DAY / params.time.dt_min) >= 1:
+        raise ParameterError(f"days = {days}: must be at least one model step "
+                             f"(time.dt_min = {params.time.dt_min} min)")
     t0 = time.perf_counter()
     model = build_model(params, seed, threads)
     model.set_end(days)  # the last time point is recorded at ``days``
