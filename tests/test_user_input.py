@@ -365,3 +365,13 @@ def test_run_folders_follow_the_umask(tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert out.stat().st_mode & 0o777 == dirmode
         assert {p.stat().st_mode & 0o777 for p in out.iterdir()} == {filemode}
+
+
+def test_the_end_of_a_run_is_recorded_whatever_the_interval(tmp_path):
+    """Issue case 10: --days that is not a whole number of recording intervals."""
+    proc = neutrosim("run", "--out", "r", *TINY[:-3], "--days", "0.25", "--record-every", "24",
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    ts = pd.read_csv(tmp_path / "r" / "timeseries.csv")
+    assert list(ts["time_h"]) == [0.0, 6.0]
+    assert ": day 0.25," in proc.stdout
