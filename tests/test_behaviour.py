@@ -197,3 +197,31 @@ def test_nothing_acts_before_the_start_day(empty_model):
     _neutrophils(m, np.arange(10), np.arange(10))
     m.treatment.apply(m)
     assert m.neutrophils.n == 10 and m.treatment.recruitment == 1.0 and not m.treatment.started
+
+
+def test_contact_blockade_cuts_binding_by_exactly_its_efficiency_once(empty_model):
+    """e = 0.9: the binding rate falls by exactly 90% (the factor enters once), and the
+    tumor's count of bound neutrophils is the count of bonds (not scaled again)."""
+    from sim.cells import neutrophil as nb_mod
+    from sim.cells import tumor as tumor_mod
+
+    m = empty_model(seed=2)
+    xs = np.arange(30, 40)
+    t_rows = m.spawn(tumor_mod.KIND, xs, np.full(xs.size, 40), state=tumor_mod.PROLIFERATING,
+                     divided_min=-np.inf)
+    m.spawn(nb_mod.KIND, xs, np.full(xs.size, 41), state=nb_mod.BOUND, partner=t_rows,
+            heading=np.zeros(xs.size), death_min=np.full(xs.size, np.inf))
+    m.spawn(nb_mod.KIND, xs[:4], np.full(4, 39), state=nb_mod.NAIVE, partner=-1,
+            heading=np.zeros(4), death_min=np.full(4, np.inf))
+    viable_at = nb_mod.viable_tumor_map(m)
+    free = nb_mod.binding_rate(m, nb_mod.signals(m, viable_at))
+    bonds = tumor_mod.signals(m)["bound_neutrophils"]
+    contact = tumor_mod.signals(m)["neutrophil_contact"]
+    m.treatment.contact = 1 - 0.9
+    blocked = nb_mod.binding_rate(m, nb_mod.signals(m, viable_at))
+    assert free.min() > 0
+    np.testing.assert_allclose(blocked, 0.1 * free, rtol=1e-12)
+    np.testing.assert_array_equal(tumor_mod.signals(m)["bound_neutrophils"], bonds)
+    assert bonds.sum() == xs.size
+    np.testing.assert_allclose(tumor_mod.signals(m)["neutrophil_contact"], 0.1 * contact,
+                               rtol=1e-12)

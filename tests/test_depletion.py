@@ -161,3 +161,16 @@ def test_report_verdicts_follow_direction_significance_and_the_studys_standing()
         "disagrees with the study (opposite direction, significant)"
     assert verdict(0.0, 0.0, 0.0, 1.0, "down").startswith("does not reproduce")
     assert verdict(30.0, 20.0, 40.0, 0.0078, None).startswith("no study statement")
+
+
+def test_arms_the_study_did_not_test_are_predictions_never_agreements():
+    from sim.experiments.report import TESTED_ARMS, verdict
+
+    assert TESTED_ARMS == {"depletion"}
+    for change, lo, hi, p in ((-40.0, -45.0, -35.0, 0.0078), (20.0, 10.0, 30.0, 0.0078),
+                              (-5.0, -12.0, 3.0, 0.2)):
+        said = verdict(change, lo, hi, p, "down", tested=False)
+        assert said.startswith("prediction:") and "agrees" not in said
+    assert "same direction as the study's depletion result" in verdict(
+        -40.0, -45.0, -35.0, 0.0078, "down", tested=False)
+    assert "opposite direction to" in verdict(20.0, 10.0, 30.0, 0.0078, "down", tested=False)

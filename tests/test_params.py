@@ -148,3 +148,16 @@ def test_every_field_of_the_registry_has_its_parameters_and_is_a_signal():
             assert signals[f.name] == f.unit, (cell_type, f.name)
         assert f.axis_label == f"{f.label} [{f.unit}]"
     assert len(set(FIELD_NAMES)) == len(FIELD_NAMES)
+
+
+def test_readme_names_exactly_the_sourced_parameters():
+    """The README's honesty note lists every value with a citation, and no other."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    note = readme.split("**Honesty about the parameters.**")[1].split("\n\n")[0]
+    named = set(re.findall(r"`([a-z_]+\.[A-Za-z0-9_]+)`", note)) - {"default.toml", "rules.csv"}
+    sourced = {r["key"] for r in describe()
+               if not r["source"].lower().startswith(("assumed", "calibrated from"))}
+    assert named == sourced

@@ -18,13 +18,17 @@ START_H, END_H = 162.0, 504.0  # the last record before day 7, and day 21
 def report():
     """report.md of planted runs: 8 pairs, control and depletion (efficiency 0.9), identical
     before treatment; at day 21 depletion has 500 fewer tumor cells, give or take 1-3."""
-    setup = DepletionSetup(arms=("control", "depletion"), replicates=8)
+    return _render("depletion")
+
+
+def _render(arm: str):
+    setup = DepletionSetup(arms=("control", arm), replicates=8)
     params = setup.arm_params()
     r = np.arange(8)
     control = 1000.0 + 10.0 * r
     diff = -500.0 + np.array([1, -2, 3, -1, 2, -3, 1, -1])
     rows = [{"arm": arm, "replicate": i, "time_h": t, "tumor_cells": v}
-            for arm, end in (("control", control), ("depletion", control + diff))
+            for arm, end in (("control", control), (arm, control + diff))
             for t, values in ((START_H, control), (END_H, end))
             for i, v in enumerate(values)]
     summary = summarise(pd.DataFrame(rows), {"treatment_start": START_H, "endpoint": END_H},
@@ -54,3 +58,14 @@ def test_report_explains_why_the_paired_effect_size_is_large(report):
     assert ("the arms are identical run by run until the treatment starts (same seeds), so "
             "the differences spread little and d_z can be large") in text
     assert "not comparable to an unpaired Cohen's d" in text
+
+
+def test_only_the_studys_own_intervention_agrees_with_it():
+    said = [line for line in _render("depletion")[0].splitlines()
+            if line.startswith("- `depletion`: ") and "pairs:" in line]
+    assert said and "**agrees with the study**" in said[0]
+    text, _ = _render("cxcr2_inhibition")
+    line = next(line for line in text.splitlines()
+                if line.startswith("- `cxcr2_inhibition`: ") and "pairs:" in line)
+    assert "**prediction: down, significant, the same direction as" in line
+    assert "agrees with the study" not in text

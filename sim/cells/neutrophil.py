@@ -41,7 +41,7 @@ def signals(m, viable_at) -> Signals:
     x, y, state = nb["x"], nb["y"], nb["state"]
     return Signals({
         **field_signals(m, x, y),
-        "tumor_contact": lambda: box_sum(viable_at >= 0)[x, y] * m.treatment.contact,
+        "tumor_contact": lambda: box_sum(viable_at >= 0)[x, y],
         "activated": lambda: (state != NAIVE).astype(float),
         "bound": lambda: (state == BOUND).astype(float),
     })
@@ -85,6 +85,12 @@ def _pick_partner(m, rows, viable_at) -> np.ndarray:
     return cand[np.arange(rows.size), best]
 
 
+def binding_rate(m, sig) -> np.ndarray:
+    """Per neutrophil, the rate (1/min) at which it binds a tumor cell: the rules' value
+    times the contact blockade's factor, the one place the blockade acts on bonds."""
+    return m.behaviour("neutrophil", "binding", sig, m.neutrophils.n) * m.treatment.contact
+
+
 def bind_and_activate(m, sig, viable_at) -> None:
     """Naive cells activate; unbound cells in contact bind a tumor cell (and activate)."""
     nb = m.neutrophils
@@ -92,7 +98,7 @@ def bind_and_activate(m, sig, viable_at) -> None:
     state = nb["state"]
     act = m.behaviour("neutrophil", "activation", sig, n)
     newly = (state == NAIVE) & (m.rng.random(n) < m.scales.prob(act))
-    bind = m.behaviour("neutrophil", "binding", sig, n) * m.treatment.contact
+    bind = binding_rate(m, sig)
     binders = np.flatnonzero((state != BOUND) & (m.rng.random(n) < m.scales.prob(bind)))
     partner = _pick_partner(m, binders, viable_at) if binders.size else binders
     binders, partner = binders[partner >= 0], partner[partner >= 0]

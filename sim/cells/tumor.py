@@ -22,9 +22,9 @@ def signals(m) -> Signals:
     t, nb = m.tumor, m.neutrophils
     x, y, n = t["x"], t["y"], t.n
 
-    def bound_neutrophils():
+    def bound_neutrophils():  # fewer under a contact blockade through binding, not again here
         bound = nb["state"] == 2
-        return np.bincount(nb["partner"][bound], minlength=n)[:n] * m.treatment.contact
+        return np.bincount(nb["partner"][bound], minlength=n)[:n].astype(float)
 
     return Signals({
         **field_signals(m, x, y),

@@ -2,7 +2,9 @@
 
 Each readout's paragraph states the direction and size of the simulated effect (change of
 the mean against control with its paired-bootstrap CI and Wilcoxon p) next to what the
-study reported, and says plainly whether they agree.
+study reported, and says plainly whether they agree. Only an arm that is the study's own
+intervention (:data:`TESTED_ARMS`) can agree with it; every other arm's result is labelled
+a prediction, with the study's depletion result as the reference direction.
 """
 
 import math
@@ -13,7 +15,12 @@ import pandas as pd
 from ..config.params import scenario_description
 from ..readouts import READOUTS
 
-__all__ = ["render_report", "STUDY", "verdict"]
+__all__ = ["STUDY", "TESTED_ARMS", "render_report", "verdict"]
+
+#: arms that are the intervention the study itself made (interfering with neutrophils in
+#: mice with late-stage tumors); the others (CXCR2 inhibition, contact blockade,
+#: macrophage depletion) were not tested there, so their results are predictions
+TESTED_ARMS = frozenset({"depletion"})
 
 #: readout -> (direction expected after interfering with neutrophils, how the study
 #: stands on it: "reported", "implied" (follows from its mechanism, not measured) or
@@ -54,23 +61,33 @@ ALPHA = 0.05
 
 
 def verdict(change_pct: float, lo: float, hi: float, p: float, expected: str | None,
-            standing: str = "reported") -> str:
-    """One phrase: does a simulated change agree with the expected direction?"""
+            standing: str = "reported", tested: bool = True) -> str:
+    """One phrase: does a simulated change agree with the expected direction?
+
+    ``tested``: the arm is the study's own intervention. If not, the phrase is a
+    prediction compared with the direction of the study's depletion result, never an
+    agreement with the study.
+    """
     if change_pct is None or math.isnan(change_pct):
         return "cannot be judged (no data)"
     direction = "down" if change_pct < 0 else "up" if change_pct > 0 else "unchanged"
     significant = (p is not None and not math.isnan(p) and p < ALPHA
                    and not math.isnan(lo) and not lo <= 0.0 <= hi)
+    sig = ", significant" if significant else ", not significant"
     if expected is None:
-        return f"no study statement to compare with (simulated: {direction}" + \
-            (", significant)" if significant else ", not significant)")
+        return f"no study statement to compare with (simulated: {direction}{sig})"
+    if not tested:
+        if direction == "unchanged":
+            return "prediction: no change (the study did not test this intervention)"
+        same = "same direction as" if direction == expected else "opposite direction to"
+        return (f"prediction: {direction}{sig}, the {same} the study's depletion result (the "
+                "study did not test this intervention)")
     if direction == expected:
         return AGREES.get(standing, AGREES["reported"]) if significant else \
             "same direction as expected, but not significant with these replicates"
     if direction == "unchanged":
         return "does not reproduce the expected effect (no change)"
-    return "disagrees with the study (opposite direction" + \
-        (", significant)" if significant else ", not significant)")
+    return f"disagrees with the study (opposite direction{sig})"
 
 
 def _fmt(x: float, digits: int = 3) -> str:
@@ -168,7 +185,9 @@ def render_report(setup, params: dict, summary: pd.DataFrame, manifest: dict[str
         "",
         "Most parameters are assumed (literature- and study-derived defaults, not fitted to the "
         "study's raw data; `docs/parameters.md` says which), so the sizes below are the model's, "
-        "and only the directions are compared with the study.",
+        "and only the directions are compared with the study. The study interfered with "
+        "neutrophils in mice with late-stage tumors; only that arm (`depletion`) can agree "
+        "with it. The other arms were not tested there: their results are predictions.",
         "",
         f"## Endpoint (day {end_day:g})",
         "",
@@ -205,7 +224,8 @@ def render_report(setup, params: dict, summary: pd.DataFrame, manifest: dict[str
             ctrl = end[(end["arm"] == "control") & (end["readout"] == col)].iloc[0]
             arm_expected, arm_standing, note = ARM_STUDY.get((arm, col), (expected, standing, ""))
             said_here = verdict(r["change_pct"], r["change_ci95_low"], r["change_ci95_high"],
-                                r["p_wilcoxon"], arm_expected, arm_standing)
+                                r["p_wilcoxon"], arm_expected, arm_standing,
+                                tested=arm in TESTED_ARMS)
             lines.append(
                 f"- `{arm}`: {_fmt(r['mean'])} vs {_fmt(ctrl['mean'])} {READOUTS[col][1]} in control, "
                 f"{r['change_pct']:+.1f}% (95% CI {r['change_ci95_low']:+.1f} to "

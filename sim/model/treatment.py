@@ -25,7 +25,10 @@ class Treatment:
         started: the start day has been reached (the once-off parts have acted).
         recruitment: factor on neutrophil extravasation, (1 - depletion)(1 - CXCR2 inhibition).
         chemotaxis: factor on the neutrophils' chemotactic bias, 1 - CXCR2 inhibition.
-        contact: factor on contact signals and binding, 1 - contact blockade.
+        contact: 1 - contact blockade, applied once along each contact path: on the rate
+            at which neutrophils bind tumor cells (fewer bonds then mean fewer bound
+            neutrophils signalling to the tumor, not scaled again) and on the signal tumor
+            cells take from neutrophils next to them (``neutrophil_contact``).
     """
 
     started: bool = False
