@@ -145,6 +145,8 @@ def _add_deplete(sub) -> None:
                    help="TOML overlay on the default parameters, for every arm")
     p.add_argument("--set", dest="sets", type=_key_value, action="append", default=None,
                    metavar="KEY=VALUE", help="override one parameter in every arm (repeatable)")
+    p.add_argument("--rules", type=Path, default=None, metavar="CSV",
+                   help="rules table replacing params/rules.csv, for every arm")
     p.add_argument("--seed", type=_seed, default=None, help="seed of replicate 0, >= 0 (default 1)")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                    help="worker processes (default: one per core)")
@@ -171,6 +173,7 @@ def _deplete(args) -> int:
     given = {"arms": args.arms, "replicates": args.replicates, "days": args.days,
              "start_day": args.start_day, "efficiency": args.efficiency,
              "params_file": str(args.params.resolve()) if args.params else None,
+             "rules_file": str(args.rules.resolve()) if args.rules else None,
              "sets": tuple(args.sets) if args.sets is not None else None, "seed": args.seed}
     out = args.out
     stored = None
@@ -203,6 +206,8 @@ def _add_sweep(sub) -> None:
         "failed ones. Analyse with `neutrosim analyze DIR`.")
     p.add_argument("spec", type=Path, metavar="SPEC.toml", help="the sweep spec")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="sweep folder")
+    p.add_argument("--rules", type=Path, default=None, metavar="CSV",
+                   help="rules table replacing params/rules.csv (and the spec's own `rules`)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                        help="local worker processes (default: one per core)")
@@ -220,7 +225,7 @@ def _sweep(args) -> int:
     from .experiments.sweep import load_spec, run_sweep
     from .runs.executors import DaskExecutor
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, rules=args.rules)
     dask = None
     if args.scheduler or args.dask_local:
         dask = DaskExecutor(args.scheduler, local_workers=args.dask_local)

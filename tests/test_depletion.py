@@ -174,3 +174,18 @@ def test_arms_the_study_did_not_test_are_predictions_never_agreements():
     assert "same direction as the study's depletion result" in verdict(
         -40.0, -45.0, -35.0, 0.0078, "down", tested=False)
     assert "opposite direction to" in verdict(20.0, 10.0, 30.0, 0.0078, "down", tested=False)
+
+
+def test_a_rules_file_reaches_every_arm_and_the_record(tmp_path):
+    from sim.config.params import params_dir
+    from sim.experiments.depletion import DepletionSetup
+
+    rules = (params_dir() / "rules.csv").read_text().replace(
+        "neutrophil,tumor_contact,increases,binding,0.05,", "neutrophil,tumor_contact,increases,binding,0.01,")
+    path = tmp_path / "weak_binding.csv"
+    path.write_text(rules)
+    setup = DepletionSetup(rules_file=str(path))
+    for p in setup.arm_params().values():
+        assert p.rules.path == str(path)
+        assert p.rules.max_value("neutrophil", "binding", 0.0) == 0.01
+    assert DepletionSetup.from_dict(setup.to_dict(), "x") == setup

@@ -318,3 +318,16 @@ def test_dotted_keys_read_as_the_quoted_ones(tmp_path):
     dotted = load_spec(_write(tmp_path, bare, "dotted.toml"))
     assert dotted.sets == quoted.sets and dotted.factors == quoted.factors
     assert dotted.sets["domain.nx"] == 50
+
+
+def test_rules_from_the_spec_or_the_command_line(tmp_path):
+    from sim.config.params import params_dir
+
+    table = (params_dir() / "rules.csv").read_text()
+    (tmp_path / "a.csv").write_text(table.replace(",binding,0.05,", ",binding,0.01,"))
+    (tmp_path / "b.csv").write_text(table.replace(",binding,0.05,", ",binding,0.02,"))
+    spec_path = _write(tmp_path, GOOD.replace("days = 1", 'days = 1\nrules = "a.csv"'))
+    for rules, want in ((None, 0.01), (tmp_path / "b.csv", 0.02)):
+        spec = load_spec(spec_path, rules=rules)
+        binding = spec.base_params("control").rules.max_value("neutrophil", "binding", 0.0)
+        assert binding == want

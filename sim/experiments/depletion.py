@@ -58,7 +58,8 @@ class DepletionSetup:
 
     ``efficiency`` replaces the strength of every treated arm's intervention (the
     ``intervention.*`` keys its scenario file sets); ``sets`` are ``section.key=value``
-    overrides applied to every arm.
+    overrides applied to every arm; ``rules_file`` a rules table replacing
+    ``params/rules.csv`` in every arm.
     """
 
     arms: tuple[str, ...] = DEFAULT_ARMS
@@ -69,6 +70,7 @@ class DepletionSetup:
     params_file: str | None = None
     sets: tuple[tuple[str, str], ...] = ()
     seed: int = 1
+    rules_file: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "arms", tuple(self.arms))
@@ -108,7 +110,7 @@ class DepletionSetup:
                 options.append((f"--efficiency {self.efficiency:g}",
                                 efficiency_overrides(arm, self.efficiency)))
             out[arm] = load_params(self.params_file, scenario=arm, overrides=dict(self.sets),
-                                   options=options)
+                                   options=options, rules=self.rules_file)
         first = out[self.arms[0]]
         if any(p.time.days <= p.intervention.start_day for p in out.values()):
             raise ParameterError(
@@ -160,6 +162,7 @@ _SETUP_TYPES = {
     "start_day": lambda v: v is None or _number(v),
     "efficiency": lambda v: v is None or _number(v),
     "params_file": lambda v: v is None or isinstance(v, str),
+    "rules_file": lambda v: v is None or isinstance(v, str),
     "sets": lambda v: isinstance(v, (list, tuple)) and all(
         isinstance(kv, (list, tuple)) and len(kv) == 2 and all(isinstance(x, str) for x in kv)
         for kv in v),
@@ -169,6 +172,7 @@ _SETUP_WANTED = {
     "arms": "a list of scenario names", "replicates": "a whole number",
     "days": "a number or null", "start_day": "a number or null",
     "efficiency": "a number or null", "params_file": "a path (string) or null",
+    "rules_file": "a path (string) or null",
     "sets": 'a list of ["section.key", "value"] pairs', "seed": "a whole number",
 }
 

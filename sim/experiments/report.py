@@ -173,7 +173,8 @@ def render_report(setup, params: dict, summary: pd.DataFrame, manifest: dict[str
     lines += [
         "- Parameters: embedded defaults"
         + (f" overlaid with `{setup.params_file}`" if setup.params_file else "")
-        + (f", with {', '.join(f'{k}={x}' for k, x in setup.sets)}" if setup.sets else "") + ".",
+        + (f", with {', '.join(f'{k}={x}' for k, x in setup.sets)}" if setup.sets else "")
+        + (f"; rules from `{setup.rules_file}`" if setup.rules_file else "") + ".",
         f"- neutrosim {v.get('neutrosim', '?')}, Mesa {v.get('mesa', '?')}, numba {v.get('numba', '?')}, "
         f"Python {v.get('python', '?')}; git {manifest.get('git_revision', '?')}; wall time "
         f"{manifest.get('wall_time_s', '?')} s.",

@@ -40,7 +40,7 @@ __all__ = ["Factor", "SweepSpec", "load_spec", "run_sweep", "read_record", "DESI
 
 DESIGNS = ("grid", "lhs", "sobol", "morris")
 _SWEEP_KEYS = {"design", "samples", "replicates", "arms", "days", "seed", "outcomes",
-               "params", "set", "levels", "num", "description"}
+               "params", "rules", "set", "levels", "num", "description"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class SweepSpec:
     sets: dict[str, Any] = field(default_factory=dict)
     levels: int = 4      # Morris grid levels
     num: int = 3         # grid points per factor given as a range
+    rules_file: str | None = None
 
     # -- the design -------------------------------------------------------------------
     def problem(self) -> dict[str, Any]:
@@ -118,7 +119,8 @@ class SweepSpec:
                             {"time.days": self.days}))
         if point:
             options.append(("sweep point", point))
-        return load_params(self.params_file, scenario=arm, options=options)
+        return load_params(self.params_file, scenario=arm, options=options,
+                           rules=self.rules_file)
 
     def run_specs(self) -> list[RunSpec]:
         """Every (point, arm, replicate) as a keyed run; parameters validated here."""
@@ -155,7 +157,8 @@ class SweepSpec:
         return {"path": self.path, "design": self.design,
                 "samples": self.samples, "replicates": self.replicates, "arms": list(self.arms),
                 "days": self.days, "seed": self.seed, "outcomes": list(self.outcomes),
-                "params_file": self.params_file, "sets": self.sets, "levels": self.levels,
+                "params_file": self.params_file, "rules_file": self.rules_file,
+                "sets": self.sets, "levels": self.levels,
                 "num": self.num,
                 "factors": [{"name": f.name, "low": f.low, "high": f.high,
                              "levels": list(f.levels) if f.levels else None,
@@ -165,6 +168,7 @@ class SweepSpec:
     def from_dict(cls, d: dict[str, Any]) -> "SweepSpec":
         d = dict(d)
         d.pop("model", None)  # which simulation ran: a record of the folder, not of the spec
+        d.setdefault("rules_file", None)  # records written before specs could name rules
         factors = tuple(Factor(f["name"], f["low"], f["high"],
                                tuple(f["levels"]) if f.get("levels") else None, f["integer"])
                         for f in d.pop("factors"))
@@ -177,8 +181,11 @@ def _cols(point: dict[str, float]) -> dict[str, float]:
     return {f"x:{k}": v for k, v in point.items()}
 
 
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep spec; every problem is one ParameterError naming the key."""
+def load_spec(path: str | Path, rules: str | Path | None = None) -> SweepSpec:
+    """Read and validate a sweep spec; every problem is one ParameterError naming the key.
+
+    ``rules`` (``--rules``) replaces the rules table the spec names (its ``rules`` key,
+    relative to the spec) or, without one, ``params/rules.csv``."""
     path = Path(path)
     raw = read_toml(path)
     unknown = set(raw) - {"sweep", "parameters"}
@@ -209,6 +216,14 @@ def load_spec(path: str | Path) -> SweepSpec:
             raise ParameterError(f"{where} params = {params_file!r}: expected the path of a "
                                  "TOML overlay file, as a string")
         params_file = str((path.parent / params_file).resolve())
+    rules_file = sw.get("rules")
+    if rules_file is not None:
+        if not isinstance(rules_file, str) or not rules_file.strip():
+            raise ParameterError(f"{where} rules = {rules_file!r}: expected the path of a "
+                                 "rules CSV file, as a string")
+        rules_file = str((path.parent / rules_file).resolve())
+    if rules is not None:
+        rules_file = str(Path(rules).resolve())
     description = sw.get("description", "")
     if not isinstance(description, str):
         raise ParameterError(f"{where} description = {description!r}: expected a string")
@@ -216,7 +231,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     factors = _factors(_dotted(parameters, leaf=_FACTOR_KEYS), path, design)
     spec = SweepSpec(str(path), factors, design, samples, replicates, arms,
                      float(days) if days is not None else None, seed, outcomes, params_file,
-                     sets, levels, num)
+                     sets, levels, num, rules_file)
     _check(spec, path)
     return spec
 
@@ -368,7 +383,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, executor: Executor | None = None
     mine = {"path": d.pop("path"), "model": _simulation_name(simulate), **d}
     same = {k: v for k, v in mine.items() if k != "path"}
     if record.is_file():
-        theirs = {k: v for k, v in read_record(record).items() if k != "path"}
+        theirs = {"rules_file": None,  # records written before specs could name rules
+                  **{k: v for k, v in read_record(record).items() if k != "path"}}
         if theirs != same:
             changed = sorted(k for k in same if same.get(k) != theirs.get(k))
             raise ParameterError(f"--out {out}: holds a different sweep (differs in {changed}); "
