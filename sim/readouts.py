@@ -94,6 +94,36 @@ def activated_neutrophils(m) -> int:
     return int((m.neutrophils["state"] != neutrophil.NAIVE).sum())
 
 
+def bound_neutrophil_fraction(m) -> float:
+    """Neutrophils bound to a tumor cell, as a fraction of all neutrophils (0 without any)."""
+    n = m.neutrophils.n
+    return neutrophil_tumor_pairs(m) / n if n else 0.0
+
+
+def _viable_cells(m) -> int:
+    """Every viable cell: viable tumor cells, neutrophils, macrophages, endothelial cells."""
+    return tumor_cells(m) + m.neutrophils.n + m.macrophages.n + m.endothelial.n
+
+
+def neutrophil_fraction(m) -> float:
+    """Neutrophils as a fraction of all viable cells (scRNA-seq-like composition)."""
+    total = _viable_cells(m)
+    return m.neutrophils.n / total if total else 0.0
+
+
+def endothelial_fraction(m) -> float:
+    """Endothelial cells as a fraction of all viable cells."""
+    total = _viable_cells(m)
+    return m.endothelial.n / total if total else 0.0
+
+
+def neutrophil_share_of_microenvironment(m) -> float:
+    """Neutrophils / (neutrophils + macrophages + endothelial cells): the non-tumor cells
+    the model holds (0 without any)."""
+    micro = m.neutrophils.n + m.macrophages.n + m.endothelial.n
+    return m.neutrophils.n / micro if micro else 0.0
+
+
 def macrophages(m) -> int:
     return m.macrophages.n
 
@@ -130,8 +160,9 @@ REPORTERS = {
     for f in (
         time_h, tumor_cells, proliferation_index, hypoxic_fraction, necrotic_cells,
         invasive_cells, neutrophils, neutrophils_recruited, neutrophils_in_tumor, neutrophils_in_contact,
-        neutrophil_tumor_pairs, activated_neutrophils, macrophages, activated_macrophages,
-        endothelial_cells, tip_cells, vessel_density_per_mm2,
+        neutrophil_tumor_pairs, bound_neutrophil_fraction, activated_neutrophils, macrophages,
+        activated_macrophages, endothelial_cells, tip_cells, vessel_density_per_mm2,
+        neutrophil_fraction, endothelial_fraction, neutrophil_share_of_microenvironment,
     )
 }
 REPORTERS.update({f"mean_{name}": partial(field_mean, name=name) for name in FIELD_NAMES})

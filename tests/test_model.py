@@ -199,3 +199,26 @@ def test_the_stage_hook_sees_every_stage_in_order_and_changes_nothing(small_para
         np.testing.assert_array_equal(plain.fields[name], timed.fields[name], err_msg=name)
     pd.testing.assert_frame_equal(plain.datacollector.get_model_vars_dataframe(),
                                   timed.datacollector.get_model_vars_dataframe(), check_exact=True)
+
+
+def test_composition_readouts_count_the_planted_cells(empty_model):
+    """3 viable + 1 necrotic tumor cells, 4 neutrophils (1 bound), 2 macrophages, 6 vessel
+    voxels: the fractions are the planted counts' ratios."""
+    from sim import readouts
+    from sim.cells import endothelial, macrophage, neutrophil, tumor
+
+    m = empty_model(seed=1)
+    assert readouts.neutrophil_fraction(m) == readouts.bound_neutrophil_fraction(m) == 0.0
+    t = m.spawn(tumor.KIND, np.array([10, 11, 12, 13]), np.full(4, 10),
+                state=np.array([0, 0, 1, 2]), divided_min=np.full(4, -np.inf))
+    m.spawn(neutrophil.KIND, np.array([10, 11, 30, 31]), np.full(4, 11),
+            state=np.array([2, 1, 0, 0]), partner=np.array([t[0], -1, -1, -1]),
+            heading=np.zeros(4), death_min=np.full(4, np.inf))
+    m.spawn(macrophage.KIND, np.array([40, 41]), np.full(2, 40), state=np.zeros(2))
+    m.spawn(endothelial.KIND, np.arange(50, 56), np.full(6, 50), state=np.zeros(6),
+            born_min=np.full(6, -np.inf))
+    viable = 3 + 4 + 2 + 6
+    assert readouts.neutrophil_fraction(m) == 4 / viable
+    assert readouts.endothelial_fraction(m) == 6 / viable
+    assert readouts.neutrophil_share_of_microenvironment(m) == 4 / (4 + 2 + 6)
+    assert readouts.bound_neutrophil_fraction(m) == 1 / 4
