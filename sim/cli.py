@@ -183,7 +183,8 @@ def _deplete(args) -> int:
             if not folders:
                 raise ParameterError("--resume: no --out given and no folder in results/depletion/")
             out = folders[-1]
-            print(f"resuming {out}", file=sys.stderr)
+            if not args.quiet:
+                print(f"resuming {out}", file=sys.stderr)
         stored = read_setup(out)
     elif out is None:
         out = Path("results/depletion") / _time.strftime("%Y%m%d-%H%M%S")
