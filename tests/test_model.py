@@ -222,3 +222,27 @@ def test_composition_readouts_count_the_planted_cells(empty_model):
     assert readouts.endothelial_fraction(m) == 6 / viable
     assert readouts.neutrophil_share_of_microenvironment(m) == 4 / (4 + 2 + 6)
     assert readouts.bound_neutrophil_fraction(m) == 1 / 4
+
+
+def test_removing_tumor_cells_keeps_every_bond_on_its_cell(empty_model):
+    """Swap-remove renumbers tumor rows: a bound neutrophil still points at the same cell
+    (same voxel) afterwards, and one whose cell was removed is released."""
+    from sim.cells import neutrophil, tumor
+
+    m = empty_model(seed=3)
+    xs = np.arange(10, 30)
+    t = m.spawn(tumor.KIND, xs, np.full(xs.size, 10), state=np.zeros(xs.size),
+                divided_min=np.full(xs.size, -np.inf))
+    m.spawn(neutrophil.KIND, xs, np.full(xs.size, 11), state=np.full(xs.size, neutrophil.BOUND),
+            partner=t, heading=np.zeros(xs.size), death_min=np.full(xs.size, np.inf))
+    removed = np.array([3, 19, 7, 18])  # including the last row and the one before it
+    m.discard(m.tumor, removed)
+    nb, tu = m.neutrophils, m.tumor
+    assert tu.n == xs.size - removed.size
+    released = np.isin(nb["x"], xs[removed])
+    assert (nb["state"][released] == neutrophil.ACTIVATED).all()
+    assert (nb["partner"][released] == -1).all()
+    kept = ~released
+    assert (nb["state"][kept] == neutrophil.BOUND).all()
+    np.testing.assert_array_equal(tu["x"][nb["partner"][kept]], nb["x"][kept])
+    assert (tu.at[tu["x"], tu["y"]] == np.arange(tu.n)).all()

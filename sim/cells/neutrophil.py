@@ -1,9 +1,10 @@
 """Neutrophils: recruitment at vessels, chemotaxis, binding tumor cells, activation, secretion.
 
 States: 0 naive, 1 activated, 2 bound (to the tumor cell in column ``partner``; bound
-implies activated). ``partner`` is a row of the tumor population; tumor rows are never
-removed (necrotic cells keep their voxel), so it stays valid. Each carries the time it dies (``death_min``), drawn from a gamma
-lifespan at entry and redrawn, longer, on activation. Equations in docs/model.md.
+implies activated). ``partner`` is a row of the tumor population, kept valid when tumor
+cells are removed (:func:`follow_partners`). Each carries the time it dies
+(``death_min``), drawn from a gamma lifespan at entry and redrawn, longer, on
+activation. Equations in docs/model.md.
 """
 
 import numpy as np
@@ -51,6 +52,18 @@ def die(m) -> None:
     """Neutrophils whose lifespan has run out are removed."""
     nb = m.neutrophils
     m.discard(nb, np.flatnonzero(nb["death_min"] <= m.time_min))
+
+
+def follow_partners(m, renumber: np.ndarray) -> None:
+    """After tumor rows were removed (``renumber``: old row -> new row, -1 removed): bound
+    neutrophils follow their partner's new row; those whose partner is gone are released."""
+    nb = m.neutrophils
+    bound = np.flatnonzero(nb["state"] == BOUND)
+    new = renumber[nb["partner"][bound]]
+    gone = bound[new < 0]
+    nb["partner"][bound] = new
+    nb["state"][gone] = ACTIVATED
+    nb["partner"][gone] = -1
 
 
 def release_bonds(m, sig) -> None:

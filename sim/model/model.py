@@ -16,7 +16,7 @@ from mesa.datacollection import DataCollector
 from mesa.discrete_space import OrthogonalMooreGrid
 
 from .. import readouts
-from ..cells import CELL_TYPES
+from ..cells import CELL_TYPES, neutrophil, tumor
 from ..cells.lattice import moved_voxels
 from ..config.field_registry import FIELD_NAMES
 from ..config.params import Params, load_params
@@ -152,8 +152,12 @@ class NeutroModel(Model):
         return rows
 
     def discard(self, pop: Population, rows) -> None:
-        """Remove rows of a population and their Mesa agents."""
+        """Remove rows of a population and their Mesa agents. Removing tumor cells
+        renumbers the rows that neutrophils are bound to (:func:`neutrophil.follow_partners`)."""
+        renumber = pop.renumbering(rows) if pop.name == tumor.KIND else None
         self.mirror.removed(pop.name, pop.remove(rows))
+        if renumber is not None:
+            neutrophil.follow_partners(self, renumber)
 
     def moved(self, pop: Population, old_x: np.ndarray, old_y: np.ndarray,
               rows: np.ndarray) -> None:

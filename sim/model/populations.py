@@ -64,6 +64,20 @@ class Population:
         self.n += k
         return rows
 
+    def renumbering(self, rows) -> np.ndarray:
+        """What :meth:`remove` of ``rows`` will do to the row numbers: for each current row
+        its row afterwards, -1 for the removed ones (for columns of other populations that
+        hold rows of this one)."""
+        new = np.arange(self.n)
+        n = self.n
+        for r in sorted(set(int(i) for i in np.atleast_1d(rows)), reverse=True):
+            last = n - 1
+            new[new == r] = -1
+            if r != last:
+                new[new == last] = r
+            n -= 1
+        return new
+
     def remove(self, rows) -> list[int]:
         """Remove rows by swap-remove, highest first; return the rows in the order removed
         (what the Mesa mirror repeats)."""
