@@ -23,7 +23,7 @@ REGION_MARGIN_VOX = 5
 
 
 def _viable(m) -> np.ndarray:
-    return m.tumor["state"] != tumor.NECROTIC
+    return tumor.viable(m.tumor)
 
 
 def tumor_region(m) -> np.ndarray:
@@ -36,7 +36,7 @@ def time_h(m) -> float:
 
 
 def tumor_cells(m) -> int:
-    """Viable tumor cells (proliferating + hypoxic)."""
+    """Viable tumor cells (proliferating + hypoxic; not necrotic or apoptotic)."""
     return int(_viable(m).sum())
 
 
@@ -51,6 +51,16 @@ def proliferation_index(m) -> float:
         return 0.0
     recent = m.time_min - m.tumor["divided_min"] < m.p.tumor.ki67_window_h * MIN_PER_HOUR
     return float((recent & viable).sum() / viable.sum())
+
+
+def apoptotic_cells(m) -> int:
+    """Tumor cells in apoptosis now (killed by neutrophils or by the base rate)."""
+    return int((m.tumor["state"] == tumor.APOPTOTIC).sum())
+
+
+def tumor_cells_killed(m) -> int:
+    """Cumulative count of tumor cells neutrophils have killed since t=0."""
+    return m.killed
 
 
 def hypoxic_fraction(m) -> float:
@@ -159,6 +169,7 @@ REPORTERS = {
     f.__name__: f
     for f in (
         time_h, tumor_cells, proliferation_index, hypoxic_fraction, necrotic_cells,
+        apoptotic_cells, tumor_cells_killed,
         invasive_cells, neutrophils, neutrophils_recruited, neutrophils_in_tumor, neutrophils_in_contact,
         neutrophil_tumor_pairs, bound_neutrophil_fraction, activated_neutrophils, macrophages,
         activated_macrophages, endothelial_cells, tip_cells, vessel_density_per_mm2,

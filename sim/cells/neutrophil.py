@@ -1,4 +1,5 @@
-"""Neutrophils: recruitment at vessels, chemotaxis, binding tumor cells, activation, secretion.
+"""Neutrophils: recruitment at vessels, chemotaxis, killing and binding tumor cells,
+activation (education), secretion.
 
 States: 0 naive, 1 activated, 2 bound (to the tumor cell in column ``partner``; bound
 implies activated). ``partner`` is a row of the tumor population, kept valid when tumor
@@ -12,7 +13,7 @@ import numpy as np
 from ..config.units import MIN_PER_DAY
 from .common import Signals, crawl, field_signals, uniforms_for
 from .lattice import DX, DY, box_sum, place_near
-from .tumor import NECROTIC
+from . import tumor
 
 #: the population's name in ``model.populations``
 KIND = "neutrophils"
@@ -31,7 +32,7 @@ def viable_tumor_map(m) -> np.ndarray:
     """Row of the viable tumor cell in each voxel, -1 elsewhere."""
     t = m.tumor
     at = t.at.copy()
-    dead = t["state"] == NECROTIC
+    dead = ~tumor.viable(t)
     at[t["x"][dead], t["y"][dead]] = -1
     return at
 
@@ -74,7 +75,7 @@ def release_bonds(m, sig) -> None:
         return
     p = nb["partner"][bound]
     t = m.tumor
-    lost = (t["state"][p] == NECROTIC) | (np.maximum(
+    lost = ~tumor.viable(t)[p] | (np.maximum(
         np.abs(t["x"][p] - nb["x"][bound]), np.abs(t["y"][p] - nb["y"][bound])) > 1)
     sub = sig.subset(bound)
     rate = m.behaviour("neutrophil", "unbinding", sub, bound.size)
@@ -102,6 +103,25 @@ def binding_rate(m, sig) -> np.ndarray:
     """Per neutrophil, the rate (1/min) at which it binds a tumor cell: the rules' value
     times the contact blockade's factor, the one place the blockade acts on bonds."""
     return m.behaviour("neutrophil", "binding", sig, m.neutrophils.n) * m.treatment.contact
+
+
+def kill(m, sig, viable_at) -> None:
+    """Neutrophils with a viable tumor cell in their 3x3 box kill one (chosen uniformly)
+    at the kill rate: it enters apoptosis, and leaves ``viable_at``. No draws while the
+    rate is 0 everywhere."""
+    nb = m.neutrophils
+    rate = m.behaviour("neutrophil", "kill", sig, nb.n)
+    if not (rate > 0).any():
+        return
+    killers = np.flatnonzero(m.rng.random(nb.n) < m.scales.prob(rate))
+    if killers.size == 0:
+        return
+    victims = np.unique(_pick_partner(m, killers, viable_at))
+    victims = victims[victims >= 0]
+    tumor.start_apoptosis(m, victims)
+    t = m.tumor
+    viable_at[t["x"][victims], t["y"][victims]] = -1
+    m.killed += victims.size
 
 
 def bind_and_activate(m, sig, viable_at) -> None:
@@ -183,6 +203,7 @@ def step(m, sources, viable_at) -> None:
     sig = signals(m, viable_at)
     release_bonds(m, sig)
     _refresh_states(m, sig)
+    kill(m, sig, viable_at)
     bind_and_activate(m, sig, viable_at)
     _refresh_states(m, sig)
     secrete(m, sig, sources)

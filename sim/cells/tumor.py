@@ -1,20 +1,37 @@
-"""Tumor cells: oxygen-dependent state, necrosis, division into free space, invasion.
+"""Tumor cells: oxygen-dependent state, necrosis, apoptosis, division into free space, invasion.
 
 States: 0 proliferating (cycling), 1 hypoxic (quiescent, secretes the pro-angiogenic
-factor), 2 necrotic (dead, keeps its voxel). Equations in docs/model.md.
+factor), 2 necrotic (dead, keeps its voxel), 3 apoptotic (dying: keeps its voxel until
+``clear_min``, then is removed and frees it). Viable means proliferating or hypoxic.
+Equations in docs/model.md.
 """
 
 import numpy as np
 
+from ..config.units import MIN_PER_HOUR
 from .common import Signals, field_signals, uniforms_for
 from .lattice import box_sum, move_to_free, place_near
 
 #: the population's name in ``model.populations``
 KIND = "tumor"
-PROLIFERATING, HYPOXIC, NECROTIC = 0, 1, 2
-STATES = ("proliferating", "hypoxic", "necrotic")
-#: ``divided_min``: time of the cell's last division (birth), for the Ki67-like index
-COLUMNS = {"divided_min": np.float64}
+PROLIFERATING, HYPOXIC, NECROTIC, APOPTOTIC = 0, 1, 2, 3
+STATES = ("proliferating", "hypoxic", "necrotic", "apoptotic")
+#: ``divided_min``: time of the cell's last division (birth), for the Ki67-like index;
+#: ``clear_min``: when an apoptotic cell is removed, min (read only in apoptosis)
+COLUMNS = {"divided_min": np.float64, "clear_min": np.float64}
+
+
+def viable(t) -> np.ndarray:
+    """Per row of the tumor population ``t``: alive (proliferating or hypoxic)."""
+    return t["state"] <= HYPOXIC
+
+
+def start_apoptosis(m, rows: np.ndarray) -> None:
+    """Viable ``rows`` enter apoptosis now: they keep their voxel for
+    ``tumor.apoptosis_duration_h``, then :func:`clear_apoptotic` removes them."""
+    t = m.tumor
+    t["state"][rows] = APOPTOTIC
+    t["clear_min"][rows] = m.time_min + m.p.tumor.apoptosis_duration_h * MIN_PER_HOUR
 
 
 def signals(m) -> Signals:
@@ -39,14 +56,14 @@ def invasive(m) -> np.ndarray:
     ``tumor.invasive_neighbours_max`` tumor cells among its 8 neighbours)."""
     t = m.tumor
     neighbours = box_sum(t.at >= 0)[t["x"], t["y"]] - 1
-    return (t["state"] != NECROTIC) & (neighbours <= m.p.tumor.invasive_neighbours_max)
+    return viable(t) & (neighbours <= m.p.tumor.invasive_neighbours_max)
 
 
 def update_oxygen_state(m, sig) -> None:
     """Viable cells are hypoxic below the threshold, proliferating above it."""
     state = m.tumor["state"]
     low = sig["oxygen"] < m.p.tumor.hypoxic_threshold_mmHg
-    np.copyto(state, np.where(low, HYPOXIC, PROLIFERATING), where=state != NECROTIC,
+    np.copyto(state, np.where(low, HYPOXIC, PROLIFERATING), where=state <= HYPOXIC,
               casting="unsafe")
     sig["hypoxic"] = (state == HYPOXIC).astype(float)
 
@@ -55,8 +72,25 @@ def necrosis(m, sig) -> None:
     """Viable cells die (become necrotic) at the oxygen-dependent necrosis rate."""
     t = m.tumor
     rate = m.behaviour("tumor", "necrosis", sig, t.n)
-    dies = (t["state"] != NECROTIC) & (m.rng.random(t.n) < m.scales.prob(rate))
+    dies = viable(t) & (m.rng.random(t.n) < m.scales.prob(rate))
     t["state"][dies] = NECROTIC
+
+
+def apoptosis(m, sig) -> None:
+    """Viable cells enter apoptosis at the apoptosis rate (no draws while it is 0)."""
+    t = m.tumor
+    rate = m.behaviour("tumor", "apoptosis", sig, t.n)
+    if not (rate > 0).any():
+        return
+    start_apoptosis(m, np.flatnonzero(viable(t) & (m.rng.random(t.n) < m.scales.prob(rate))))
+
+
+def clear_apoptotic(m) -> None:
+    """Apoptotic cells whose time is up are removed, freeing their voxels."""
+    t = m.tumor
+    done = np.flatnonzero((t["state"] == APOPTOTIC) & (t["clear_min"] <= m.time_min))
+    if done.size:
+        m.discard(t, done)
 
 
 def divide(m, sig) -> None:
@@ -83,7 +117,7 @@ def migrate(m, sig) -> None:
     t = m.tumor
     speed = m.behaviour("tumor", "migration_speed", sig, t.n)
     p_move = np.minimum(m.scales.voxels_per_step(speed), 1.0)
-    movers = np.flatnonzero((t["state"] != NECROTIC) & (m.rng.random(t.n) < p_move))
+    movers = np.flatnonzero(viable(t) & (m.rng.random(t.n) < p_move))
     if movers.size:
         old_x, old_y = t["x"][movers], t["y"][movers]
         move_to_free(m.rng.permutation(movers), t["x"], t["y"], t.at, m.endothelial.at,
@@ -94,19 +128,22 @@ def migrate(m, sig) -> None:
 def secrete(m, sig, sources) -> None:
     """Add viable tumor cells' secretion and oxygen uptake to this step's field sources."""
     t = m.tumor
-    viable = np.flatnonzero(t["state"] != NECROTIC)
-    x, y = t["x"][viable], t["y"][viable]
-    sub = sig.subset(viable)
+    alive = np.flatnonzero(viable(t))
+    x, y = t["x"][alive], t["y"][alive]
+    sub = sig.subset(alive)
     for field in ("proangiogenic", "chemoattractant", "tumor_signal"):
         sources.add_release(field, x, y, m.behaviour("tumor", f"secrete_{field}", sub, x.size))
     sources.add_uptake("oxygen", x, y, m.p.oxygen.tumor_uptake_per_min)
 
 
 def step(m, sources) -> None:
-    """One model step of all tumor cells: sense, change state, die, secrete, move, divide."""
+    """One model step of all tumor cells: clear the apoptotic cells whose time is up, sense,
+    change state, die (necrosis, apoptosis), secrete, move, divide."""
+    clear_apoptotic(m)
     sig = signals(m)
     update_oxygen_state(m, sig)
     necrosis(m, sig)
+    apoptosis(m, sig)
     secrete(m, sig, sources)
     migrate(m, sig)
     divide(m, sig)

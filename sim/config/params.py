@@ -128,6 +128,8 @@ class Tumor:
     push_distance_um: float = _rng(0.0, 200.0)
     ki67_window_h: float = _rng(0.0, 1e3, lo_open=True)
     invasive_neighbours_max: int = _rng(0, 7)
+    apoptosis_rate_per_min: float = _rng(0.0, 1.0)
+    apoptosis_duration_h: float = _rng(0.0, 1e3, lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ class Neutrophil:
     lifespan_shape: float = _rng(0.1, 1e4)
     secrete_proangiogenic: float = _rng(0.0, 1e4)
     secrete_proinvasive: float = _rng(0.0, 1e4)
+    kill_per_min: float = _rng(0.0, 10.0)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ BEHAVIOURS: dict[str, dict[str, tuple[str, str, float]]] = {
         "secrete_proangiogenic": ("ng/mL/min", "tumor.secrete_proangiogenic", 1e4),
         "secrete_chemoattractant": ("ng/mL/min", "tumor.secrete_chemoattractant", 1e4),
         "secrete_tumor_signal": ("a.u./min", "tumor.secrete_tumor_signal", 1e4),
+        "apoptosis": ("1/min", "tumor.apoptosis_rate_per_min", 1.0),
     },
     "neutrophil": {
         "extravasation": ("1/min per vessel voxel", "neutrophil.extravasation_per_min", 1.0),
@@ -76,6 +77,7 @@ BEHAVIOURS: dict[str, dict[str, tuple[str, str, float]]] = {
         "activation": ("1/min", "neutrophil.activation_per_min", 10.0),
         "secrete_proangiogenic": ("ng/mL/min", "neutrophil.secrete_proangiogenic", 1e4),
         "secrete_proinvasive": ("ng/mL/min", "neutrophil.secrete_proinvasive", 1e4),
+        "kill": ("1/min", "neutrophil.kill_per_min", 10.0),
     },
     "macrophage": {
         "activation": ("1/min", "macrophage.activation_per_min", 10.0),

@@ -91,6 +91,7 @@ class NeutroModel(Model):
         }
         self.treatment = Treatment()
         self.recruited = 0  # neutrophils that extravasated since t=0
+        self.killed = 0  # tumor cells neutrophils killed since t=0
         self.stage_timer: Callable[[Stage, "NeutroModel"], None] | None = None
         self.steps_per_record = self.scales.steps(params.time.record_every_h * MIN_PER_HOUR)
         self.set_end(params.time.days)

@@ -17,6 +17,7 @@ STYLE = {
     ("tumor", 0): ("tumor, proliferating", "#f2c4a0"),
     ("tumor", 1): ("tumor, hypoxic", "#9b7fc0"),
     ("tumor", 2): ("tumor, necrotic", "#4a4a4a"),
+    ("tumor", 3): ("tumor, apoptotic", "#e377c2"),
     ("tumor", "invasive"): ("tumor, invasive", "#ff7f0e"),
     ("endothelial", 0): ("vessel (stalk)", "#d62728"),
     ("endothelial", 1): ("vessel (tip)", "#ff00aa"),
@@ -34,7 +35,7 @@ def agent_image(state: dict, shape: tuple[int, int]) -> np.ndarray:
     img = np.zeros((shape[1], shape[0], 4))
     kind, x, y, st = state["agent_kind"], state["agent_x"], state["agent_y"], state["agent_state"]
     t = kind == kinds.index("tumor")
-    for s in (0, 1, 2):
+    for s in (0, 1, 2, 3):
         sel = t & (st == s)
         img[y[sel], x[sel]] = to_rgba(STYLE[("tumor", s)][1], 0.9)
     inv = np.asarray(state["invasive"], dtype=bool)

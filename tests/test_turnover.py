@@ -1,0 +1,109 @@
+"""Killing and apoptosis: neutrophils kill only on contact, at the rate the rules give;
+apoptotic cells hold their voxel for their duration, then free it; with every rate 0
+nothing is drawn (so the default model is unchanged)."""
+
+import numpy as np
+import pytest
+
+from sim.cells import neutrophil, tumor
+from sim.config.params import load_params, params_dir
+from sim.model.model import NeutroModel
+from tests.conftest import EMPTY
+
+KILL = 0.05  # 1/min, the planted saturation of the kill rule
+
+
+@pytest.fixture
+def killing_model(tmp_path):
+    """An empty model whose rules let naive neutrophils kill at up to KILL per minute."""
+    rules = (params_dir() / "rules.csv").read_text().replace(
+        "neutrophil,tumor_contact,increases,kill,0,", f"neutrophil,tumor_contact,increases,kill,{KILL},")
+    assert f"kill,{KILL}," in rules
+    (tmp_path / "rules.csv").write_text(rules)
+    return NeutroModel(load_params(overrides=EMPTY, rules=tmp_path / "rules.csv"), rng=5)
+
+
+def _pairs(m, xs, ys, state=neutrophil.NAIVE):
+    """A tumor cell at each (x, y) and a neutrophil beside it at (x + 1, y)."""
+    t = m.spawn(tumor.KIND, xs, ys, state=np.zeros(xs.size), divided_min=np.full(xs.size, -np.inf))
+    m.spawn(neutrophil.KIND, xs + 1, ys, state=np.full(xs.size, state), partner=-1,
+            heading=np.zeros(xs.size), death_min=np.full(xs.size, np.inf))
+    return t
+
+
+def test_neutrophils_kill_only_on_contact_at_the_rules_rate(killing_model):
+    m = killing_model
+    gx, gy = np.meshgrid(np.arange(2, 58, 4), np.arange(2, 78, 3), indexing="ij")
+    pairs = _pairs(m, gx.ravel(), gy.ravel())  # each neutrophil touches exactly one cell
+    far = np.arange(66, 78, 2)  # neutrophils with no tumor cell within reach
+    m.spawn(neutrophil.KIND, np.repeat(far, 10), np.tile(np.arange(5, 75, 7), far.size),
+            state=neutrophil.NAIVE, partner=-1, heading=0, death_min=np.inf)
+    viable_at = neutrophil.viable_tumor_map(m)
+    sig = neutrophil.signals(m, viable_at)
+    rate = m.behaviour("neutrophil", "kill", sig, m.neutrophils.n)
+    touching = np.arange(m.neutrophils.n) < pairs.size
+    # Hill with half-max 1, power 1, one cell in contact: U = 1/2 of the saturation
+    np.testing.assert_allclose(rate[touching], KILL / 2, rtol=1e-12)
+    assert (rate[~touching] == 0).all()
+    neutrophil.kill(m, sig, viable_at)
+    killed = m.tumor["state"] == tumor.APOPTOTIC
+    p = 1 - np.exp(-KILL / 2 * m.p.time.dt_min)
+    n = pairs.size
+    assert m.killed == killed.sum()
+    assert abs(killed.sum() - p * n) < 4 * np.sqrt(n * p * (1 - p))  # 4 SD of a binomial
+    assert (viable_at[m.tumor["x"][killed], m.tumor["y"][killed]] == -1).all()
+
+
+def test_educated_neutrophils_barely_kill(killing_model):
+    m = killing_model
+    _pairs(m, np.arange(2, 70, 4), np.full(17, 10), state=neutrophil.ACTIVATED)
+    sig = neutrophil.signals(m, neutrophil.viable_tumor_map(m))
+    rate = m.behaviour("neutrophil", "kill", sig, m.neutrophils.n)
+    # the decreasing rule on `activated` (half-max 0.5, power 4): D = 16/17 of the way to 0
+    np.testing.assert_allclose(rate, KILL / 2 / 17, rtol=1e-12)
+
+
+def test_apoptotic_cells_hold_their_voxel_for_the_duration_then_free_it(empty_model):
+    m = empty_model(seed=1)
+    xs = np.arange(10, 20)
+    t = m.spawn(tumor.KIND, xs, np.full(10, 10), state=np.zeros(10), divided_min=np.full(10, -np.inf))
+    m.spawn(neutrophil.KIND, xs, np.full(10, 11), state=neutrophil.BOUND, partner=t,
+            heading=0, death_min=np.inf)
+    dying = np.array([2, 5, 9])
+    tumor.start_apoptosis(m, dying)
+    steps = round(m.p.tumor.apoptosis_duration_h * 60 / m.p.time.dt_min)
+    m.steps = steps - 1  # one step short of the duration: all still there
+    tumor.clear_apoptotic(m)
+    assert m.tumor.n == 10 and (m.tumor.at[xs, 10] >= 0).all()
+    m.steps = steps
+    tumor.clear_apoptotic(m)
+    assert m.tumor.n == 7
+    assert (m.tumor.at[xs[dying], 10] == -1).all() and (m.tumor.at[np.delete(xs, dying), 10] >= 0).all()
+    nb = m.neutrophils
+    released = np.isin(nb["x"], xs[dying])
+    assert (nb["state"][released] == neutrophil.ACTIVATED).all()
+    assert (m.tumor["x"][nb["partner"][~released]] == nb["x"][~released]).all()
+
+
+def test_with_every_rate_zero_nothing_is_drawn(empty_model):
+    """Default rules: no killing, no apoptosis, and the random stream is untouched."""
+    m = empty_model(seed=1)
+    _pairs(m, np.arange(2, 70, 4), np.full(17, 10))
+    before = m.rng.bit_generator.state
+    viable_at = neutrophil.viable_tumor_map(m)
+    neutrophil.kill(m, neutrophil.signals(m, viable_at), viable_at)
+    tumor.apoptosis(m, tumor.signals(m))
+    assert m.rng.bit_generator.state == before and m.killed == 0
+    assert (m.tumor["state"] != tumor.APOPTOTIC).all()
+
+
+def test_the_base_apoptosis_rate(empty_model):
+    rate = 0.01  # 1/min
+    m = empty_model(seed=4, **{"tumor.apoptosis_rate_per_min": rate})
+    n = 2000
+    xs, ys = np.divmod(np.arange(n), 50)
+    m.spawn(tumor.KIND, xs + 5, ys + 5, state=np.zeros(n), divided_min=np.full(n, -np.inf))
+    tumor.apoptosis(m, tumor.signals(m))
+    p = 1 - np.exp(-rate * m.p.time.dt_min)
+    went = (m.tumor["state"] == tumor.APOPTOTIC).sum()
+    assert abs(went - p * n) < 4 * np.sqrt(n * p * (1 - p))
