@@ -36,6 +36,9 @@ def _add_run(sub) -> None:
     p.add_argument("--scenario", default="control",
                    help="scenario from params/scenarios/ (control, depletion, cxcr2_inhibition, "
                    "macrophage_depletion, contact_blockade)")
+    p.add_argument("--stage", choices=("early", "advanced"), default=None,
+                   help="disease stage at t=0 (initial.stage; default advanced): early is a "
+                   "small nest with host vessels only and few neutrophils, run for five weeks")
     p.add_argument("--rules", type=Path, default=None, metavar="CSV",
                    help="rules table replacing params/rules.csv")
     p.add_argument("--grid", type=_whole_number(1), nargs=2, metavar=("NX", "NY"), default=None,
@@ -56,6 +59,8 @@ def _run(args) -> int:
     from .runs.run import RUN_FILES, run_one
 
     options = []  # each labelled as typed, so a bad value is blamed on its option
+    if args.stage is not None:
+        options.append((f"--stage {args.stage}", {"initial.stage": args.stage}))
     if args.grid is not None:
         options.append((f"--grid {args.grid[0]} {args.grid[1]}",
                         {"domain.nx": args.grid[0], "domain.ny": args.grid[1]}))
@@ -136,6 +141,8 @@ def _add_deplete(sub) -> None:
     p.add_argument("--replicates", type=_positive_int, default=None, metavar="N",
                    help="paired replicates per arm (default 8)")
     p.add_argument("--days", type=float, default=None, help="simulated days (default 21)")
+    p.add_argument("--stage", choices=("early", "advanced"), default=None,
+                   help="disease stage at t=0 (initial.stage; default advanced)")
     p.add_argument("--start-day", type=float, default=None, metavar="DAY",
                    help="treatment start day (default intervention.start_day, 7)")
     p.add_argument("--efficiency", type=float, default=None, metavar="F",
@@ -174,6 +181,7 @@ def _deplete(args) -> int:
              "start_day": args.start_day, "efficiency": args.efficiency,
              "params_file": str(args.params.resolve()) if args.params else None,
              "rules_file": str(args.rules.resolve()) if args.rules else None,
+             "stage": args.stage,
              "sets": tuple(args.sets) if args.sets is not None else None, "seed": args.seed}
     out = args.out
     stored = None

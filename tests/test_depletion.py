@@ -189,3 +189,12 @@ def test_a_rules_file_reaches_every_arm_and_the_record(tmp_path):
         assert p.rules.path == str(path)
         assert p.rules.max_value("neutrophil", "binding", 0.0) == 0.01
     assert DepletionSetup.from_dict(setup.to_dict(), "x") == setup
+
+
+def test_a_stage_reaches_every_arm():
+    from sim.experiments.depletion import DepletionSetup
+
+    params = DepletionSetup(stage="early", days=20).arm_params()
+    assert {p.initial.stage for p in params.values()} == {"early"}
+    assert {p.time.days for p in params.values()} == {20.0}  # the option wins over the preset
+    assert {p.initial.tumor_radius_um for p in params.values()} == {100.0}

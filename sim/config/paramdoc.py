@@ -4,7 +4,7 @@
 identical).
 """
 
-from .params import describe, load_params
+from .params import describe, load_params, params_dir, read_toml
 from .rules import BEHAVIOURS, SIGNALS
 
 __all__ = ["render"]
@@ -35,6 +35,19 @@ def render() -> str:
     for r in rows:
         out.append(f"| `{r['key']}` | {r['value']} | {_cell(r['unit'])} | {_cell(r['meaning'])} "
                    f"| {_cell(r['source'])} |")
+    out += ["", "## Stages", "",
+            "`initial.stage` picks a preset from `params/stages/`; its values replace the "
+            "defaults above only where nothing else sets them.", "",
+            "| stage | key | value | unit | source |", "| --- | --- | --- | --- | --- |"]
+    for path in sorted((params_dir() / "stages").glob("*.toml")):
+        preset = read_toml(path)
+        entries = [(f"{sec}.{k}", v) for sec, d in preset.items() if isinstance(d, dict)
+                   for k, v in d.items()]
+        if not entries:
+            out.append(f"| `{path.stem}` | (the defaults) | | | |")
+        for key, v in entries:
+            out.append(f"| `{path.stem}` | `{key}` | {v['value']} | {_cell(v['unit'])} "
+                       f"| {_cell(v['source'])} |")
     rules = load_params().rules
     out += [
         "",

@@ -64,6 +64,7 @@ class Time:
 
 @dataclass(frozen=True)
 class Initial:
+    stage: str = _choice("advanced", "early")
     tumor_radius_um: float = _rng(0.0, 1e5, lo_open=True)
     tumor_packing: float = _rng(0.0, 1.0)
     host_vessels: int = _rng(0, 200)
@@ -223,6 +224,11 @@ class Params:
 
     def replace(self, overrides: Mapping[str, Any], origin: str = "override") -> "Params":
         """A new Params with dotted-key overrides applied and validated."""
+        stage = overrides.get("initial.stage", overrides.get("initial__stage", self.initial.stage))
+        if stage != self.initial.stage:
+            raise ParameterError(f"{origin}: initial.stage = {stage!r}: a stage is chosen when "
+                                 "the parameters are loaded (--stage, a params file, "
+                                 "load_params(overrides=...)), not changed afterwards")
         raw = {s: dict(d) for s, d in self.to_dict().items()}
         origins: dict[str, str] = {}
         _merge_flat(raw, overrides, origin, origins)
@@ -494,9 +500,34 @@ def load_params(
     for label, values in options:
         _merge_flat(raw, values, label, origins)
         sources.append(label)
+    stage = _apply_stage(raw, origins, str(default_file))
+    if stage is not None:
+        sources.insert(1, stage)
     rules_file = Path(rules) if rules is not None else base / "rules.csv"
     ruleset = load_rules(rules_file)
     return _build(raw, ruleset, name, tuple(sources), origins)
+
+
+def stage_file(name: str) -> Path:
+    """The preset of stage ``name`` (``params/stages/<name>.toml``)."""
+    return params_dir() / "stages" / f"{name}.toml"
+
+
+def _apply_stage(raw: dict, origins: dict, default_origin: str) -> str | None:
+    """The preset of the chosen ``initial.stage``, beneath everything the user gave: each
+    of its keys that is still at its default takes the preset's value. Returns the
+    preset's path (None for a stage that has none)."""
+    stage = raw.get("initial", {}).get("stage", "advanced")
+    path = stage_file(stage) if isinstance(stage, str) else None
+    if path is None or not path.is_file():
+        return None  # an unknown stage is refused with the allowed ones when it is checked
+    preset = read_toml(path)
+    preset.pop("description", None)
+    for section, entries in preset.items():
+        for key, value in entries.items():
+            if origins.get(f"{section}.{key}", default_origin) == default_origin:
+                _set(raw, section, key, _unwrap(value), str(path), origins)
+    return str(path)
 
 
 def describe() -> list[dict[str, Any]]:

@@ -71,6 +71,7 @@ class DepletionSetup:
     sets: tuple[tuple[str, str], ...] = ()
     seed: int = 1
     rules_file: str | None = None
+    stage: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "arms", tuple(self.arms))
@@ -101,6 +102,8 @@ class DepletionSetup:
         out = {}
         for arm in self.arms:
             options = []
+            if self.stage is not None:
+                options.append((f"--stage {self.stage}", {"initial.stage": self.stage}))
             if self.days is not None:
                 options.append((f"--days {self.days:g}", {"time.days": self.days}))
             if self.start_day is not None:
@@ -163,6 +166,7 @@ _SETUP_TYPES = {
     "efficiency": lambda v: v is None or _number(v),
     "params_file": lambda v: v is None or isinstance(v, str),
     "rules_file": lambda v: v is None or isinstance(v, str),
+    "stage": lambda v: v is None or isinstance(v, str),
     "sets": lambda v: isinstance(v, (list, tuple)) and all(
         isinstance(kv, (list, tuple)) and len(kv) == 2 and all(isinstance(x, str) for x in kv)
         for kv in v),
@@ -172,7 +176,7 @@ _SETUP_WANTED = {
     "arms": "a list of scenario names", "replicates": "a whole number",
     "days": "a number or null", "start_day": "a number or null",
     "efficiency": "a number or null", "params_file": "a path (string) or null",
-    "rules_file": "a path (string) or null",
+    "rules_file": "a path (string) or null", "stage": "a stage name or null",
     "sets": 'a list of ["section.key", "value"] pairs', "seed": "a whole number",
 }
 
