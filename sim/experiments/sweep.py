@@ -210,18 +210,8 @@ def load_spec(path: str | Path, rules: str | Path | None = None) -> SweepSpec:
     arms = _names(sw.get("arms", ["control"]), f"{where} arms", '["control", "depletion"]')
     outcomes = _names(sw.get("outcomes", ["tumor_cells"]), f"{where} outcomes", '["tumor_cells"]')
     sets = _dotted(_table(sw.get("set", {}), f"{where} set"))
-    params_file = sw.get("params")
-    if params_file is not None:
-        if not isinstance(params_file, str) or not params_file.strip():
-            raise ParameterError(f"{where} params = {params_file!r}: expected the path of a "
-                                 "TOML overlay file, as a string")
-        params_file = str((path.parent / params_file).resolve())
-    rules_file = sw.get("rules")
-    if rules_file is not None:
-        if not isinstance(rules_file, str) or not rules_file.strip():
-            raise ParameterError(f"{where} rules = {rules_file!r}: expected the path of a "
-                                 "rules CSV file, as a string")
-        rules_file = str((path.parent / rules_file).resolve())
+    params_file = _file(sw.get("params"), f"{where} params", "TOML overlay", path.parent)
+    rules_file = _file(sw.get("rules"), f"{where} rules", "rules CSV", path.parent)
     if rules is not None:
         rules_file = str(Path(rules).resolve())
     description = sw.get("description", "")
@@ -240,6 +230,16 @@ def _choice(value, allowed, where: str) -> str:
     if value not in allowed:
         raise ParameterError(f"{where} = {value!r}: allowed: {', '.join(allowed)}")
     return value
+
+
+def _file(value, where: str, what: str, base: Path) -> str | None:
+    """A spec's path to a file (relative to the spec's folder ``base``), absolute."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ParameterError(f"{where} = {value!r}: expected the path of a {what} file, "
+                             "as a string")
+    return str((base / value).resolve())
 
 
 def _table(value, where: str) -> dict:
