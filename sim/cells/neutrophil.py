@@ -107,9 +107,11 @@ def binding_rate(m, sig) -> np.ndarray:
 
 def kill(m, sig, viable_at) -> None:
     """Neutrophils with a viable tumor cell in their 3x3 box kill one (chosen uniformly)
-    at the kill rate: it enters apoptosis, and leaves ``viable_at``. No draws while the
-    rate is 0 everywhere."""
+    at the kill rate: it enters apoptosis, and leaves ``viable_at``. Skipped, with no
+    draws, while the rate is 0 everywhere."""
     nb = m.neutrophils
+    if not m.can("neutrophil", "kill"):
+        return
     rate = m.behaviour("neutrophil", "kill", sig, nb.n)
     if not (rate > 0).any():
         return

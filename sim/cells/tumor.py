@@ -79,6 +79,8 @@ def necrosis(m, sig) -> None:
 def apoptosis(m, sig) -> None:
     """Viable cells enter apoptosis at the apoptosis rate (no draws while it is 0)."""
     t = m.tumor
+    if not m.can("tumor", "apoptosis"):
+        return
     rate = m.behaviour("tumor", "apoptosis", sig, t.n)
     if not (rate > 0).any():
         return

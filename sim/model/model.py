@@ -139,6 +139,11 @@ class NeutroModel(Model):
         self.end_step = self.scales.steps(days * MIN_PER_DAY)
         self.running = self.steps < self.end_step
 
+    def can(self, cell_type: str, name: str) -> bool:
+        """Whether a behaviour can be above 0 at all: its base value or an increasing rule's
+        saturation is (decreasing rules only lower it). Cells skip what cannot happen."""
+        return self.p.rules.max_value(cell_type, name, self._base[(cell_type, name)]) > 0
+
     def behaviour(self, cell_type: str, name: str, signals, n: int) -> np.ndarray:
         """Rule-modulated value of a behaviour for ``n`` agents (see sim.config.rules)."""
         return self.p.rules.evaluate(cell_type, name, self._base[(cell_type, name)], signals, n)
