@@ -109,13 +109,10 @@ def kill(m, sig, viable_at) -> None:
     """Neutrophils with a viable tumor cell in their 3x3 box kill one (chosen uniformly)
     at the kill rate: it enters apoptosis, and leaves ``viable_at``. Skipped, with no
     draws, while the rate is 0 everywhere."""
-    nb = m.neutrophils
-    if not m.can("neutrophil", "kill"):
+    kills = m.occurs("neutrophil", "kill", sig, m.neutrophils.n)
+    if kills is None:
         return
-    rate = m.behaviour("neutrophil", "kill", sig, nb.n)
-    if not (rate > 0).any():
-        return
-    killers = np.flatnonzero(m.rng.random(nb.n) < m.scales.prob(rate))
+    killers = np.flatnonzero(kills)
     if killers.size == 0:
         return
     victims = np.unique(_pick_partner(m, killers, viable_at))

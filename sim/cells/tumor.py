@@ -79,12 +79,9 @@ def necrosis(m, sig) -> None:
 def apoptosis(m, sig) -> None:
     """Viable cells enter apoptosis at the apoptosis rate (no draws while it is 0)."""
     t = m.tumor
-    if not m.can("tumor", "apoptosis"):
-        return
-    rate = m.behaviour("tumor", "apoptosis", sig, t.n)
-    if not (rate > 0).any():
-        return
-    start_apoptosis(m, np.flatnonzero(viable(t) & (m.rng.random(t.n) < m.scales.prob(rate))))
+    enters = m.occurs("tumor", "apoptosis", sig, t.n)
+    if enters is not None:
+        start_apoptosis(m, np.flatnonzero(viable(t) & enters))
 
 
 def clear_apoptotic(m) -> None:

@@ -21,7 +21,7 @@ from .errors import ParameterError, reading
 from .field_registry import BOUNDARIES
 from .numbers import whole_number
 from .rules import RuleSet, load_rules
-from .units import MIN_PER_DAY, MIN_PER_HOUR
+from .units import MIN_PER_DAY, MIN_PER_HOUR, Scales
 
 __all__ = [
     "ParameterError",
@@ -414,7 +414,7 @@ def _check_numerics(p: Params, where: Callable[..., str]) -> None:
     ``where(*keys)`` names the files or options that set the keys a message is about.
     """
     dt, dx = p.time.dt_min, p.domain.voxel_um
-    if round(p.time.days * MIN_PER_DAY / dt) < 1:
+    if Scales(dx, dt).steps(p.time.days * MIN_PER_DAY) < 1:
         raise ParameterError(
             f"{where('time.days', 'time.dt_min')}: time.days = {p.time.days} is shorter than "
             f"one model step (time.dt_min = {dt} min)"

@@ -109,9 +109,9 @@ class DepletionSetup:
             if self.start_day is not None:
                 options.append((f"--start-day {self.start_day:g}",
                                 {"intervention.start_day": self.start_day}))
-            if self.efficiency is not None and efficiency_overrides(arm, self.efficiency):
-                options.append((f"--efficiency {self.efficiency:g}",
-                                efficiency_overrides(arm, self.efficiency)))
+            strengths = efficiency_overrides(arm, self.efficiency) if self.efficiency is not None else {}
+            if strengths:
+                options.append((f"--efficiency {self.efficiency:g}", strengths))
             out[arm] = load_params(self.params_file, scenario=arm, overrides=dict(self.sets),
                                    options=options, rules=self.rules_file)
         first = out[self.arms[0]]
@@ -144,9 +144,9 @@ class DepletionSetup:
             raise ParameterError(f"{origin}: unknown setup keys {sorted(unknown)}; "
                                  f"allowed {sorted(allowed)}")
         for key, value in d.items():
-            if not _SETUP_TYPES[key](value):
-                raise ParameterError(f"{origin}: setup.{key} = {value!r}: expected "
-                                     f"{_SETUP_WANTED[key]}")
+            accepts, wanted = _SETUP_TYPES[key]
+            if not accepts(value):
+                raise ParameterError(f"{origin}: setup.{key} = {value!r}: expected {wanted}")
         return cls(**d)
 
 
@@ -158,26 +158,29 @@ def _whole(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _optional(accepts):
+    return lambda v: v is None or accepts(v)
+
+
+def _text(v) -> bool:
+    return isinstance(v, str)
+
+
+#: setup key -> (accepts a value from experiment.json, what it expects, in words)
 _SETUP_TYPES = {
-    "arms": lambda v: isinstance(v, (list, tuple)) and all(isinstance(a, str) for a in v),
-    "replicates": _whole,
-    "days": lambda v: v is None or _number(v),
-    "start_day": lambda v: v is None or _number(v),
-    "efficiency": lambda v: v is None or _number(v),
-    "params_file": lambda v: v is None or isinstance(v, str),
-    "rules_file": lambda v: v is None or isinstance(v, str),
-    "stage": lambda v: v is None or isinstance(v, str),
-    "sets": lambda v: isinstance(v, (list, tuple)) and all(
+    "arms": (lambda v: isinstance(v, (list, tuple)) and all(isinstance(a, str) for a in v),
+             "a list of scenario names"),
+    "replicates": (_whole, "a whole number"),
+    "days": (_optional(_number), "a number or null"),
+    "start_day": (_optional(_number), "a number or null"),
+    "efficiency": (_optional(_number), "a number or null"),
+    "params_file": (_optional(_text), "a path (string) or null"),
+    "rules_file": (_optional(_text), "a path (string) or null"),
+    "stage": (_optional(_text), "a stage name or null"),
+    "sets": (lambda v: isinstance(v, (list, tuple)) and all(
         isinstance(kv, (list, tuple)) and len(kv) == 2 and all(isinstance(x, str) for x in kv)
-        for kv in v),
-    "seed": _whole,
-}
-_SETUP_WANTED = {
-    "arms": "a list of scenario names", "replicates": "a whole number",
-    "days": "a number or null", "start_day": "a number or null",
-    "efficiency": "a number or null", "params_file": "a path (string) or null",
-    "rules_file": "a path (string) or null", "stage": "a stage name or null",
-    "sets": 'a list of ["section.key", "value"] pairs', "seed": "a whole number",
+        for kv in v), 'a list of ["section.key", "value"] pairs'),
+    "seed": (_whole, "a whole number"),
 }
 
 

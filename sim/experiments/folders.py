@@ -16,9 +16,9 @@ from ..runs.temporaries import remove_stale
 
 __all__ = ["check_folder", "open_folder", "SUBFOLDERS"]
 
-#: the folders an experiment writes below its own (runs, final states, failures, figures,
-#: the sensitivity analysis)
-SUBFOLDERS = ("runs", "final", "failures", "figures", "analysis")
+#: the folders an experiment writes below its own besides the ensemble's (``runs/``,
+#: ``final/`` and ``failures/``, which :func:`sim.runs.ensemble.run_ensemble` cleans)
+SUBFOLDERS = ("figures", "analysis")
 
 
 def check_folder(out: str | Path, *, continuing: bool, refusal: str) -> Path:
@@ -31,8 +31,9 @@ def check_folder(out: str | Path, *, continuing: bool, refusal: str) -> Path:
 
 
 def open_folder(out: str | Path, record: str, content: Any) -> Path:
-    """Create ``out``, remove what a killed earlier process left half-written in it (see
-    :mod:`sim.runs.temporaries`), and write ``content`` as JSON to ``out/record``."""
+    """Create ``out``, remove what a killed earlier process left half-written in it and in
+    :data:`SUBFOLDERS` (see :mod:`sim.runs.temporaries`), and write ``content`` as JSON to
+    ``out/record``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for folder in (out, *(out / sub for sub in SUBFOLDERS)):

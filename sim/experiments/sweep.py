@@ -168,7 +168,6 @@ class SweepSpec:
     def from_dict(cls, d: dict[str, Any]) -> "SweepSpec":
         d = dict(d)
         d.pop("model", None)  # which simulation ran: a record of the folder, not of the spec
-        d.setdefault("rules_file", None)  # records written before specs could name rules
         factors = tuple(Factor(f["name"], f["low"], f["high"],
                                tuple(f["levels"]) if f.get("levels") else None, f["integer"])
                         for f in d.pop("factors"))
@@ -383,8 +382,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, executor: Executor | None = None
     mine = {"path": d.pop("path"), "model": _simulation_name(simulate), **d}
     same = {k: v for k, v in mine.items() if k != "path"}
     if record.is_file():
-        theirs = {"rules_file": None,  # records written before specs could name rules
-                  **{k: v for k, v in read_record(record).items() if k != "path"}}
+        theirs = {k: v for k, v in read_record(record).items() if k != "path"}
         if theirs != same:
             changed = sorted(k for k in same if same.get(k) != theirs.get(k))
             raise ParameterError(f"--out {out}: holds a different sweep (differs in {changed}); "
@@ -407,7 +405,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, executor: Executor | None = None
 
 
 def read_record(record: Path) -> dict[str, Any]:
-    """The spec stored in a sweep folder's ``sweep.json``."""
+    """The spec stored in a sweep folder's ``sweep.json`` (with ``rules_file`` None in a
+    record written before specs could name a rules table)."""
     try:
         spec = json.loads(record.read_text())["spec"]
         if not isinstance(spec, dict):
@@ -415,7 +414,7 @@ def read_record(record: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         raise ParameterError(f"{record}: not a readable sweep record (a key 'spec' holding the "
                              "sweep); use another --out") from None
-    return spec
+    return {"rules_file": None, **spec}
 
 
 def _simulation_name(simulate: Callable) -> str:

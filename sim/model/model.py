@@ -89,6 +89,9 @@ class NeutroModel(Model):
             for cell, behaviours in BEHAVIOURS.items()
             for name, (_, key, _) in behaviours.items()
         }
+        #: behaviours whose value can be above 0 (base or an increasing rule's saturation)
+        self._possible = {key: params.rules.max_value(*key, base) > 0
+                          for key, base in self._base.items()}
         self.treatment = Treatment()
         self.recruited = 0  # neutrophils that extravasated since t=0
         self.killed = 0  # tumor cells neutrophils killed since t=0
@@ -139,10 +142,18 @@ class NeutroModel(Model):
         self.end_step = self.scales.steps(days * MIN_PER_DAY)
         self.running = self.steps < self.end_step
 
-    def can(self, cell_type: str, name: str) -> bool:
-        """Whether a behaviour can be above 0 at all: its base value or an increasing rule's
-        saturation is (decreasing rules only lower it). Cells skip what cannot happen."""
-        return self.p.rules.max_value(cell_type, name, self._base[(cell_type, name)]) > 0
+    def occurs(self, cell_type: str, name: str, signals, n: int) -> np.ndarray | None:
+        """For an event behaviour (a rate, 1/min): per agent, whether the event happens
+        within this step. None, with no random draw, where the rate cannot be above 0
+        (its base value and every increasing rule's saturation are 0) or is 0 for all
+        ``n`` agents; so an event switched off leaves the model's random stream as if it
+        did not exist."""
+        if not self._possible[(cell_type, name)]:
+            return None
+        rate = self.behaviour(cell_type, name, signals, n)
+        if not (rate > 0).any():
+            return None
+        return self.rng.random(n) < self.scales.prob(rate)
 
     def behaviour(self, cell_type: str, name: str, signals, n: int) -> np.ndarray:
         """Rule-modulated value of a behaviour for ``n`` agents (see sim.config.rules)."""

@@ -64,24 +64,28 @@ class Population:
         self.n += k
         return rows
 
+    @staticmethod
+    def _removal_order(rows) -> list[int]:
+        """The rows to remove, each once, highest first (the order of :meth:`remove`)."""
+        return sorted(set(int(i) for i in np.atleast_1d(rows)), reverse=True)
+
     def renumbering(self, rows) -> np.ndarray:
         """What :meth:`remove` of ``rows`` will do to the row numbers: for each current row
         its row afterwards, -1 for the removed ones (for columns of other populations that
         hold rows of this one)."""
-        new = np.arange(self.n)
+        held = np.arange(self.n)  # the current row each position will hold
         n = self.n
-        for r in sorted(set(int(i) for i in np.atleast_1d(rows)), reverse=True):
-            last = n - 1
-            new[new == r] = -1
-            if r != last:
-                new[new == last] = r
+        for r in self._removal_order(rows):
             n -= 1
+            held[r] = held[n]  # the last row moves into r (nothing moves when r is last)
+        new = np.full(self.n, -1)
+        new[held[:n]] = np.arange(n)
         return new
 
     def remove(self, rows) -> list[int]:
         """Remove rows by swap-remove, highest first; return the rows in the order removed
         (what the Mesa mirror repeats)."""
-        order = sorted(set(int(i) for i in np.atleast_1d(rows)), reverse=True)
+        order = self._removal_order(rows)
         for r in order:
             last = self.n - 1
             self.at[self._cols["x"][r], self._cols["y"][r]] = -1

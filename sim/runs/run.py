@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..config.errors import ParameterError
 from ..config.params import Params, load_params
-from ..config.units import MIN_PER_DAY
+from ..config.units import MIN_PER_DAY, Scales
 from .output import write_atomic
 from .provenance import provenance
 from .snapshot import final_state
@@ -99,7 +99,8 @@ def run_one(
     """
     params = params if params is not None else load_params()
     days = params.time.days if days is None else days
-    if not round(days * MIN_PER_DAY / params.time.dt_min) >= 1:
+    if not (days > 0 and Scales(params.domain.voxel_um, params.time.dt_min).steps(
+            days * MIN_PER_DAY) >= 1):
         raise ParameterError(f"days = {days}: must be at least one model step "
                              f"(time.dt_min = {params.time.dt_min} min)")
     t0 = time.perf_counter()

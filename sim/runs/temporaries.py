@@ -21,7 +21,7 @@ import shutil
 import time
 from pathlib import Path
 
-__all__ = ["STALE_AFTER_S", "temporary", "is_stale", "remove_stale"]
+__all__ = ["STALE_AFTER_S", "temporary", "remove_stale"]
 
 #: a temporary older than this (seconds) is stale even if a process with its pid runs
 STALE_AFTER_S = 24 * 3600.0
@@ -48,16 +48,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def is_stale(path: Path, *, now: float | None = None) -> bool:
-    """Whether ``path`` is a neutrosim temporary whose writer is gone (or that is too old)."""
-    m = _NAME.match(Path(path).name)
-    if m is None:
-        return False
+def _stale(path: Path, pid: int) -> bool:
+    """Whether the temporary ``path`` made by process ``pid`` is stale (module docstring)."""
     try:
-        age = (time.time() if now is None else now) - path.lstat().st_mtime
+        age = time.time() - path.lstat().st_mtime
     except FileNotFoundError:
         return False
-    return not _alive(int(m["pid"])) or age > STALE_AFTER_S
+    return not _alive(pid) or age > STALE_AFTER_S
 
 
 def remove_stale(folder: Path, target: str | None = None) -> list[Path]:
@@ -69,7 +66,8 @@ def remove_stale(folder: Path, target: str | None = None) -> list[Path]:
     removed = []
     for path in folder.iterdir():
         m = _NAME.match(path.name)
-        if m is None or (target is not None and m["target"] != target) or not is_stale(path):
+        if (m is None or (target is not None and m["target"] != target)
+                or not _stale(path, int(m["pid"]))):
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
