@@ -63,7 +63,9 @@ class RunResult:
             self.timeseries.to_csv(tmp / "timeseries.csv", index=False)
             self.timeseries.to_parquet(tmp / "timeseries.parquet", index=False)
             np.savez_compressed(tmp / "final_state.npz", **self.final)
-            fig = plot_final_state(self.final, title=f"{self.params.scenario}, seed {self.seed}")
+            stage = self.params.initial.stage
+            fig = plot_final_state(self.final, title=f"{self.params.scenario}, {stage} stage, "
+                                                     f"seed {self.seed}")
             fig.savefig(tmp / "final_state.png", dpi=130)
             with open(tmp / "manifest.json", "w") as fh:
                 json.dump(self.manifest(), fh, indent=2, default=str)
