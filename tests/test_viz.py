@@ -237,6 +237,27 @@ def _choose(page, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+def _toggle(page, label: str, then: str, tries: int = 3) -> None:
+    """Click the play/pause button showing ``label`` until it shows ``then``.
+
+    A click that reaches the page while Solara is replacing the widget it targets is
+    dropped (the event names a widget that no longer exists); the button's own label says
+    whether the click took, so a lost click is repeated, a taken one never is.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    button = page.get_by_role("button", name=label, exact=True)
+    for _ in range(tries):
+        button.click()
+        try:
+            page.get_by_role("button", name=then, exact=True).wait_for(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            if not button.is_visible():
+                raise
+    raise AssertionError(f"the {label} button did not take {tries} clicks")
+
+
 @pytest.mark.browser
 def test_browser_view_steps_steers_and_saves(server):
     from playwright.sync_api import sync_playwright
@@ -289,10 +310,10 @@ def test_browser_view_steps_steers_and_saves(server):
             page.wait_for_function(FRAME_CHANGED, arg=list(before))
 
             # play, then pause
-            page.get_by_role("button", name="▶", exact=True).click()
-            page.wait_for_function(TIME_MATCHES, arg=r"step (1[3-9]|[2-9][0-9])\)")
-            page.get_by_role("button", name="❚❚", exact=True).click()
-            page.get_by_role("button", name="▶", exact=True).wait_for()
+            _toggle(page, "▶", "❚❚")
+            page.wait_for_function(TIME_MATCHES, arg=r"step (1[3-9]|[2-9][0-9])\)",
+                                   timeout=120_000)
+            _toggle(page, "❚❚", "▶")
 
             # the scenario: depletion from day 0 (start-day slider to its minimum), Reset
             _choose(page, "Scenario", "depletion")
