@@ -14,7 +14,6 @@ import pandas as pd
 from .cells import endothelial, macrophage, neutrophil, tumor
 from .cells.lattice import box_sum
 from .config.field_registry import FIELD_NAMES
-from .config.units import MIN_PER_HOUR
 
 __all__ = ["READOUTS", "REPORTERS", "at_time", "tumor_region"]
 
@@ -36,7 +35,7 @@ def time_h(m) -> float:
 
 
 def tumor_cells(m) -> int:
-    """Viable tumor cells (proliferating + hypoxic; not necrotic or apoptotic)."""
+    """Viable tumor cells (normoxic + hypoxic; not necrotic or apoptotic)."""
     return int(_viable(m).sum())
 
 
@@ -45,12 +44,11 @@ def necrotic_cells(m) -> int:
 
 
 def proliferation_index(m) -> float:
-    """Ki67-like: fraction of viable tumor cells that divided within ``tumor.ki67_window_h``."""
+    """Ki67-like: fraction of viable tumor cells in cycle (Ki67-positive, not quiescent)."""
     viable = _viable(m)
     if not viable.any():
         return 0.0
-    recent = m.time_min - m.tumor["divided_min"] < m.p.tumor.ki67_window_h * MIN_PER_HOUR
-    return float((recent & viable).sum() / viable.sum())
+    return float(tumor.in_cycle(m.tumor).sum() / viable.sum())
 
 
 def apoptotic_cells(m) -> int:

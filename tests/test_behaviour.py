@@ -56,7 +56,7 @@ def test_neutrophils_chemotax_up_the_chemokine_in_the_model(empty_model):
 
 def test_contact_binds_and_activates(empty_model):
     m = empty_model(seed=2)
-    rows = m.spawn(tumor.KIND, [40], [40], state=tumor.PROLIFERATING, divided_min=-1e9)
+    rows = m.spawn(tumor.KIND, [40], [40], state=tumor.NORMOXIC)
     _neutrophils(m, [41, 10], [40, 10])  # one touching the tumor cell, one far away
     for _ in range(200):
         va = neutrophil.viable_tumor_map(m)
@@ -73,17 +73,17 @@ def test_tumor_divides_only_into_free_space(empty_model):
     # a cell boxed in (within its reach) by tumor cells and a vessel cannot divide
     ring = [(40 + dx, 40 + dy) for dx in range(-reach, reach + 1) for dy in range(-reach, reach + 1)
             if (dx, dy) != (0, 0)]
-    m.spawn(tumor.KIND, [40], [40], state=tumor.PROLIFERATING, divided_min=-1e9)
+    m.spawn(tumor.KIND, [40], [40], state=tumor.NORMOXIC)
     m.spawn(endothelial.KIND, [ring[0][0]], [ring[0][1]], state=endothelial.STALK, born_min=0.0)
     xs, ys = zip(*ring[1:])
-    m.spawn(tumor.KIND, xs, ys, state=tumor.NECROTIC, divided_min=-1e9)
+    m.spawn(tumor.KIND, xs, ys, state=tumor.NECROTIC)
     m.fields["oxygen"][:] = 38.0
     n0 = m.tumor.n
     for _ in range(20):
         tumor.divide(m, tumor.signals(m))
     assert m.tumor.n == n0
     # a free cell divides, and only into voxels that held no tumor cell and no vessel
-    m.spawn(tumor.KIND, [10], [10], state=tumor.PROLIFERATING, divided_min=-1e9)
+    m.spawn(tumor.KIND, [10], [10], state=tumor.NORMOXIC)
     m.spawn(endothelial.KIND, [11], [10], state=endothelial.STALK, born_min=0.0)
     before = {(int(x), int(y)) for x, y in zip(m.tumor["x"], m.tumor["y"])}
     for _ in range(3):
@@ -100,14 +100,14 @@ def test_hypoxia_raises_the_proangiogenic_factor(empty_model):
     for o2 in (5.0, 30.0):
         m = empty_model(seed=4)
         xs, ys = np.meshgrid(np.arange(30, 50), np.arange(30, 50))
-        m.spawn(tumor.KIND, xs.ravel(), ys.ravel(), state=tumor.PROLIFERATING, divided_min=-1e9)
+        m.spawn(tumor.KIND, xs.ravel(), ys.ravel(), state=tumor.NORMOXIC)
         m.fields["oxygen"][:] = o2
         src = Sources.zeros(m.grid.dimensions)
         sig = tumor.signals(m)
         tumor.update_oxygen_state(m, sig)
         tumor.secrete(m, sig, src)
         out[o2] = src.release["proangiogenic"].sum()
-        assert (m.tumor["state"] == (tumor.HYPOXIC if o2 < 15 else tumor.PROLIFERATING)).all()
+        assert (m.tumor["state"] == (tumor.HYPOXIC if o2 < 15 else tumor.NORMOXIC)).all()
     assert out[30.0] == 0.0 and out[5.0] > 0.0
 
 
@@ -158,7 +158,7 @@ def test_depletion_removes_the_stated_fraction_and_cuts_recruitment(empty_model)
                                       "macrophage_depletion", "contact_blockade"])
 def test_each_scenario_changes_what_it_claims_and_nothing_else(empty_model, scenario):
     m = empty_model(seed=8, scenario=scenario, **{"intervention.start_day": 0.0})
-    m.spawn(tumor.KIND, [40], [40], state=tumor.PROLIFERATING, divided_min=-1e9)
+    m.spawn(tumor.KIND, [40], [40], state=tumor.NORMOXIC)
     flat = m.rng.choice(80 * 80, size=1200, replace=False)
     fx, fy = np.unravel_index(flat, (80, 80))
     _neutrophils(m, fx[:600], fy[:600], state=neutrophil.BOUND)
@@ -207,8 +207,7 @@ def test_contact_blockade_cuts_binding_by_exactly_its_efficiency_once(empty_mode
 
     m = empty_model(seed=2)
     xs = np.arange(30, 40)
-    t_rows = m.spawn(tumor_mod.KIND, xs, np.full(xs.size, 40), state=tumor_mod.PROLIFERATING,
-                     divided_min=-np.inf)
+    t_rows = m.spawn(tumor_mod.KIND, xs, np.full(xs.size, 40), state=tumor_mod.NORMOXIC)
     m.spawn(nb_mod.KIND, xs, np.full(xs.size, 41), state=nb_mod.BOUND, partner=t_rows,
             heading=np.zeros(xs.size), death_min=np.full(xs.size, np.inf))
     m.spawn(nb_mod.KIND, xs[:4], np.full(4, 39), state=nb_mod.NAIVE, partner=-1,

@@ -210,7 +210,7 @@ def test_composition_readouts_count_the_planted_cells(empty_model):
     m = empty_model(seed=1)
     assert readouts.neutrophil_fraction(m) == readouts.bound_neutrophil_fraction(m) == 0.0
     t = m.spawn(tumor.KIND, np.array([10, 11, 12, 13]), np.full(4, 10),
-                state=np.array([0, 0, 1, 2]), divided_min=np.full(4, -np.inf))
+                state=np.array([0, 0, 1, 2]))
     m.spawn(neutrophil.KIND, np.array([10, 11, 30, 31]), np.full(4, 11),
             state=np.array([2, 1, 0, 0]), partner=np.array([t[0], -1, -1, -1]),
             heading=np.zeros(4), death_min=np.full(4, np.inf))
@@ -231,8 +231,7 @@ def test_removing_tumor_cells_keeps_every_bond_on_its_cell(empty_model):
 
     m = empty_model(seed=3)
     xs = np.arange(10, 30)
-    t = m.spawn(tumor.KIND, xs, np.full(xs.size, 10), state=np.zeros(xs.size),
-                divided_min=np.full(xs.size, -np.inf))
+    t = m.spawn(tumor.KIND, xs, np.full(xs.size, 10), state=np.zeros(xs.size))
     m.spawn(neutrophil.KIND, xs, np.full(xs.size, 11), state=np.full(xs.size, neutrophil.BOUND),
             partner=t, heading=np.zeros(xs.size), death_min=np.full(xs.size, np.inf))
     removed = np.array([3, 19, 7, 18])  # including the last row and the one before it

@@ -25,7 +25,7 @@ def killing_model(tmp_path):
 
 def _pairs(m, xs, ys, state=neutrophil.NAIVE):
     """A tumor cell at each (x, y) and a neutrophil beside it at (x + 1, y)."""
-    t = m.spawn(tumor.KIND, xs, ys, state=np.zeros(xs.size), divided_min=np.full(xs.size, -np.inf))
+    t = m.spawn(tumor.KIND, xs, ys, state=np.zeros(xs.size))
     m.spawn(neutrophil.KIND, xs + 1, ys, state=np.full(xs.size, state), partner=-1,
             heading=np.zeros(xs.size), death_min=np.full(xs.size, np.inf))
     return t
@@ -66,7 +66,7 @@ def test_educated_neutrophils_barely_kill(killing_model):
 def test_apoptotic_cells_hold_their_voxel_for_the_duration_then_free_it(empty_model):
     m = empty_model(seed=1)
     xs = np.arange(10, 20)
-    t = m.spawn(tumor.KIND, xs, np.full(10, 10), state=np.zeros(10), divided_min=np.full(10, -np.inf))
+    t = m.spawn(tumor.KIND, xs, np.full(10, 10), state=np.zeros(10))
     m.spawn(neutrophil.KIND, xs, np.full(10, 11), state=neutrophil.BOUND, partner=t,
             heading=0, death_min=np.inf)
     dying = np.array([2, 5, 9])
@@ -102,7 +102,7 @@ def test_the_base_apoptosis_rate(empty_model):
     m = empty_model(seed=4, **{"tumor.apoptosis_rate_per_min": rate})
     n = 2000
     xs, ys = np.divmod(np.arange(n), 50)
-    m.spawn(tumor.KIND, xs + 5, ys + 5, state=np.zeros(n), divided_min=np.full(n, -np.inf))
+    m.spawn(tumor.KIND, xs + 5, ys + 5, state=np.zeros(n))
     tumor.apoptosis(m, tumor.signals(m))
     p = 1 - np.exp(-rate * m.p.time.dt_min)
     went = (m.tumor["state"] == tumor.APOPTOTIC).sum()

@@ -121,13 +121,16 @@ class TumorSignal(TransientField):
 class Tumor:
     cycle_rate_per_min: float = _rng(0.0, 1.0)
     hypoxic_threshold_mmHg: float = _rng(0.0, 760.0)
+    proliferation_threshold_mmHg: float = _rng(0.0, 760.0)
+    proliferation_saturation_mmHg: float = _rng(0.0, 760.0)
+    volume_um3: float = _rng(0.0, 1e5, lo_open=True)
+    ki67_positive_h: float = _rng(0.0, 1e3, lo_open=True)
     necrosis_rate_per_min: float = _rng(0.0, 1.0)
     migration_speed_um_per_min: float = _rng(0.0, 100.0)
     secrete_proangiogenic: float = _rng(0.0, 1e4)
     secrete_chemoattractant: float = _rng(0.0, 1e4)
     secrete_tumor_signal: float = _rng(0.0, 1e4)
     push_distance_um: float = _rng(0.0, 200.0)
-    ki67_window_h: float = _rng(0.0, 1e3, lo_open=True)
     invasive_neighbours_max: int = _rng(0, 7)
     apoptosis_rate_per_min: float = _rng(0.0, 1.0)
     apoptosis_duration_h: float = _rng(0.0, 1e3, lo_open=True)
@@ -451,6 +454,19 @@ def _check_numerics(p: Params, where: Callable[..., str]) -> None:
             f"time.dt_min = {dt} is too long: tumor and tip cells move at most one "
             f"voxel per step, but {fastest} um/min x {dt} min > {dx} um; "
             f"allowed dt_min <= {dx / fastest:.3g}"
+        )
+    lo, hi = p.tumor.proliferation_threshold_mmHg, p.tumor.proliferation_saturation_mmHg
+    if hi <= lo:
+        keys = ("tumor.proliferation_threshold_mmHg", "tumor.proliferation_saturation_mmHg")
+        raise ParameterError(
+            f"{where(*keys)}: tumor.proliferation_saturation_mmHg = {hi} must be above "
+            f"tumor.proliferation_threshold_mmHg = {lo} (cycle entry scales linearly between them)"
+        )
+    if p.tumor.volume_um3 > dx ** 3:
+        raise ParameterError(
+            f"{where('tumor.volume_um3', 'domain.voxel_um')}: tumor.volume_um3 = "
+            f"{p.tumor.volume_um3} exceeds the voxel's volume ({dx} um)^3 = {dx ** 3:g} um^3; "
+            f"allowed volume_um3 <= {dx ** 3:g}"
         )
     radius_vox = p.initial.tumor_radius_um / dx
     if 2 * radius_vox + 4 > min(p.domain.nx, p.domain.ny):

@@ -15,10 +15,16 @@ __all__ = ["Population"]
 
 
 class Population:
-    """Struct-of-arrays for one agent type on an (nx, ny) grid."""
+    """Struct-of-arrays for one agent type on an (nx, ny) grid.
+
+    ``columns`` maps each extra column to its dtype, or to ``(dtype, value)`` for a column
+    whose new rows start at ``value`` rather than 0.
+    """
 
     def __init__(self, name: str, columns: dict[str, Any], shape: tuple[int, int], capacity: int = 256):
         self.name = name
+        self.starts = {k: v[1] for k, v in columns.items() if isinstance(v, tuple)}
+        columns = {k: v[0] if isinstance(v, tuple) else v for k, v in columns.items()}
         self.dtypes = {"x": np.int32, "y": np.int32, "state": np.int8, **columns}
         self._cols = {k: np.zeros(capacity, dt) for k, dt in self.dtypes.items()}
         self.n = 0
@@ -55,7 +61,7 @@ class Population:
         self._grow(self.n + k)
         new = slice(self.n, self.n + k)  # the new rows, as a slice (cheaper than an index)
         for col in self._cols:
-            self._cols[col][new] = 0
+            self._cols[col][new] = self.starts.get(col, 0)
         self._cols["x"][new] = x
         self._cols["y"][new] = y
         for col, v in values.items():

@@ -69,10 +69,12 @@ def build(m) -> None:
     disc = tumor_disc(nx, ny, s.voxels(p.initial.tumor_radius_um))
     occupied = disc & (rng.random((nx, ny)) < p.initial.tumor_packing)
     tx, ty = np.nonzero(occupied)
-    # an asynchronous population: last divisions spread over one mean cycle before t=0
-    cycle_min = 1.0 / max(p.tumor.cycle_rate_per_min, 1e-12)
-    m.spawn(tumor.KIND, tx, ty, state=tumor.PROLIFERATING,
-            divided_min=-rng.random(tx.size) * cycle_min)
+    # an asynchronous population: each cell in cycle with the stationary probability of the
+    # base cycle, T / (1 / r0 + T), its Ki67-positive phase ending uniformly within T
+    phase = tumor.ki67_phase_min(m)
+    cycling = rng.random(tx.size) < phase / (1.0 / max(p.tumor.cycle_rate_per_min, 1e-12) + phase)
+    end = np.where(cycling, rng.random(tx.size) * phase, tumor.QUIESCENT)
+    m.spawn(tumor.KIND, tx, ty, state=tumor.NORMOXIC, cycle_end_min=end)
 
     paths = set(host_vessel_paths(rng, nx, ny, p.initial.host_vessels, p.initial.vessel_wiggle))
     n_inside = int(round(p.initial.tumor_vessel_density_per_mm2 * disc.sum() * s.voxel_area_mm2))

@@ -14,7 +14,7 @@ __all__ = ["plot_final_state", "agent_image", "STYLE"]
 #: (kind, state) -> (label, colour); tumor and vessels are painted per voxel,
 #: immune cells drawn as markers on top.
 STYLE = {
-    ("tumor", 0): ("tumor, proliferating", "#f2c4a0"),
+    ("tumor", 0): ("tumor, normoxic", "#f2c4a0"),
     ("tumor", 1): ("tumor, hypoxic", "#9b7fc0"),
     ("tumor", 2): ("tumor, necrotic", "#4a4a4a"),
     ("tumor", 3): ("tumor, apoptotic", "#e377c2"),
