@@ -16,7 +16,7 @@ from mesa.datacollection import DataCollector
 from mesa.discrete_space import OrthogonalMooreGrid
 
 from .. import readouts
-from ..cells import CELL_TYPES, neutrophil, tumor
+from ..cells import CELL_TYPES, endothelial, neutrophil, tumor
 from ..cells.lattice import moved_voxels
 from ..config.field_registry import FIELD_NAMES
 from ..config.params import Params, load_params
@@ -48,6 +48,8 @@ class NeutroModel(Model):
         fields: the fields by name (arrays in the units of
             :mod:`sim.config.field_registry`), their sources and solvers.
         populations: the cells of each type (:class:`.populations.Population`).
+        sprouts: the vessel sprouts laid since t=0, their parents and perfusion
+            (:class:`sim.cells.endothelial.Sprouts`).
         mirror: the Mesa agents standing for the cells (:class:`.mirror.MesaMirror`).
         treatment: the intervention's state (:class:`.treatment.Treatment`).
         steps_per_record: model steps between recorded time points (``time.record_every_h``).
@@ -84,6 +86,7 @@ class NeutroModel(Model):
                   for name in FIELD_NAMES}
         self.fields = FieldSystem(params, layers, threads=threads)
         self.populations = {c.KIND: Population(c.KIND, c.COLUMNS, shape) for c in CELL_TYPES}
+        self.sprouts = endothelial.Sprouts()
         self._base = {
             (cell, name): getattr(getattr(params, key.split(".")[0]), key.split(".")[1])
             for cell, behaviours in BEHAVIOURS.items()
