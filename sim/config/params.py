@@ -159,6 +159,8 @@ class Macrophage:
     chemotaxis_bias: float = _rng(0.0, 1.0)
     persistence_min: float = _rng(0.0, 1e3)
     secrete_chemoattractant: float = _rng(0.0, 1e4)
+    death_rate_per_min: float = _rng(0.0, 1.0)
+    extravasation_per_min: float = _rng(0.0, 1.0)
 
 
 @dataclass(frozen=True)

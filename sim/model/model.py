@@ -97,6 +97,7 @@ class NeutroModel(Model):
                           for key, base in self._base.items()}
         self.treatment = Treatment()
         self.recruited = 0  # neutrophils that extravasated since t=0
+        self.macrophages_recruited = 0  # macrophages that entered from the blood since t=0
         self.killed = 0  # tumor cells neutrophils killed since t=0
         self.stage_timer: Callable[[Stage, "NeutroModel"], None] | None = None
         self.steps_per_record = self.scales.steps(params.time.record_every_h * MIN_PER_HOUR)
@@ -145,15 +146,16 @@ class NeutroModel(Model):
         self.end_step = self.scales.steps(days * MIN_PER_DAY)
         self.running = self.steps < self.end_step
 
-    def occurs(self, cell_type: str, name: str, signals, n: int) -> np.ndarray | None:
+    def occurs(self, cell_type: str, name: str, signals, n: int,
+               factor: float = 1.0) -> np.ndarray | None:
         """For an event behaviour (a rate, 1/min): per agent, whether the event happens
-        within this step. None, with no random draw, where the rate cannot be above 0
-        (its base value and every increasing rule's saturation are 0) or is 0 for all
-        ``n`` agents; so an event switched off leaves the model's random stream as if it
-        did not exist."""
+        within this step, at the rules' rate times ``factor`` (an intervention's cut).
+        None, with no random draw, where the rate cannot be above 0 (its base value and
+        every increasing rule's saturation are 0) or is 0 for all ``n`` agents; so an
+        event switched off leaves the model's random stream as if it did not exist."""
         if not self._possible[(cell_type, name)]:
             return None
-        rate = self.behaviour(cell_type, name, signals, n)
+        rate = self.behaviour(cell_type, name, signals, n) * factor
         if not (rate > 0).any():
             return None
         return self.rng.random(n) < self.scales.prob(rate)
