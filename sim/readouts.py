@@ -136,6 +136,12 @@ def macrophages(m) -> int:
     return m.macrophages.n
 
 
+def macrophages_recruited(m) -> int:
+    """Cumulative count of macrophages that entered from the blood since t=0 (0 while
+    macrophage recruitment is off)."""
+    return m.macrophages_recruited
+
+
 def activated_macrophages(m) -> int:
     return int((m.macrophages["state"] == macrophage.ACTIVATED).sum())
 
@@ -146,6 +152,13 @@ def endothelial_cells(m) -> int:
 
 def tip_cells(m) -> int:
     return int((m.endothelial["state"] == endothelial.TIP).sum())
+
+
+def perfused_vessel_fraction(m) -> float:
+    """Perfused endothelial cells / all endothelial cells (1 with ``endothelial.perfusion``
+    "immediate"; 0 without vessels)."""
+    n = m.endothelial.n
+    return float(endothelial.perfused(m).sum() / n) if n else 0.0
 
 
 def vessel_density_per_mm2(m) -> float:
@@ -170,7 +183,8 @@ REPORTERS = {
         apoptotic_cells, tumor_cells_killed,
         invasive_cells, neutrophils, neutrophils_recruited, neutrophils_in_tumor, neutrophils_in_contact,
         neutrophil_tumor_pairs, bound_neutrophil_fraction, activated_neutrophils, macrophages,
-        activated_macrophages, endothelial_cells, tip_cells, vessel_density_per_mm2,
+        macrophages_recruited, activated_macrophages, endothelial_cells, tip_cells,
+        perfused_vessel_fraction, vessel_density_per_mm2,
         neutrophil_fraction, endothelial_fraction, neutrophil_share_of_microenvironment,
     )
 }

@@ -177,12 +177,13 @@ def test_each_scenario_changes_what_it_claims_and_nothing_else(empty_model, scen
         "recruitment_cut": m.treatment.recruitment < 1,
         "chemotaxis_cut": m.treatment.chemotaxis < 1,
         "contact_cut": m.treatment.contact < 1,
+        "macrophage_recruitment_cut": m.treatment.macrophage_recruitment < 1,
     }
     claims = {
         "control": set(),
         "depletion": {"neutrophils_removed", "recruitment_cut"},
         "cxcr2_inhibition": {"recruitment_cut", "chemotaxis_cut"},
-        "macrophage_depletion": {"macrophages_removed"},
+        "macrophage_depletion": {"macrophages_removed", "macrophage_recruitment_cut"},
         "contact_blockade": {"bonds_released", "contact_cut"},
     }[scenario]
     assert {k for k, v in effects.items() if v} == claims

@@ -1,13 +1,18 @@
-"""Macrophages: resident cells activated by the tumor signal; activated ones recruit neutrophils.
+"""Macrophages: cells activated by the tumor signal; activated ones recruit neutrophils.
 
 States: 0 resting, 1 activated (secretes the neutrophil chemoattractant: the study's
-tumor -> macrophage -> neutrophil recruitment chain). Equations in docs/model.md.
+tumor -> macrophage -> neutrophil recruitment chain). Turnover: each macrophage dies at
+the rate of the behaviour ``death`` (an exponential lifespan), and monocyte-derived
+macrophages enter from the blood at vessel voxels at the rate of ``extravasation``, which
+the tumor signal raises (CSF1/CCL2-like recruitment). Both are events drawn through
+``model.occurs``, so with their rates at 0 (the current defaults) nothing is drawn and the
+resident population of t=0 is all there is. Equations in docs/model.md.
 """
 
 import numpy as np
 
-from .common import Signals, crawl, field_signals
-from .lattice import box_sum
+from .common import Signals, crawl, field_signals, uniforms_for
+from .lattice import box_sum, place_near
 
 #: the population's name in ``model.populations``
 KIND = "macrophages"
@@ -25,6 +30,52 @@ def signals(m, viable_at) -> Signals:
         "tumor_contact": lambda: box_sum(viable_at >= 0)[x, y],
         "activated": lambda: (mc["state"] == ACTIVATED).astype(float),
     })
+
+
+def die(m, viable_at) -> None:
+    """Each macrophage dies at the rules' ``death`` rate (1/min) and is removed.
+
+    A rate rather than a lifespan drawn at entry (as neutrophils have): a rate needs no
+    draws for the population of t=0, so with the rate at 0 the random stream is as
+    without turnover; the lifespan is then exponential, mean 1 / rate.
+    """
+    mc = m.macrophages
+    dies = m.occurs("macrophage", "death", signals(m, viable_at), mc.n)
+    if dies is not None:
+        m.discard(mc, np.flatnonzero(dies))
+
+
+def recruit(m, viable_at) -> None:
+    """Monocyte-derived macrophages enter the tissue at vessel voxels, resting.
+
+    Each vessel voxel releases one at the rules' ``extravasation`` rate (1/min per vessel
+    voxel; the tumor signal raises it) times the treatment's macrophage-recruitment
+    factor, into its own voxel or a free neighbour (no immune cell there), as neutrophils
+    enter (:func:`sim.cells.neutrophil.recruit`). Nothing is drawn while the rate is 0.
+    """
+    e = m.endothelial
+    n = e.n
+    if n == 0:
+        return
+    x, y = e["x"], e["y"]
+    sig = Signals({**field_signals(m, x, y),
+                   "tumor_contact": lambda: box_sum(viable_at >= 0)[x, y],
+                   "activated": lambda: np.zeros(n)})
+    enters = m.occurs("macrophage", "extravasation", sig, n,
+                      factor=m.treatment.macrophage_recruitment)
+    if enters is None:
+        return
+    src = np.flatnonzero(enters)
+    if src.size == 0:
+        return
+    mc = m.macrophages
+    px = np.full(n, -1, np.int64)
+    py = np.full(n, -1, np.int64)
+    place_near(m.rng.permutation(src), x, y, mc.at, m.neutrophils.at, True,
+               uniforms_for(m, src, n), px, py)
+    ok = src[px[src] >= 0]
+    m.macrophages_recruited += ok.size
+    m.spawn(KIND, px[ok], py[ok], state=RESTING, heading=m.rng.integers(0, 8, ok.size))
 
 
 def switch(m, sig) -> None:
@@ -62,8 +113,11 @@ def secrete(m, sig, sources) -> None:
 
 
 def step(m, sources, viable_at) -> None:
-    """One model step of all macrophages (``viable_at``: viable tumor cell per voxel)."""
+    """One model step of all macrophages (``viable_at``: viable tumor cell per voxel):
+    die, sense, switch state, secrete, move, and new ones enter at vessels."""
+    die(m, viable_at)
     sig = signals(m, viable_at)
     switch(m, sig)
     secrete(m, sig, sources)
     move(m, sig)
+    recruit(m, viable_at)

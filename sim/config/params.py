@@ -162,6 +162,8 @@ class Macrophage:
     chemotaxis_bias: float = _rng(0.0, 1.0)
     persistence_min: float = _rng(0.0, 1e3)
     secrete_chemoattractant: float = _rng(0.0, 1e4)
+    death_rate_per_min: float = _rng(0.0, 1.0)
+    extravasation_per_min: float = _rng(0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,8 @@ class Endothelial:
     tip_spacing_um: float = _rng(0.0, 1e4)
     tip_speed_um_per_min: float = _rng(0.0, 100.0)
     tip_gradient_bias: float = _rng(0.0, 1.0)
+    perfusion: str = _choice("immediate", "anastomosis")
+    regression_after_h: float = _rng(0.0, 1e4)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,8 @@ BEHAVIOURS: dict[str, dict[str, tuple[str, str, float]]] = {
         "migration_speed": ("um/min", "macrophage.migration_speed_um_per_min", 100.0),
         "chemotaxis_bias": ("probability", "macrophage.chemotaxis_bias", 1.0),
         "secrete_chemoattractant": ("ng/mL/min", "macrophage.secrete_chemoattractant", 1e4),
+        "death": ("1/min", "macrophage.death_rate_per_min", 1.0),
+        "extravasation": ("1/min per vessel voxel", "macrophage.extravasation_per_min", 1.0),
     },
     "endothelial": {
         "sprouting": ("1/min", "endothelial.sprouting_per_min", 1.0),

@@ -16,7 +16,7 @@ from mesa.datacollection import DataCollector
 from mesa.discrete_space import OrthogonalMooreGrid
 
 from .. import readouts
-from ..cells import CELL_TYPES, neutrophil, tumor
+from ..cells import CELL_TYPES, endothelial, neutrophil, tumor
 from ..cells.lattice import moved_voxels
 from ..config.field_registry import FIELD_NAMES
 from ..config.params import Params, load_params
@@ -48,6 +48,8 @@ class NeutroModel(Model):
         fields: the fields by name (arrays in the units of
             :mod:`sim.config.field_registry`), their sources and solvers.
         populations: the cells of each type (:class:`.populations.Population`).
+        sprouts: the vessel sprouts laid since t=0, their parents and perfusion
+            (:class:`sim.cells.endothelial.Sprouts`).
         mirror: the Mesa agents standing for the cells (:class:`.mirror.MesaMirror`).
         treatment: the intervention's state (:class:`.treatment.Treatment`).
         steps_per_record: model steps between recorded time points (``time.record_every_h``).
@@ -84,6 +86,7 @@ class NeutroModel(Model):
                   for name in FIELD_NAMES}
         self.fields = FieldSystem(params, layers, threads=threads)
         self.populations = {c.KIND: Population(c.KIND, c.COLUMNS, shape) for c in CELL_TYPES}
+        self.sprouts = endothelial.Sprouts()
         self._base = {
             (cell, name): getattr(getattr(params, key.split(".")[0]), key.split(".")[1])
             for cell, behaviours in BEHAVIOURS.items()
@@ -94,6 +97,7 @@ class NeutroModel(Model):
                           for key, base in self._base.items()}
         self.treatment = Treatment()
         self.recruited = 0  # neutrophils that extravasated since t=0
+        self.macrophages_recruited = 0  # macrophages that entered from the blood since t=0
         self.killed = 0  # tumor cells neutrophils killed since t=0
         self.stage_timer: Callable[[Stage, "NeutroModel"], None] | None = None
         self.steps_per_record = self.scales.steps(params.time.record_every_h * MIN_PER_HOUR)
@@ -142,15 +146,16 @@ class NeutroModel(Model):
         self.end_step = self.scales.steps(days * MIN_PER_DAY)
         self.running = self.steps < self.end_step
 
-    def occurs(self, cell_type: str, name: str, signals, n: int) -> np.ndarray | None:
+    def occurs(self, cell_type: str, name: str, signals, n: int,
+               factor: float = 1.0) -> np.ndarray | None:
         """For an event behaviour (a rate, 1/min): per agent, whether the event happens
-        within this step. None, with no random draw, where the rate cannot be above 0
-        (its base value and every increasing rule's saturation are 0) or is 0 for all
-        ``n`` agents; so an event switched off leaves the model's random stream as if it
-        did not exist."""
+        within this step, at the rules' rate times ``factor`` (an intervention's cut).
+        None, with no random draw, where the rate cannot be above 0 (its base value and
+        every increasing rule's saturation are 0) or is 0 for all ``n`` agents; so an
+        event switched off leaves the model's random stream as if it did not exist."""
         if not self._possible[(cell_type, name)]:
             return None
-        rate = self.behaviour(cell_type, name, signals, n)
+        rate = self.behaviour(cell_type, name, signals, n) * factor
         if not (rate > 0).any():
             return None
         return self.rng.random(n) < self.scales.prob(rate)

@@ -36,7 +36,8 @@ def begin_fields(m) -> None:
 
 
 def vessels(m) -> None:
-    """Vessels supply oxygen and take up the pro-angiogenic factor; tips sprout and grow."""
+    """Starved unperfused vessel regresses; perfused vessels supply oxygen, all take up the
+    pro-angiogenic factor; tips sprout and grow, and connect sprouts to the blood flow."""
     endothelial.step(m, m.fields.sources)
 
 

@@ -83,7 +83,9 @@ def build(m) -> None:
                                                   p.initial.vessel_wiggle)))
     if paths:
         vx, vy = np.array(paths).T
-        m.spawn(endothelial.KIND, vx, vy, state=endothelial.STALK, born_min=-np.inf)
+        # perfused: in the 2D section they connect to the circulation in or out of plane
+        m.spawn(endothelial.KIND, vx, vy, state=endothelial.STALK, born_min=-np.inf,
+                perfused=True)
 
     n_mac = rng.poisson(s.per_voxel(p.initial.macrophages_per_mm2) * nx * ny)
     flat = rng.choice(nx * ny, size=min(n_mac, nx * ny), replace=False)

@@ -3,8 +3,8 @@
 Nothing happens before ``intervention.start_day``. Within the step that reaches it the
 once-off parts act (a fraction of neutrophils or macrophages removed, a fraction of
 neutrophil-tumor bonds broken), and from then on the ongoing parts: neutrophil
-recruitment, chemotaxis and contact signalling each scaled by a factor (docs/model.md,
-"Interventions").
+recruitment, chemotaxis and contact signalling, and macrophage recruitment, each scaled
+by a factor (docs/model.md, "Interventions").
 """
 
 from dataclasses import dataclass
@@ -29,12 +29,18 @@ class Treatment:
             at which neutrophils bind tumor cells (fewer bonds then mean fewer bound
             neutrophils signalling to the tumor, not scaled again) and on the signal tumor
             cells take from neutrophils next to them (``neutrophil_contact``).
+        macrophage_recruitment: factor on the entry of monocyte-derived macrophages at
+            vessels, 1 - macrophage depletion: a continuing anti-CSF1R- or
+            clodronate-like depletion also removes the newcomers (it acts only where
+            macrophage recruitment is switched on, ``macrophage.extravasation_per_min``
+            or its rule).
     """
 
     started: bool = False
     recruitment: float = 1.0
     chemotaxis: float = 1.0
     contact: float = 1.0
+    macrophage_recruitment: float = 1.0
 
     def apply(self, m) -> None:
         """From the start day, the intervention of ``m.p.intervention`` acts: the once-off
@@ -56,3 +62,4 @@ class Treatment:
         self.recruitment = (1 - iv.neutrophil_depletion) * (1 - iv.cxcr2_inhibition)
         self.chemotaxis = 1 - iv.cxcr2_inhibition
         self.contact = 1 - iv.contact_blockade
+        self.macrophage_recruitment = 1 - iv.macrophage_depletion

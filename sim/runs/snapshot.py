@@ -1,14 +1,15 @@
 """The snapshot format: a model's state as plain arrays.
 
 :func:`final_state` gives every field, and every agent's kind, position and state, with the
-names of the kinds (:data:`AGENT_KINDS`) and of their states, the time and the voxel size.
+names of the kinds (:data:`AGENT_KINDS`) and of their states, which vessel cells carry blood,
+the time and the voxel size.
 A run stores it as ``final_state.npz``, an ensemble as ``final/<key>.npz``; the figures
 (:mod:`sim.plots.state`) and the browser view draw it.
 """
 
 import numpy as np
 
-from ..cells import CELL_TYPES, tumor
+from ..cells import CELL_TYPES, endothelial, tumor
 from ..config.field_registry import FIELD_NAMES
 
 __all__ = ["AGENT_KINDS", "final_state"]
@@ -18,7 +19,8 @@ AGENT_KINDS = tuple(c.KIND for c in CELL_TYPES)
 
 
 def final_state(model) -> dict[str, np.ndarray]:
-    """Every field and every agent's position, type and state, as plain arrays."""
+    """Every field and every agent's position, type and state, as plain arrays;
+    ``vessel_perfused``: per endothelial agent (in their order), whether it carries blood."""
     out: dict[str, np.ndarray] = {f"field_{name}": model.fields[name].copy() for name in FIELD_NAMES}
     kinds, xs, ys, states = [], [], [], []
     for k, kind in enumerate(AGENT_KINDS):
@@ -32,6 +34,7 @@ def final_state(model) -> dict[str, np.ndarray]:
     out["agent_y"] = np.concatenate(ys)
     out["agent_state"] = np.concatenate(states)
     out["invasive"] = tumor.invasive(model)
+    out["vessel_perfused"] = endothelial.perfused(model)
     out["kind_names"] = np.array(AGENT_KINDS)
     out["state_names"] = np.array([",".join(c.STATES) for c in CELL_TYPES])
     out["time_h"] = np.array(model.time_h)
