@@ -46,9 +46,9 @@ def die(m, viable_at) -> None:
 
 
 def recruit(m, viable_at) -> None:
-    """Monocyte-derived macrophages enter the tissue at vessel voxels, resting.
+    """Monocyte-derived macrophages enter the tissue at perfused vessel voxels, resting.
 
-    Each vessel voxel releases one at the rules' ``extravasation`` rate (1/min per vessel
+    Each perfused vessel voxel releases one at the rules' ``extravasation`` rate (1/min per vessel
     voxel; the tumor signal raises it) times the treatment's macrophage-recruitment
     factor, into its own voxel or a free neighbour (no immune cell there), as neutrophils
     enter (:func:`sim.cells.neutrophil.recruit`). Nothing is drawn while the rate is 0.
@@ -62,7 +62,7 @@ def recruit(m, viable_at) -> None:
                    "tumor_contact": lambda: box_sum(viable_at >= 0)[x, y],
                    "activated": lambda: np.zeros(n)})
     enters = m.occurs("macrophage", "extravasation", sig, n,
-                      factor=m.treatment.macrophage_recruitment)
+                      factor=m.treatment.macrophage_recruitment * m.endothelial["perfused"])
     if enters is None:
         return
     src = np.flatnonzero(enters)

@@ -155,7 +155,8 @@ def move(m, sig) -> None:
 
 
 def recruit(m) -> None:
-    """Extravasation at vessel voxels, set by local chemokine and the systemic supply."""
+    """Extravasation at perfused vessel voxels (neutrophils arrive with the blood), set by
+    local chemokine and the systemic supply."""
     e = m.endothelial
     n = e.n
     if n == 0:
@@ -164,7 +165,7 @@ def recruit(m) -> None:
     sig = Signals({**field_signals(m, e["x"], e["y"]), "tumor_contact": lambda: zeros,
                    "activated": lambda: zeros, "bound": lambda: zeros})
     rate = m.behaviour("neutrophil", "extravasation", sig, n)
-    rate = rate * m.p.neutrophil.circulating_supply * m.treatment.recruitment
+    rate = rate * m.p.neutrophil.circulating_supply * m.treatment.recruitment * e["perfused"]
     src = np.flatnonzero(m.rng.random(n) < m.scales.prob(rate))
     if src.size == 0:
         return
