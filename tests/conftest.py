@@ -1,6 +1,7 @@
 """Shared fixtures: small configurations that keep the suite fast on CI's 2 cores."""
 
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -28,6 +29,25 @@ EMPTY = {
     "initial.neutrophils_per_mm2_tumor": 0.0,
     "time.warmup_steps": 0,
 }
+
+
+def planted_rules(folder: Path, **saturations: float) -> Path:
+    """A copy of params/rules.csv in ``folder`` whose rows named by ``saturations`` (keys
+    "cell__signal__direction__behaviour") have the given saturation; returns its path."""
+    from sim.config.params import params_dir
+
+    rules = (params_dir() / "rules.csv").read_text()
+    for key, value in saturations.items():
+        row = ",".join(key.split("__")) + ","
+        rules, n = re.subn(rf"^{re.escape(row)}[^,]*,", f"{row}{value},", rules, flags=re.M)
+        assert n == 1, f"no rule row {row}"
+    path = folder / "rules.csv"
+    path.write_text(rules)
+    return path
+
+
+#: the kill rule's key for :func:`planted_rules`
+KILL_RULE = "neutrophil__tumor_contact__increases__kill"
 
 
 @pytest.fixture

@@ -70,29 +70,41 @@ def test_tumor_divides_only_into_free_space(empty_model):
     m = empty_model(seed=3, **{"tumor.cycle_rate_per_min": 0.5})
     reach = int(m.p.tumor.push_distance_um / m.p.domain.voxel_um)
     assert reach == 2
-    # a cell boxed in (within its reach) by tumor cells and a vessel cannot divide
+    # a cell boxed in (within its reach) by tumor cells and a vessel does not enter the cycle,
+    # and one planted at the end of its cycle cannot divide and returns to quiescence
     ring = [(40 + dx, 40 + dy) for dx in range(-reach, reach + 1) for dy in range(-reach, reach + 1)
             if (dx, dy) != (0, 0)]
-    m.spawn(tumor.KIND, [40], [40], state=tumor.NORMOXIC)
+    boxed = m.spawn(tumor.KIND, [40], [40], state=tumor.NORMOXIC)
     m.spawn(endothelial.KIND, [ring[0][0]], [ring[0][1]], state=endothelial.STALK, born_min=0.0)
     xs, ys = zip(*ring[1:])
     m.spawn(tumor.KIND, xs, ys, state=tumor.NECROTIC)
     m.fields["oxygen"][:] = 38.0
     n0 = m.tumor.n
     for _ in range(20):
-        tumor.divide(m, tumor.signals(m))
-    assert m.tumor.n == n0
-    # a free cell divides, and only into voxels that held no tumor cell and no vessel
-    m.spawn(tumor.KIND, [10], [10], state=tumor.NORMOXIC)
+        tumor.enter_cycle(m, tumor.signals(m))
+    assert m.tumor["cycle_end_min"][boxed[0]] == tumor.QUIESCENT
+    m.tumor["cycle_end_min"][boxed] = m.time_min
+    tumor.divide(m)
+    assert m.tumor.n == n0 and m.tumor["cycle_end_min"][boxed[0]] == tumor.QUIESCENT
+    # a free cell enters the cycle (0.5/min: within a step with probability 1 - e^-3), then
+    # divides at the end of its phase, only into voxels that held no tumor cell and no vessel
+    free = m.spawn(tumor.KIND, [10], [10], state=tumor.NORMOXIC)
     m.spawn(endothelial.KIND, [11], [10], state=endothelial.STALK, born_min=0.0)
+    for _ in range(5):
+        tumor.enter_cycle(m, tumor.signals(m))
+    end = m.tumor["cycle_end_min"][free[0]]
+    assert end == m.time_min + m.p.tumor.ki67_positive_h * 60.0
+    tumor.divide(m)  # not before the phase ends
+    assert m.tumor.n == n0 + 1
     before = {(int(x), int(y)) for x, y in zip(m.tumor["x"], m.tumor["y"])}
-    for _ in range(3):
-        tumor.divide(m, tumor.signals(m))
+    m.tumor["cycle_end_min"][free] = m.time_min
+    tumor.divide(m)
     after = {(int(x), int(y)) for x, y in zip(m.tumor["x"], m.tumor["y"])}
     born = after - before
-    assert born, "a free proliferating cell should divide at 0.5/min"
-    assert (11, 10) not in born
+    assert len(born) == 1 and (11, 10) not in born
     assert len(after) == m.tumor.n  # never two in one voxel
+    assert (m.tumor["cycle_end_min"][-2:] == tumor.QUIESCENT).all() or \
+        m.tumor["cycle_end_min"][free[0]] == tumor.QUIESCENT
 
 
 def test_hypoxia_raises_the_proangiogenic_factor(empty_model):

@@ -41,7 +41,7 @@ def test_run_writes_every_output(tmp_path):
 
 
 _RULES = (ROOT / "params" / "rules.csv").read_text().splitlines()
-_BAD_RULE = "\n".join([_RULES[0], _RULES[1].replace(",0.0012,1,1,", ",0.0012,0,1,"), *_RULES[2:]])
+_BAD_RULE = "\n".join([_RULES[0], _RULES[1].replace(",1,1,", ",0,1,", 1), *_RULES[2:]])  # half_max 0
 
 
 @pytest.mark.parametrize(

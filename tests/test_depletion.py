@@ -177,13 +177,10 @@ def test_arms_the_study_did_not_test_are_predictions_never_agreements():
 
 
 def test_a_rules_file_reaches_every_arm_and_the_record(tmp_path):
-    from sim.config.params import params_dir
     from sim.experiments.depletion import DepletionSetup
+    from tests.conftest import planted_rules
 
-    rules = (params_dir() / "rules.csv").read_text().replace(
-        "neutrophil,tumor_contact,increases,binding,0.05,", "neutrophil,tumor_contact,increases,binding,0.01,")
-    path = tmp_path / "weak_binding.csv"
-    path.write_text(rules)
+    path = planted_rules(tmp_path, neutrophil__tumor_contact__increases__binding=0.01)
     setup = DepletionSetup(rules_file=str(path))
     for p in setup.arm_params().values():
         assert p.rules.path == str(path)

@@ -7,14 +7,15 @@ import pytest
 
 from sim import readouts
 from sim.cells import endothelial, macrophage, neutrophil
-from sim.config.params import load_params, params_dir
+from sim.config.params import load_params
 from sim.model.model import NeutroModel
-from tests.conftest import EMPTY
+from tests.conftest import EMPTY, planted_rules
 from tests.test_model import assert_arrays_match_agents
 
 E0 = 0.005  # 1/min per vessel voxel, the planted base of extravasation
 EMAX = 0.045  # 1/min per vessel voxel, the planted saturation of the tumor_signal rule
 HALF = 0.3  # half-max of that rule in params/rules.csv (power 2)
+ENTRY_RULE = "macrophage__tumor_signal__increases__extravasation"
 ROWS = np.arange(1, 80, 3)  # y of the planted vessels, along x
 LEFT = np.arange(2, 38)  # x of the vessels left of the gap (no tumor signal)
 RIGHT = np.arange(42, 78)  # x of those right of it (tumor signal at the half-max)
@@ -22,11 +23,9 @@ RIGHT = np.arange(42, 78)  # x of those right of it (tumor signal at the half-ma
 
 def _model(tmp_path, seed=5, scenario=None, **overrides):
     """An empty model whose rules let the tumor signal raise macrophage entry to EMAX."""
-    rules = (params_dir() / "rules.csv").read_text()
-    row = "macrophage,tumor_signal,increases,extravasation,"
-    assert f"{row}0,{HALF},2," in rules
-    (tmp_path / "rules.csv").write_text(rules.replace(f"{row}0,", f"{row}{EMAX},"))
-    p = load_params(scenario=scenario, rules=tmp_path / "rules.csv",
+    rules = planted_rules(tmp_path, **{ENTRY_RULE: EMAX})
+    assert f"{ENTRY_RULE.replace('__', ',')},{EMAX},{HALF},2," in rules.read_text()
+    p = load_params(scenario=scenario, rules=rules,
                     overrides={**EMPTY, "macrophage.extravasation_per_min": E0, **overrides})
     return NeutroModel(p, rng=seed)
 
@@ -34,7 +33,7 @@ def _model(tmp_path, seed=5, scenario=None, **overrides):
 def _vessels(m, xs=np.concatenate((LEFT, RIGHT))):
     """Vessel voxels along the rows ROWS at the given x; returns their (x, y)."""
     vx, vy = (a.ravel() for a in np.meshgrid(xs, ROWS, indexing="ij"))
-    m.spawn(endothelial.KIND, vx, vy, state=endothelial.STALK, born_min=-np.inf)
+    m.spawn(endothelial.KIND, vx, vy, state=endothelial.STALK, born_min=-np.inf, perfused=True)
     return vx, vy
 
 
@@ -132,11 +131,13 @@ def test_full_depletion_stops_entry_without_a_draw(tmp_path):
 
 
 @pytest.mark.parametrize("on", [False, True])
-def test_turnover_off_draws_nothing(empty_model, on):
-    """The defaults: no death, no entry, and the random stream untouched; any one rate
-    above 0 switches its event on."""
-    key = {"macrophage.death_rate_per_min": 0.01} if on else {}
-    m = empty_model(seed=3, **key)
+def test_turnover_off_draws_nothing(tmp_path, on):
+    """Death rate, entry base and the entry rule's saturation 0: no death, no entry, and
+    the random stream untouched; any one rate above 0 switches its event on."""
+    rates = {"macrophage.death_rate_per_min": 0.01 if on else 0.0,
+             "macrophage.extravasation_per_min": 0.0}
+    rules = planted_rules(tmp_path, **{ENTRY_RULE: 0.0})
+    m = NeutroModel(load_params(overrides={**EMPTY, **rates}, rules=rules), rng=3)
     _vessels(m)
     m.fields["tumor_signal"][:] = 1.0
     m.spawn(macrophage.KIND, np.arange(10, 20), np.full(10, 40), state=macrophage.ACTIVATED,

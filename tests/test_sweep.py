@@ -321,11 +321,12 @@ def test_dotted_keys_read_as_the_quoted_ones(tmp_path):
 
 
 def test_rules_from_the_spec_or_the_command_line(tmp_path):
-    from sim.config.params import params_dir
+    from tests.conftest import planted_rules
 
-    table = (params_dir() / "rules.csv").read_text()
-    (tmp_path / "a.csv").write_text(table.replace(",binding,0.05,", ",binding,0.01,"))
-    (tmp_path / "b.csv").write_text(table.replace(",binding,0.05,", ",binding,0.02,"))
+    for name, value in (("a", 0.01), ("b", 0.02)):
+        (tmp_path / name).mkdir()
+        planted_rules(tmp_path / name, neutrophil__tumor_contact__increases__binding=value).rename(
+            tmp_path / f"{name}.csv")
     spec_path = _write(tmp_path, GOOD.replace("days = 1", 'days = 1\nrules = "a.csv"'))
     for rules, want in ((None, 0.01), (tmp_path / "b.csv", 0.02)):
         spec = load_spec(spec_path, rules=rules)

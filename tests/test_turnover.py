@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from sim.cells import neutrophil, tumor
-from sim.config.params import load_params, params_dir
+from sim.config.params import load_params
 from sim.model.model import NeutroModel
-from tests.conftest import EMPTY
+from tests.conftest import EMPTY, KILL_RULE, planted_rules
 
 KILL = 0.05  # 1/min, the planted saturation of the kill rule
 
@@ -16,11 +16,8 @@ KILL = 0.05  # 1/min, the planted saturation of the kill rule
 @pytest.fixture
 def killing_model(tmp_path):
     """An empty model whose rules let naive neutrophils kill at up to KILL per minute."""
-    rules = (params_dir() / "rules.csv").read_text().replace(
-        "neutrophil,tumor_contact,increases,kill,0,", f"neutrophil,tumor_contact,increases,kill,{KILL},")
-    assert f"kill,{KILL}," in rules
-    (tmp_path / "rules.csv").write_text(rules)
-    return NeutroModel(load_params(overrides=EMPTY, rules=tmp_path / "rules.csv"), rng=5)
+    rules = planted_rules(tmp_path, **{KILL_RULE: KILL})
+    return NeutroModel(load_params(overrides=EMPTY, rules=rules), rng=5)
 
 
 def _pairs(m, xs, ys, state=neutrophil.NAIVE):
@@ -85,9 +82,12 @@ def test_apoptotic_cells_hold_their_voxel_for_the_duration_then_free_it(empty_mo
     assert (m.tumor["x"][nb["partner"][~released]] == nb["x"][~released]).all()
 
 
-def test_with_every_rate_zero_nothing_is_drawn(empty_model):
-    """Default rules: no killing, no apoptosis, and the random stream is untouched."""
-    m = empty_model(seed=1)
+def test_with_every_rate_zero_nothing_is_drawn(tmp_path):
+    """Kill saturation and apoptosis rate 0: no killing, no apoptosis, and the random stream
+    is untouched."""
+    rules = planted_rules(tmp_path, **{KILL_RULE: 0.0})
+    m = NeutroModel(load_params(overrides={**EMPTY, "tumor.apoptosis_rate_per_min": 0.0},
+                                rules=rules), rng=1)
     _pairs(m, np.arange(2, 70, 4), np.full(17, 10))
     before = m.rng.bit_generator.state
     viable_at = neutrophil.viable_tumor_map(m)

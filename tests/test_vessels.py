@@ -1,7 +1,7 @@
 """Vessel turnover: with ``endothelial.perfusion = "anastomosis"`` a new sprout carries no
 blood (supplies no oxygen) until its tip meets perfused vessel, and an unperfused cell
 starved of VEGF for ``endothelial.regression_after_h`` regresses, never a perfused one;
-with the defaults ("immediate", 0) every vessel is perfused and nothing regresses."""
+with ("immediate", 0) every vessel is perfused and nothing regresses."""
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ from sim.runs.run import run_one
 from tests.conftest import EMPTY, SMALL
 
 ON = {"endothelial.perfusion": "anastomosis"}
+OFF = {"endothelial.perfusion": "immediate", "endothelial.regression_after_h": 0.0}
 TRUNK_Y, OTHER_Y, COL = 10, 20, 20  # two perfused trunks along x; a sprout climbs x = COL
 
 
@@ -116,7 +117,7 @@ def test_a_starved_unperfused_sprout_regresses_after_exactly_the_duration(empty_
 
 def test_regression_off_and_immediate_perfusion_remove_nothing(empty_model):
     for overrides in ({**ON, "endothelial.regression_after_h": 0.0},
-                      {"endothelial.regression_after_h": 1.0}):
+                      {**OFF, "endothelial.regression_after_h": 1.0}):
         m = empty_model(seed=3, **overrides)
         _trunk(m, TRUNK_Y)
         _sprout(m, COL, np.arange(TRUNK_Y + 1, TRUNK_Y + 6))
@@ -127,7 +128,7 @@ def test_regression_off_and_immediate_perfusion_remove_nothing(empty_model):
 
 
 def test_immediate_perfusion_perfuses_every_vessel(empty_model):
-    m = empty_model(seed=1)
+    m = empty_model(seed=1, **OFF)
     _trunk(m, TRUNK_Y)
     x, y = COL, np.arange(TRUNK_Y + 1, TRUNK_Y + 6)
     _sprout(m, x, y)  # planted unperfused: "immediate" perfuses it all the same
@@ -139,7 +140,7 @@ def test_immediate_perfusion_perfuses_every_vessel(empty_model):
 def test_the_vessels_of_t0_are_perfused_and_the_mechanism_draws_nothing():
     """With no sprouting, "anastomosis" and regression change nothing: the vessels of t=0
     carry blood, and neither rule draws a random number."""
-    off = run_one(load_params(overrides=SMALL), 4, days=1.0)
+    off = run_one(load_params(overrides={**SMALL, **OFF}), 4, days=1.0)
     on = run_one(load_params(overrides={**SMALL, **ON, "endothelial.regression_after_h": 6.0}),
                  4, days=1.0)
     assert (off.timeseries["tip_cells"] == 0).all()  # the premise: no sprout in one day

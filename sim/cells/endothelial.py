@@ -26,12 +26,13 @@ KIND = "endothelial"
 STALK, TIP = 0, 1
 STATES = ("stalk", "tip")
 #: prev_x, prev_y: the voxel a tip came from; moves: a tip's moves since it sprouted;
-#: born_min: when the cell was laid (min); perfused: whether it carries blood; sprout: its
+#: born_min: when the cell was laid (min); perfused: whether it carries blood (new rows
+#: start perfused: sprouting and extension say otherwise explicitly); sprout: its
 #: sprout's id in :class:`Sprouts` (0: the vessels of t=0); fed_min: the last time (min)
 #: its voxel's VEGF was at or above the sprouting threshold (or it was perfused, or laid),
 #: so ``time - fed_min`` is how long it has been starved
 COLUMNS = {"prev_x": np.int32, "prev_y": np.int32, "moves": np.int32, "born_min": np.float64,
-           "perfused": np.bool_, "sprout": np.int32, "fed_min": np.float64}
+           "perfused": (np.bool_, True), "sprout": np.int32, "fed_min": np.float64}
 #: a tip may anastomose only after this many moves (so it does not fuse with its parent)
 MIN_MOVES_BEFORE_FUSION = 3
 
