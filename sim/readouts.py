@@ -98,7 +98,8 @@ def neutrophil_tumor_pairs(m) -> int:
     return int((m.neutrophils["state"] == neutrophil.BOUND).sum())
 
 
-def activated_neutrophils(m) -> int:
+def educated_neutrophils(m) -> int:
+    """Neutrophils the tumor has educated (activated or bound: the pro-tumor niche state)."""
     return int((m.neutrophils["state"] != neutrophil.NAIVE).sum())
 
 
@@ -182,7 +183,7 @@ REPORTERS = {
         time_h, tumor_cells, proliferation_index, hypoxic_fraction, necrotic_cells,
         apoptotic_cells, tumor_cells_killed,
         invasive_cells, neutrophils, neutrophils_recruited, neutrophils_in_tumor, neutrophils_in_contact,
-        neutrophil_tumor_pairs, bound_neutrophil_fraction, activated_neutrophils, macrophages,
+        neutrophil_tumor_pairs, bound_neutrophil_fraction, educated_neutrophils, macrophages,
         macrophages_recruited, activated_macrophages, endothelial_cells, tip_cells,
         perfused_vessel_fraction, vessel_density_per_mm2,
         neutrophil_fraction, endothelial_fraction, neutrophil_share_of_microenvironment,

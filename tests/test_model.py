@@ -103,7 +103,7 @@ def test_timeseries_columns_and_cadence(small_params):
     ts = r.timeseries
     need = ["time_h", "tumor_cells", "neutrophils", "macrophages", "endothelial_cells",
             "proliferation_index", "vessel_density_per_mm2", "neutrophils_in_contact",
-            "neutrophil_tumor_pairs", "activated_neutrophils", "activated_macrophages",
+            "neutrophil_tumor_pairs", "educated_neutrophils", "activated_macrophages",
             "hypoxic_fraction", "necrotic_cells", "invasive_cells", "mean_oxygen",
             "mean_chemoattractant", "mean_proangiogenic", "mean_proinvasive", "mean_tumor_signal"]
     assert set(need) <= set(ts.columns)

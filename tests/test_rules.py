@@ -97,3 +97,26 @@ def test_rules_file_option_replaces_the_table(tmp_path):
     assert len(p.rules.rules) == 1
     with pytest.raises(ParameterError, match="rules file not found"):
         load_params(rules=tmp_path / "nope.csv")
+
+
+def test_a_rule_groups_saturation_is_set_like_a_parameter(tmp_path):
+    """``rules.CELL.BEHAVIOUR.DIRECTION`` sets the shared saturation of that group of rows,
+    through --set, sweeps and Params.replace alike; the digest follows; bad keys and values
+    get one message naming the option."""
+    from sim.config.params import load_params
+    from sim.config.rules import RuleError
+
+    base = load_params()
+    key = "rules.tumor.division.increases"  # two rows (bound_neutrophils, proinvasive)
+    p = load_params(overrides={key: 0.004})
+    rows = [r for r in p.rules.rules if r.behaviour == "division" and r.direction == "increases"]
+    assert len(rows) == 2 and all(r.saturation == 0.004 for r in rows)
+    untouched = [(a, b) for a, b in zip(base.rules.rules, p.rules.rules) if a not in rows]
+    assert all(a == b for a, b in untouched if a.behaviour != "division")
+    assert p.rules.saturations()[key] == 0.004 and p.digest() != base.digest()
+    assert base.replace({key: 0.004}, origin="sweep point").digest() == p.digest()
+    assert base.replace({key: base.rules.saturations()[key]}).digest() == base.digest()
+    with pytest.raises(RuleError, match=r"--set rules.tumor.divison.increases=1: .*did you mean rules.tumor.division.increases"):
+        load_params(overrides={"rules.tumor.divison.increases": 1})
+    with pytest.raises(RuleError, match=r"rules.tumor.division.increases = 2.0 \(1/min\); allowed \[0, 1.0\]"):
+        load_params(overrides={key: 2})

@@ -16,6 +16,7 @@ import pytest
 
 from sim.cli import main
 from sim.experiments.sensitivity import analyze
+from sim.config.errors import ParameterError
 from sim.experiments.sweep import load_spec, run_sweep
 from sim.runs.ensemble import execute_run, load_failures, load_runs, part_meta
 from sim.runs.executors import DaskExecutor, ProcessExecutor, SerialExecutor
@@ -332,3 +333,20 @@ def test_rules_from_the_spec_or_the_command_line(tmp_path):
         spec = load_spec(spec_path, rules=rules)
         binding = spec.base_params("control").rules.max_value("neutrophil", "binding", 0.0)
         assert binding == want
+
+
+def test_a_rule_rows_saturation_is_a_sweep_factor(tmp_path):
+    """A factor ``rules.CELL.BEHAVIOUR.DIRECTION`` sets that group's saturation at each
+    point, in every arm; a misspelt one is refused when the spec loads."""
+    text = GOOD.replace('"neutrophil.chemotaxis_bias" = { low = 0.1, high = 0.5 }',
+                        '"rules.neutrophil.kill.increases" = { low = 0.0, high = 0.02 }')
+    spec = load_spec(_write(tmp_path, text))
+    runs = spec.run_specs()
+    kills = {(r.labels["point"], r.labels["arm"]): r.params.rules.max_value("neutrophil", "kill", 0.0)
+             for r in runs}
+    for (point, arm), value in kills.items():
+        assert value == spec.points()[point]["rules.neutrophil.kill.increases"]
+        assert value == kills[(point, "control")]  # the same in every arm
+    assert len(set(kills.values())) > 1
+    with pytest.raises(ParameterError, match="unknown parameter.*did you mean rules.neutrophil.kill.increases"):
+        load_spec(_write(tmp_path, text.replace("kill.increases", "kil.increases"), "bad.toml"))

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .errors import ParameterError, reading
 from .field_registry import BOUNDARIES
 from .numbers import whole_number
-from .rules import RuleSet, load_rules
+from .rules import RULE_KEY, RuleSet, load_rules
 from .units import MIN_PER_DAY, MIN_PER_HOUR, Scales
 
 __all__ = [
@@ -326,6 +326,10 @@ def _merge_tree(raw: dict, tree: Mapping[str, Any], origin: str, origins: dict) 
 def _merge_flat(raw: dict, overrides: Mapping[str, Any], origin: str, origins: dict) -> None:
     for dotted, value in overrides.items():
         section, _, key = dotted.replace("__", ".").partition(".")
+        if section == RULE_KEY:  # a rule group's saturation, applied to the rules in _build
+            raw.setdefault(RULE_KEY, {})[f"{RULE_KEY}.{key}"] = value
+            origins[f"{RULE_KEY}.{key}"] = origin
+            continue
         if not key:
             raise ParameterError(f"{origin}: key '{dotted}' must be 'section.key'")
         if section not in _SECTIONS:
@@ -410,6 +414,7 @@ def _build(
             f.name: _coerce(section, f, entries[f.name], where(f"{section}.{f.name}"))
             for f in fields(cls)
         })
+    rules = rules.with_saturations(raw.get(RULE_KEY, {}), where)
     params = Params(**sections, rules=rules, scenario=scenario, sources=sources)
     _check_numerics(params, where)
     return params

@@ -15,11 +15,13 @@ type is evaluated for all its agents at once (numpy arrays).
 """
 
 import csv
+import dataclasses
+import difflib
 import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from numba import njit
@@ -27,7 +29,10 @@ from numba import njit
 from .errors import ParameterError, reading
 from .field_registry import FIELDS
 
-__all__ = ["Rule", "RuleSet", "SIGNALS", "BEHAVIOURS", "load_rules", "hill"]
+__all__ = ["Rule", "RuleSet", "SIGNALS", "BEHAVIOURS", "RULE_KEY", "load_rules", "hill"]
+
+#: the first part of the override keys of rule saturations (``rules.CELL.BEHAVIOUR.DIRECTION``)
+RULE_KEY = "rules"
 
 #: every cell type senses every field, in the field's unit
 FIELD_SIGNALS = {f.name: f.unit for f in FIELDS}
@@ -228,6 +233,42 @@ class RuleSet:
 
     def to_rows(self) -> list[dict]:
         return [r.__dict__.copy() for r in self.rules]
+
+    def saturations(self) -> dict[str, float]:
+        """``{"rules.CELL.BEHAVIOUR.DIRECTION": saturation}``: the value each group of rows
+        (one cell type, behaviour and direction) moves its behaviour toward; the keys
+        ``--set`` and sweeps use to change a row's saturation."""
+        return {f"{RULE_KEY}.{r.cell_type}.{r.behaviour}.{r.direction}": r.saturation
+                for r in self.rules}
+
+    def with_saturations(self, values: Mapping[str, Any], where: Callable[[str], str]) -> "RuleSet":
+        """A copy with the saturations of :meth:`saturations`' keys in ``values`` replaced;
+        ``where(key)`` names the file or option that set a key, for the error message."""
+        if not values:
+            return self
+        known = self.saturations()
+        new = {}
+        for key, value in values.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise RuleError(f"{where(key)}: {key} names no group of rows in "
+                                f"{self.path or 'the rules table'}{hint}; allowed: "
+                                f"{', '.join(sorted(known))}")
+            cell, behaviour = key.split(".")[1:3]
+            unit, _, upper = BEHAVIOURS[cell][behaviour]
+            try:
+                sat = float(value)
+            except (TypeError, ValueError):
+                raise RuleError(f"{where(key)}: {key} = {value!r} is not a number") from None
+            if not 0.0 <= sat <= upper:
+                raise RuleError(f"{where(key)}: {key} = {sat} ({unit}); allowed [0, {upper}]")
+            new[key] = sat
+        rules = tuple(
+            dataclasses.replace(r, saturation=new.get(
+                f"{RULE_KEY}.{r.cell_type}.{r.behaviour}.{r.direction}", r.saturation))
+            for r in self.rules)
+        return RuleSet(rules, self.path)
 
 
 def _number(path: Path, row: int, col: str, text: str) -> float:

@@ -283,7 +283,8 @@ def _factors(table: dict, path: Path, design: str) -> tuple[Factor, ...]:
     if not table:
         raise ParameterError(f"{path}: [parameters] is empty; name at least one parameter "
                              "with low/high (or levels for a grid)")
-    schema = load_params().flat()
+    defaults = load_params()
+    schema = {**defaults.flat(), **defaults.rules.saturations()}  # rules.CELL.BEHAVIOUR.DIRECTION
     out = []
     for name, spec in table.items():
         where = f"{path}: [parameters] {name}"
