@@ -107,3 +107,31 @@ def test_the_base_apoptosis_rate(empty_model):
     p = 1 - np.exp(-rate * m.p.time.dt_min)
     went = (m.tumor["state"] == tumor.APOPTOTIC).sum()
     assert abs(went - p * n) < 4 * np.sqrt(n * p * (1 - p))
+
+
+def test_education_moves_naive_neutrophils_at_the_planted_rate():
+    """Naive neutrophils bathed in the tumor signal at its half-max are educated
+    (activated) within one step with probability 1 - exp(-rate dt), rate half the planted
+    saturation; without the signal or contact they stay naive. Binding is switched off so
+    that the activation rule alone acts."""
+    sat = 0.04  # 1/min, planted saturation of the activation rules
+    m = NeutroModel(load_params(overrides={**EMPTY, "rules.neutrophil.activation.increases": sat,
+                                           "rules.neutrophil.binding.increases": 0.0}), rng=9)
+    half = next(r.half_max for r in m.p.rules.rules
+                if r.behaviour == "activation" and r.signal == "tumor_signal"
+                and r.cell_type == "neutrophil")
+    gx, gy = np.meshgrid(np.arange(0, 80), np.arange(0, 80, 2), indexing="ij")
+    x, y = gx.ravel(), gy.ravel()
+    m.spawn(neutrophil.KIND, x, y, state=neutrophil.NAIVE, partner=-1, heading=0,
+            death_min=np.inf)
+    bathed = x < 40
+    m.fields["tumor_signal"][:40] = half  # U = 1/2 on the left half, 0 on the right
+    viable_at = neutrophil.viable_tumor_map(m)
+    neutrophil.bind_and_activate(m, neutrophil.signals(m, viable_at), viable_at)
+    educated = m.neutrophils["state"] == neutrophil.ACTIVATED
+    p = 1 - np.exp(-sat / 2 * m.p.time.dt_min)
+    n = int(bathed.sum())
+    assert abs(educated[bathed].sum() - p * n) < 4 * np.sqrt(n * p * (1 - p))
+    assert not educated[~bathed].any()
+    # educated cells draw the longer lifespan of activated neutrophils
+    assert np.median(m.neutrophils["death_min"][educated]) > 24 * 60
