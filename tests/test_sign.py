@@ -14,10 +14,7 @@ from sim.experiments.depletion import DepletionSetup, run_depletion
 from sim.readouts import at_time
 from sim.runs.ensemble import load_runs
 
-pytestmark = pytest.mark.experiment  # 16 runs of 10 days on a small window
-
-SMALL = (("domain.nx", "80"), ("domain.ny", "80"), ("initial.tumor_radius_um", "300"),
-         ("initial.host_vessels", "4"), ("time.warmup_steps", "5"))
+pytestmark = pytest.mark.experiment  # 16 runs of 14 days of the default advanced tumor
 
 
 def anti_tumor_rules(path) -> str:
@@ -36,11 +33,12 @@ def anti_tumor_rules(path) -> str:
 
 
 def _tumor_change(tmp_path, name, rules_file=None) -> list[float]:
-    """Depletion vs control tumor cells at day 10, per seed (treatment from day 2)."""
-    setup = DepletionSetup(replicates=4, days=10, start_day=2, sets=SMALL, rules_file=rules_file)
+    """Depletion vs control tumor cells at day 14 of the default advanced tumor, per seed
+    (treatment from day 7, as in the default experiment)."""
+    setup = DepletionSetup(replicates=4, days=14, start_day=7, rules_file=rules_file)
     result = run_depletion(setup, tmp_path / name, workers=2, progress=False)
     assert not result.failures
-    end = at_time(load_runs(result.out), 240.0).set_index(["arm", "replicate"])["tumor_cells"]
+    end = at_time(load_runs(result.out), 14 * 24.0).set_index(["arm", "replicate"])["tumor_cells"]
     return [end["depletion", r] / end["control", r] - 1 for r in range(4)]
 
 

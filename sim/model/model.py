@@ -105,6 +105,7 @@ class NeutroModel(Model):
         self.fields["oxygen"][:] = params.oxygen.boundary_mmHg
         tissue.build(self)
         self.fields.warm_up(lambda src: write_sources(self, src), params.time.warmup_steps)
+        tissue.start_cycles(self)
         self.datacollector = DataCollector(model_reporters=readouts.REPORTERS)
         self.datacollector.collect(self)
 

@@ -69,12 +69,7 @@ def build(m) -> None:
     disc = tumor_disc(nx, ny, s.voxels(p.initial.tumor_radius_um))
     occupied = disc & (rng.random((nx, ny)) < p.initial.tumor_packing)
     tx, ty = np.nonzero(occupied)
-    # an asynchronous population: each cell in cycle with the stationary probability of the
-    # base cycle, T / (1 / r0 + T), its Ki67-positive phase ending uniformly within T
-    phase = tumor.ki67_phase_min(m)
-    cycling = rng.random(tx.size) < phase / (1.0 / max(p.tumor.cycle_rate_per_min, 1e-12) + phase)
-    end = np.where(cycling, rng.random(tx.size) * phase, tumor.QUIESCENT)
-    m.spawn(tumor.KIND, tx, ty, state=tumor.NORMOXIC, cycle_end_min=end)
+    m.spawn(tumor.KIND, tx, ty, state=tumor.NORMOXIC)  # quiescent until start_cycles
 
     paths = set(host_vessel_paths(rng, nx, ny, p.initial.host_vessels, p.initial.vessel_wiggle))
     n_inside = int(round(p.initial.tumor_vessel_density_per_mm2 * disc.sum() * s.voxel_area_mm2))
@@ -99,3 +94,17 @@ def build(m) -> None:
     m.spawn(neutrophil.KIND, nx_, ny_, state=neutrophil.NAIVE, partner=-1,
             heading=rng.integers(0, 8, n_neu),
             death_min=neutrophil.draw_lifespan_min(m, n_neu, p.neutrophil.lifespan_naive_day))
+
+
+def start_cycles(m) -> None:
+    """Put the tumor cells of t=0 into the cycle as an asynchronous population at the
+    steady state of the base cycle in the settled oxygen field: a cell with room enters
+    with probability ``T / (1 / (r0 f(O2)) + T)`` (``T`` the Ki67-positive phase, ``r0``
+    the base entry rate, ``f`` the oxygen factor), its phase ending uniformly within ``T``;
+    one without room stays quiescent. Called after the fields' warm-up."""
+    t, rng = m.tumor, m.rng
+    phase = tumor.ki67_phase_min(m)
+    rate = m.p.tumor.cycle_rate_per_min * tumor.oxygen_factor(m, m.fields["oxygen"][t["x"], t["y"]])
+    in_cycle = phase * rate / (1.0 + phase * rate)  # = T / (1 / rate + T), 0 at rate 0
+    cycling = tumor.viable(t) & tumor.room_to_divide(m) & (rng.random(t.n) < in_cycle)
+    t["cycle_end_min"][cycling] = m.time_min + rng.random(int(cycling.sum())) * phase
