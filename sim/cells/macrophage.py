@@ -3,9 +3,9 @@
 States: 0 resting, 1 activated (secretes the neutrophil chemoattractant: the study's
 tumor -> macrophage -> neutrophil recruitment chain). Turnover: each macrophage dies at
 the rate of the behaviour ``death`` (an exponential lifespan), and monocyte-derived
-macrophages enter from the blood at vessel voxels at the rate of ``extravasation``, which
-the tumor signal raises (CSF1/CCL2-like recruitment). Both are events drawn through
-``model.occurs``, so with their rates at 0 (the current defaults) nothing is drawn and the
+macrophages enter from the blood at perfused vessel voxels at the rate of
+``extravasation``, which the tumor signal raises (CSF1/CCL2-like recruitment). Both are
+events drawn through ``model.occurs``, so with their rates at 0 nothing is drawn and the
 resident population of t=0 is all there is. Equations in docs/model.md.
 """
 
