@@ -237,25 +237,34 @@ def _choose(page, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def _toggle(page, label: str, then: str, tries: int = 3) -> None:
+def _toggle(page, label: str, then: str, tries: int = 3, within_s: float = 180.0) -> None:
     """Click the play/pause button showing ``label`` until it shows ``then``.
 
     A click that reaches the page while Solara is replacing the widget it targets is
     dropped (the event names a widget that no longer exists); the button's own label says
-    whether the click took, so a lost click is repeated, a taken one never is.
+    whether the click took, so a lost click is repeated, a taken one never is. On a loaded
+    machine the label can lag a running step by many seconds (the page re-renders when the
+    step ends), so the wait is long and a click is repeated only while the old label
+    still shows.
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     button = page.get_by_role("button", name=label, exact=True)
-    for _ in range(tries):
-        button.click()
+    target = page.get_by_role("button", name=then, exact=True)
+    deadline = time.monotonic() + within_s
+    button.click()
+    clicks = 1
+    while True:
         try:
-            page.get_by_role("button", name=then, exact=True).wait_for(timeout=20_000)
+            target.wait_for(timeout=20_000)
             return
         except PlaywrightTimeout:
-            if not button.is_visible():
-                raise
-    raise AssertionError(f"the {label} button did not take {tries} clicks")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the {label} button did not turn into {then} within "
+                                     f"{within_s:g} s ({clicks} clicks)") from None
+            if clicks < tries and button.is_visible():
+                button.click()
+                clicks += 1
 
 
 @pytest.mark.browser
