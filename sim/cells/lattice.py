@@ -9,7 +9,7 @@ Occupancy maps hold the row of the agent in each voxel, -1 where free.
 import numba as nb
 import numpy as np
 
-__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum", "gather",
+__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum", "free_within", "gather",
            "moved_voxels"]
 
 #: Moore neighbourhood offsets, direction d = 0..7 (E, NE, N, NW, W, SW, S, SE)
@@ -176,6 +176,25 @@ def _box3(mask):
             out[i, j] += col[i, j + 1]
         for j in range(1, ny):
             out[i, j] += col[i, j - 1]
+    return out
+
+
+@nb.njit(cache=True)
+def free_within(rows, xs, ys, a, b, r):
+    """Per listed row: some voxel within Chebyshev distance ``r`` of (xs, ys)[row], inside
+    the grid, is free in both maps (-1 in ``a``, < 0 in ``b``, as :func:`_is_free`)."""
+    out = np.zeros(rows.size, np.bool_)
+    for k in range(rows.size):
+        xi, yi = xs[rows[k]], ys[rows[k]]
+        found = False
+        for dx in range(-r, r + 1):
+            for dy in range(-r, r + 1):
+                if _is_free(a, b, xi + dx, yi + dy):
+                    found = True
+                    break
+            if found:
+                break
+        out[k] = found
     return out
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..config.units import MIN_PER_HOUR
 from .common import Signals, field_signals, uniforms_for
-from .lattice import box_sum, move_to_free, place_near
+from .lattice import box_sum, free_within, move_to_free, place_near
 
 #: the population's name in ``model.populations``
 KIND = "tumor"
@@ -76,12 +76,11 @@ def in_cycle(t) -> np.ndarray:
     return viable(t) & (t["cycle_end_min"] < QUIESCENT)
 
 
-def room_to_divide(m) -> np.ndarray:
-    """Per row: a free voxel (no tumor cell, no vessel) lies within :func:`division_reach`
-    (without one the cell is contact-inhibited)."""
+def room_to_divide(m, rows: np.ndarray) -> np.ndarray:
+    """Per listed row: a free voxel (no tumor cell, no vessel) lies within
+    :func:`division_reach` (without one the cell is contact-inhibited)."""
     t = m.tumor
-    free = (t.at < 0) & (m.endothelial.at < 0)
-    return box_sum(free, division_reach(m))[t["x"], t["y"]] > 0
+    return free_within(rows, t["x"], t["y"], t.at, m.endothelial.at, division_reach(m))
 
 
 def ki67_phase_min(m) -> float:
@@ -137,7 +136,8 @@ def enter_cycle(m, sig) -> None:
     rate = m.behaviour("tumor", "division", sig, t.n) * oxygen_factor(m, sig["oxygen"])
     u = m.rng.random(t.n)
     quiescent = viable(t) & (t["cycle_end_min"] == QUIESCENT)
-    enters = np.flatnonzero(quiescent & (u < m.scales.prob(rate)) & room_to_divide(m))
+    drawn = np.flatnonzero(quiescent & (u < m.scales.prob(rate)))
+    enters = drawn[room_to_divide(m, drawn)]
     t["cycle_end_min"][enters] = m.time_min + ki67_phase_min(m)
 
 

@@ -106,5 +106,6 @@ def start_cycles(m) -> None:
     phase = tumor.ki67_phase_min(m)
     rate = m.p.tumor.cycle_rate_per_min * tumor.oxygen_factor(m, m.fields["oxygen"][t["x"], t["y"]])
     in_cycle = phase * rate / (1.0 + phase * rate)  # = T / (1 / rate + T), 0 at rate 0
-    cycling = tumor.viable(t) & tumor.room_to_divide(m) & (rng.random(t.n) < in_cycle)
-    t["cycle_end_min"][cycling] = m.time_min + rng.random(int(cycling.sum())) * phase
+    drawn = np.flatnonzero(tumor.viable(t) & (rng.random(t.n) < in_cycle))
+    cycling = drawn[tumor.room_to_divide(m, drawn)]
+    t["cycle_end_min"][cycling] = m.time_min + rng.random(cycling.size) * phase
