@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from ..config.field_registry import FIELD_NAMES
-from .lattice import gather, walk
+from .lattice import gather, place_near, walk
 
 __all__ = ["Signals", "field_signals", "crawl", "uniforms_for"]
 
@@ -20,6 +20,21 @@ def uniforms_for(m, rows: np.ndarray, n: int) -> np.ndarray:
     u = np.zeros(n)
     u[rows] = m.rng.random(len(rows))
     return u
+
+
+def enter_at_vessels(m, src: np.ndarray, at: np.ndarray, other_at: np.ndarray):
+    """Voxels (x, y) for immune cells entering at the vessel rows ``src``: each takes its
+    vessel's voxel or a free neighbour (free in ``at``, its own type's map, and in
+    ``other_at``, the other immune type's), served in a random order; those that find
+    none do not enter. Returns the entering rows of ``src`` and their x and y."""
+    e = m.endothelial
+    n = e.n
+    px = np.full(n, -1, np.int64)
+    py = np.full(n, -1, np.int64)
+    place_near(m.rng.permutation(src), e["x"], e["y"], at, other_at, True,
+               uniforms_for(m, src, n), px, py)
+    ok = src[px[src] >= 0]
+    return ok, px[ok], py[ok]
 
 
 class Signals(dict):

@@ -11,8 +11,8 @@ resident population of t=0 is all there is. Equations in docs/model.md.
 
 import numpy as np
 
-from .common import Signals, crawl, field_signals, uniforms_for
-from .lattice import box_sum, place_near
+from .common import Signals, crawl, enter_at_vessels, field_signals
+from .lattice import box_sum
 
 #: the population's name in ``model.populations``
 KIND = "macrophages"
@@ -62,20 +62,15 @@ def recruit(m, viable_at) -> None:
                    "tumor_contact": lambda: box_sum(viable_at >= 0)[x, y],
                    "activated": lambda: np.zeros(n)})
     enters = m.occurs("macrophage", "extravasation", sig, n,
-                      factor=m.treatment.macrophage_recruitment * m.endothelial["perfused"])
+                      factor=m.treatment.macrophage_recruitment * e["perfused"])
     if enters is None:
         return
     src = np.flatnonzero(enters)
     if src.size == 0:
         return
-    mc = m.macrophages
-    px = np.full(n, -1, np.int64)
-    py = np.full(n, -1, np.int64)
-    place_near(m.rng.permutation(src), x, y, mc.at, m.neutrophils.at, True,
-               uniforms_for(m, src, n), px, py)
-    ok = src[px[src] >= 0]
+    ok, px, py = enter_at_vessels(m, src, m.macrophages.at, m.neutrophils.at)
     m.macrophages_recruited += ok.size
-    m.spawn(KIND, px[ok], py[ok], state=RESTING, heading=m.rng.integers(0, 8, ok.size))
+    m.spawn(KIND, px, py, state=RESTING, heading=m.rng.integers(0, 8, ok.size))
 
 
 def switch(m, sig) -> None:

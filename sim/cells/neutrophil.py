@@ -11,8 +11,8 @@ activation. Equations in docs/model.md.
 import numpy as np
 
 from ..config.units import MIN_PER_DAY
-from .common import Signals, crawl, field_signals, uniforms_for
-from .lattice import DX, DY, box_sum, place_near
+from .common import Signals, crawl, enter_at_vessels, field_signals
+from .lattice import DX, DY, box_sum
 from . import tumor
 
 #: the population's name in ``model.populations``
@@ -169,14 +169,9 @@ def recruit(m) -> None:
     src = np.flatnonzero(m.rng.random(n) < m.scales.prob(rate))
     if src.size == 0:
         return
-    nb = m.neutrophils
-    px = np.full(n, -1, np.int64)
-    py = np.full(n, -1, np.int64)
-    place_near(m.rng.permutation(src), e["x"], e["y"], nb.at, m.macrophages.at, True,
-               uniforms_for(m, src, n), px, py)
-    ok = src[px[src] >= 0]
+    ok, px, py = enter_at_vessels(m, src, m.neutrophils.at, m.macrophages.at)
     m.recruited += ok.size
-    m.spawn(KIND, px[ok], py[ok], state=NAIVE, partner=-1,
+    m.spawn(KIND, px, py, state=NAIVE, partner=-1,
             heading=m.rng.integers(0, 8, ok.size),
             death_min=m.time_min + draw_lifespan_min(m, ok.size, m.p.neutrophil.lifespan_naive_day))
 
