@@ -11,6 +11,7 @@ resident population of t=0 is all there is. Equations in docs/model.md.
 
 import numpy as np
 
+from . import endothelial
 from .common import Signals, crawl, enter_at_vessels, field_signals
 from .lattice import box_sum
 
@@ -62,7 +63,7 @@ def recruit(m, viable_at) -> None:
                    "tumor_contact": lambda: box_sum(viable_at >= 0)[x, y],
                    "activated": lambda: np.zeros(n)})
     enters = m.occurs("macrophage", "extravasation", sig, n,
-                      factor=m.treatment.macrophage_recruitment * e["perfused"])
+                      factor=m.treatment.macrophage_recruitment * endothelial.perfused(m))
     if enters is None:
         return
     src = np.flatnonzero(enters)

@@ -13,7 +13,7 @@ import numpy as np
 from ..config.units import MIN_PER_DAY
 from .common import Signals, crawl, enter_at_vessels, field_signals
 from .lattice import DX, DY, box_sum
-from . import tumor
+from . import endothelial, tumor
 
 #: the population's name in ``model.populations``
 KIND = "neutrophils"
@@ -165,7 +165,7 @@ def recruit(m) -> None:
     sig = Signals({**field_signals(m, e["x"], e["y"]), "tumor_contact": lambda: zeros,
                    "activated": lambda: zeros, "bound": lambda: zeros})
     rate = m.behaviour("neutrophil", "extravasation", sig, n)
-    rate = rate * m.p.neutrophil.circulating_supply * m.treatment.recruitment * e["perfused"]
+    rate = rate * m.p.neutrophil.circulating_supply * m.treatment.recruitment * endothelial.perfused(m)
     src = np.flatnonzero(m.rng.random(n) < m.scales.prob(rate))
     if src.size == 0:
         return
