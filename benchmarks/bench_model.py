@@ -7,6 +7,11 @@ Sections (all seeds fixed):
    stepped by hand (a ``NeutroModel`` with the same seed, so the same trajectory) to count
    agent-updates (the sum over steps of the agents alive at the start of each step) and to
    time the stages of ``NeutroModel.step``; then a cProfile of a short continuation.
+1b. The same run with the fields on one thread and on the default threads, in alternating
+   chunks of steps.
+1c. The same run with the Mesa agents' cells synced after every step (the interactive
+   default) and at records only (as run_one and the ensembles run it; what every other
+   section uses), in alternating chunks.
 2. Large tissue: 1000x1000 voxels (20 mm), initial tumor radius 2500 um (5x the default
    radius on a 5x wider window), everything else default. The full 21 days is run when a
    probe projects it to finish in under LARGE_FULL_LIMIT_MIN minutes; otherwise a shorter
@@ -55,6 +60,9 @@ LARGE_OVERRIDES = {"domain.nx": 1000, "domain.ny": 1000, "initial.tumor_radius_u
 GOAL_LARGE_MIN = 15.0  # project goal: 21 days of the large tissue in under 15 min
 LARGE_FULL_LIMIT_MIN = 25.0  # run the large tissue in full when projected under this
 LARGE_SHORT_DAYS = 2.0  # otherwise run this span and extrapolate
+#: when the Mesa agents' cells follow the arrays, as run_one and every ensemble run it
+#: (section 1c compares "step", NeutroModel's default for interactive use)
+SYNC = "record"
 GOAL_RATIO = 50.0  # neutrosim agent-updates/s over the idiomatic baseline's
 SCALING_RADII_UM = (300.0, 600.0, 1200.0, 1800.0)  # on the default 200x200 grid
 
@@ -228,10 +236,8 @@ class StageTimers:
 
 
 def _moved(a, k, r):
-    """Agents whose voxel changed, from model.moved(pop, old_x, old_y, rows)'s arguments."""
-    pop, old_x, old_y, rows = a
-    x, y = pop["x"][rows], pop["y"][rows]
-    return f"mesa_moves:{pop.name}", np.count_nonzero((x != old_x) | (y != old_y))
+    """Agents moved to a new cell, from mirror.moved(kind, rows, old, new)'s arguments."""
+    return f"mesa_moves:{a[0]}", len(a[1])
 
 
 def instrument(model, detail: bool = True) -> StageTimers:
@@ -248,7 +254,8 @@ def instrument(model, detail: bool = True) -> StageTimers:
                                 sum(model.fields.thread_seconds) - t0]
     t.probes.append(thread_time)
     t.wrap_sub(model, "behaviour", "agents: Hill rules (model.behaviour)")
-    t.wrap_sub(model, "moved", "agents: Mesa cell moves (model.moved)",
+    t.wrap_sub(model.mirror, "sync", "agents: Mesa cells follow the arrays (mirror.sync)")
+    t.wrap_sub(model.mirror, "moved", "  of which cell moves (mirror.moved)",
                count=_moved, count_label="mesa_moves")
     t.wrap_sub(model, "spawn", "agents: new agents (model.spawn)",
                count=lambda a, k, r: len(a[1]), count_label="spawned")
@@ -428,7 +435,7 @@ def bench_default(args, load_params, run_one, NeutroModel):
 
     say("section 1: the same run stepped by hand with stage timers")
     t0 = time.perf_counter()
-    model = NeutroModel(params, rng=SEED)
+    model = NeutroModel(params, rng=SEED, sync_mesa=SYNC)
     build_s = time.perf_counter() - t0
     timers = instrument(model)
     log = StepLog(model.populations.keys())
@@ -440,7 +447,8 @@ def bench_default(args, load_params, run_one, NeutroModel):
     same = (len(ts) == len(res.timeseries)
             and bool((ts.iloc[-1].to_numpy() == res.timeseries.iloc[-1].to_numpy()).all()))
     ups = log.updates
-    print(f"\nStepped by hand (NeutroModel(params, rng={SEED}), {log.steps} x model.step()): "
+    print(f"\nStepped by hand (NeutroModel(params, rng={SEED}, sync_mesa={SYNC!r}), "
+          f"{log.steps} x model.step()): "
           f"same trajectory as run_one: {'yes' if same else 'NO (check determinism)'}")
     print(f"  build {build_s:.2f} s; steps {fmt_s(log.wall)}; first step {log.dt[0] * 1e3:.1f} ms;"
           f" median step {np.median(log.dt) * 1e3:.2f} ms")
@@ -501,7 +509,7 @@ def bench_threads(args, load_params, NeutroModel):
     days = 3.0 if args.quick else 12.0
     spd = 1440.0 / params.time.dt_min
     steps, chunk = int(round(days * spd)), 60
-    models = {k: NeutroModel(params, rng=SEED, threads=k) for k in (1, n)}
+    models = {k: NeutroModel(params, rng=SEED, threads=k, sync_mesa=SYNC) for k in (1, n)}
     wall = {k: np.zeros(steps) for k in models}
     fields = {k: np.zeros(steps) for k in models}
     pc = time.perf_counter
@@ -540,6 +548,45 @@ def bench_threads(args, load_params, NeutroModel):
     return ratio
 
 
+# --------------------------------------------------------------------------- section 1c
+def bench_sync(args, load_params, NeutroModel):
+    """The default run with the Mesa agents' cells following the arrays after every step
+    (``sync_mesa="step"``, the interactive default) and only where the DataCollector
+    records (``"record"``, as run_one and the ensembles), in alternating chunks of steps;
+    results must be identical."""
+    section("1c. Mesa agents' cells synced after every step vs at records "
+            "(NeutroModel(sync_mesa=...)), default grid")
+    params = load_params()
+    days = 3.0 if args.quick else 12.0
+    spd = 1440.0 / params.time.dt_min
+    steps, chunk = int(round(days * spd)), 60
+    models = {k: NeutroModel(params, rng=SEED, sync_mesa=k) for k in ("step", "record")}
+    wall = {k: np.zeros(steps) for k in models}
+    pc = time.perf_counter
+    say(f"section 1c: {days:g} days, sync_mesa 'step' and 'record' in alternating chunks")
+    for start in range(0, steps, chunk):
+        for k, m in models.items():
+            for i in range(start, min(start + chunk, steps)):
+                t0 = pc()
+                m.step()
+                wall[k][i] = pc() - t0
+    a, b = models.values()
+    same = a.datacollector.get_model_vars_dataframe().equals(
+        b.datacollector.get_model_vars_dataframe())
+    last = slice(2 * steps // 3, steps)
+    rows = [[k, f"{wall[k][last].mean() * 1e3:.3f}", f"{np.median(wall[k][last]) * 1e3:.3f}",
+             f"{wall[k].sum():.2f} s"] for k in models]
+    print(f"  {steps} steps ({days:g} days) each; ms per step over the last third "
+          f"(days {days / 3 * 2:g}-{days:g}), {chunk}-step chunks alternating:")
+    table(["sync_mesa", "step", "median", "all steps"], rows)
+    ratio = wall["step"][last].sum() / wall["record"][last].sum()
+    print(f"  a step synced at records only is {ratio:.2f}x as fast; identical results: "
+          f"{'yes' if same else 'NO'}")
+    del models
+    gc.collect()
+    return ratio
+
+
 # ---------------------------------------------------------------------------- section 2
 def bench_large(args, ref, load_params, NeutroModel):
     params = load_params(overrides=LARGE_OVERRIDES)
@@ -552,7 +599,7 @@ def bench_large(args, ref, load_params, NeutroModel):
     la0 = loadavg()
     say("section 2: building the large model")
     t0 = time.perf_counter()
-    model = NeutroModel(params, rng=SEED)
+    model = NeutroModel(params, rng=SEED, sync_mesa=SYNC)
     build_s = time.perf_counter() - t0
     n0 = {k: p.n for k, p in model.populations.items()}
     print(f"  build {build_s:.1f} s (Mesa grid of {params.domain.nx * params.domain.ny:,} cells, "
@@ -643,7 +690,7 @@ def bench_scaling(args, load_params, NeutroModel):
         say(f"section 3: radius {radius:g} um")
         params = load_params(overrides={"initial.tumor_radius_um": radius})
         spd = 1440.0 / params.time.dt_min
-        model = NeutroModel(params, rng=SEED)
+        model = NeutroModel(params, rng=SEED, sync_mesa=SYNC)
         for _ in range(warm):
             model.step()
         timers = instrument(model, detail=False)
@@ -846,6 +893,9 @@ def bench_baseline(args, ref, load_params):
     if ref.get("threads_speedup"):
         print(f"  on one thread (section 1's rate divided by section 1b's speed-up of "
               f"{ref['threads_speedup']:.2f}x): {ratio / ref['threads_speedup']:.1f}x")
+    if ref.get("sync_speedup"):
+        print(f"  with the Mesa agents' cells synced after every step (section 1's rate divided by "
+              f"section 1c's {ref['sync_speedup']:.2f}x): {ratio / ref['sync_speedup']:.1f}x")
     print(f"  load average at the end of section 4: {loadavg()} (at its start: {la0})")
 
 
@@ -927,6 +977,7 @@ def main() -> None:
 
     ref = bench_default(args, load_params, run_one, NeutroModel)
     ref["threads_speedup"] = bench_threads(args, load_params, NeutroModel)
+    ref["sync_speedup"] = bench_sync(args, load_params, NeutroModel)
     large = None
     if args.skip_large:
         print("\n(2. large tissue skipped: --skip-large)")

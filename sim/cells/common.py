@@ -81,7 +81,7 @@ def crawl(m, pop, speed, bias, persistence_min: float, field, other_at, still=No
     ``speed`` (um/min) gives ``floor(v dt/dx + u)`` moves per step; ``bias`` the
     probability a move climbs ``field``; persistence per move is
     ``exp(-(dx / v) / persistence_min)``. Rows in ``still`` do not move. Voxels taken in
-    ``other_at`` are excluded. Mesa agents follow their rows.
+    ``other_at`` are excluded.
     """
     n = pop.n
     n_moves = np.floor(m.scales.voxels_per_step(speed) + m.rng.random(n)).astype(np.int64)
@@ -94,7 +94,5 @@ def crawl(m, pop, speed, bias, persistence_min: float, field, other_at, still=No
         t_move = np.where(speed > 0, m.p.domain.voxel_um / speed, np.inf)
     persist = np.exp(-t_move / max(persistence_min, 1e-12))
     u = m.rng.random((order.size, int(n_moves.max()), 3))
-    old_x, old_y = pop["x"][order], pop["y"][order]
     walk(order, pop["x"], pop["y"], pop["heading"], n_moves, bias, persist,
          field, pop.at, other_at, u)
-    m.moved(pop, old_x, old_y, order)

@@ -9,8 +9,7 @@ Occupancy maps hold the row of the agent in each voxel, -1 where free.
 import numba as nb
 import numpy as np
 
-__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum", "free_within", "gather",
-           "moved_voxels"]
+__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum", "free_within", "gather"]
 
 #: Moore neighbourhood offsets, direction d = 0..7 (E, NE, N, NW, W, SW, S, SE)
 DX = np.array([1, 1, 0, -1, -1, -1, 0, 1], dtype=np.int64)
@@ -219,28 +218,3 @@ def gather(grid, x, y):
     for i in range(x.size):
         out[i] = grid[x[i], y[i]]
     return out
-
-
-@nb.njit(cache=True)
-def moved_voxels(x, y, old_x, old_y, rows, ny):
-    """Which of ``rows`` changed voxel: (those rows, old flat voxels, new flat voxels).
-
-    ``old_x[q]``, ``old_y[q]`` is where row ``rows[q]`` was; ``x``, ``y`` hold every row
-    now; a flat voxel index is ``x * ny + y``.
-    """
-    k = 0
-    for q in range(rows.size):
-        i = rows[q]
-        k += x[i] != old_x[q] or y[i] != old_y[q]
-    moved = np.empty(k, np.int64)
-    old = np.empty(k, np.int64)
-    new = np.empty(k, np.int64)
-    k = 0
-    for q in range(rows.size):
-        i = rows[q]
-        if x[i] != old_x[q] or y[i] != old_y[q]:
-            moved[k] = i
-            old[k] = np.int64(old_x[q]) * ny + old_y[q]
-            new[k] = np.int64(x[i]) * ny + y[i]
-            k += 1
-    return moved, old, new

@@ -166,10 +166,8 @@ def migrate(m, sig) -> None:
     p_move = np.minimum(m.scales.voxels_per_step(speed), 1.0)
     movers = np.flatnonzero(viable(t) & (m.rng.random(t.n) < p_move))
     if movers.size:
-        old_x, old_y = t["x"][movers], t["y"][movers]
         move_to_free(m.rng.permutation(movers), t["x"], t["y"], t.at, m.endothelial.at,
                      uniforms_for(m, movers, t.n))
-        m.moved(t, old_x, old_y, movers)
 
 
 def oxygen_uptake_per_voxel(m) -> float:

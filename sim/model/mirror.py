@@ -3,8 +3,17 @@
 The arrays of :mod:`.populations` are the truth the simulation reads and writes; the Mesa
 agents mirror them, so Mesa users, ``mesa.batch_run`` and the browser view see a real Mesa
 model (``model.agents``, ``agent.cell``, ``cell.agents``, the grid's ``empty`` layer).
-Every touch of Mesa's internals is in this module, called at the three points where
-agents are added, removed and moved.
+Every touch of Mesa's internals is in this module.
+
+The contract: which agents exist (``model.agents``, ``mirror.agents``) is exact at all
+times, since agents are created and removed with their rows. Where they stand (``agent.cell``,
+``cell.agents``, neighbourhoods, ``grid.empty``) is brought up to date by
+:meth:`MesaMirror.sync`, which moves in one batch every agent whose row changed voxel since
+the last sync. The model syncs at the end of every step by default
+(``NeutroModel(sync_mesa="step")``) and, for runs that nobody reads through Mesa while they
+run (``neutrosim run``, ensembles: ``sync_mesa="record"``), only where the DataCollector
+records; between syncs Mesa's own state is consistent but shows the positions of the last
+sync. The simulation never reads the Mesa side, so results do not depend on the setting.
 """
 
 import numpy as np
@@ -58,10 +67,12 @@ AGENT_CLASSES = {cls.kind: cls for cls in (TumorCell, Neutrophil, Macrophage, En
 
 
 class MesaMirror:
-    """Keeps one Mesa agent per population row, on the row's voxel of ``grid``.
+    """Keeps one Mesa agent per population row, on the row's voxel of ``grid`` as of the
+    last :meth:`sync`.
 
     ``agents[kind]`` lists the agents in row order (rows are swap-removed, so an agent's
-    ``slot`` follows its row).
+    ``slot`` follows its row); ``voxel[kind][row]`` is the flat voxel (``x * ny + y``) the
+    row's agent stands on.
     """
 
     def __init__(self, model, grid):
@@ -75,6 +86,11 @@ class MesaMirror:
         # rather than copy)
         self._empty = np.reshape(grid.empty.data, -1, copy=False)
         self.agents: dict[str, list[ArrayAgent]] = {kind: [] for kind in AGENT_CLASSES}
+        self._voxel = {kind: np.empty(256, np.int64) for kind in AGENT_CLASSES}
+
+    def voxel(self, kind: str) -> np.ndarray:
+        """Flat voxel (``x * ny + y``) each row's agent of ``kind`` stands on (a view)."""
+        return self._voxel[kind][: len(self.agents[kind])]
 
     def added(self, kind: str, rows: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
         """Mesa agents for rows just appended to population ``kind``, at voxels (x, y)."""
@@ -87,11 +103,17 @@ class MesaMirror:
             agent = cls(model, cells[k])
             agent.slot = r
             agents.append(agent)
+        need = len(agents)
+        if need > self._voxel[kind].size:
+            grown = np.empty(max(need, 2 * self._voxel[kind].size), np.int64)
+            grown[: need - len(flat)] = self._voxel[kind][: need - len(flat)]
+            self._voxel[kind] = grown
+        self._voxel[kind][need - len(flat): need] = flat
 
     def removed(self, kind: str, rows: list[int]) -> None:
         """Remove the agents of ``rows``, swap-removed one by one in the order given (the
         order in which :meth:`.populations.Population.remove` removed them)."""
-        agents = self.agents[kind]
+        agents, voxel = self.agents[kind], self._voxel[kind]
         gone = []
         for r in rows:
             last = len(agents) - 1
@@ -99,9 +121,22 @@ class MesaMirror:
             if r != last:
                 agents[r] = agents[last]
                 agents[r].slot = r
+                voxel[r] = voxel[last]
             agents.pop()
         for agent in gone:
             agent.remove()
+
+    def sync(self, populations) -> None:
+        """Move every agent whose row (in ``populations``, name -> Population) changed voxel
+        since the last sync to the row's voxel now, in one batch per population."""
+        ny = self._ny
+        for kind, pop in populations.items():
+            voxel = self.voxel(kind)
+            now = pop["x"].astype(np.int64) * ny + pop["y"]
+            rows = np.flatnonzero(voxel != now)
+            if rows.size:
+                self.moved(kind, rows, voxel[rows], now[rows])
+                voxel[rows] = now[rows]
 
     def moved(self, kind: str, rows: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
         """Move the agents of ``rows`` from flat voxels ``old`` to ``new``, as ``agent.cell =

@@ -17,7 +17,6 @@ from mesa.discrete_space import OrthogonalMooreGrid
 
 from .. import readouts
 from ..cells import CELL_TYPES, endothelial, neutrophil, tumor
-from ..cells.lattice import moved_voxels
 from ..config.field_registry import FIELD_NAMES
 from ..config.params import Params, load_params
 from ..config.rules import BEHAVIOURS
@@ -29,7 +28,11 @@ from .populations import Population
 from .stages import STAGES, Stage, write_sources
 from .treatment import Treatment
 
-__all__ = ["NeutroModel"]
+__all__ = ["NeutroModel", "SYNC_MESA"]
+
+#: when the Mesa agents' cells follow the arrays: after every step, or where the
+#: DataCollector records
+SYNC_MESA = ("step", "record")
 
 class NeutroModel(Model):
     """Agent-based model of neutrophil-tumor-vessel dynamics in an advanced mammary tumor.
@@ -41,6 +44,11 @@ class NeutroModel(Model):
         width, height: grid size in voxels (override ``domain.nx``, ``domain.ny``).
         threads: threads that solve the fields of a step side by side (default
             :func:`sim.config.threads.default_threads`). Results do not depend on it.
+        sync_mesa: when the Mesa agents' cells follow the arrays (:mod:`.mirror`):
+            ``"step"`` (default) after every step, as Mesa users and the browser view
+            expect; ``"record"`` only where the DataCollector records (what
+            :func:`sim.runs.run.run_one` and the ensembles use: nobody reads Mesa's cells
+            while they run). Results do not depend on it.
         **overrides: any parameter as ``section__key=value`` (or ``"section.key"``), so
             ``mesa.batch_run`` and SolaraViz can drive the model with plain keywords.
 
@@ -63,7 +71,9 @@ class NeutroModel(Model):
 
     def __init__(self, params: Params | None = None, *, rng=None, scenario: str | None = None,
                  width: int | None = None, height: int | None = None,
-                 threads: int | None = None, **overrides):
+                 threads: int | None = None, sync_mesa: str = "step", **overrides):
+        if sync_mesa not in SYNC_MESA:
+            raise ValueError(f"sync_mesa = {sync_mesa!r}; allowed: {', '.join(SYNC_MESA)}")
         if isinstance(rng, str):  # SolaraViz's InputText delivers text
             rng = int(rng)
         super().__init__(rng=rng)
@@ -82,6 +92,7 @@ class NeutroModel(Model):
         shape = (params.domain.nx, params.domain.ny)
         self.grid = OrthogonalMooreGrid(shape, torus=False, capacity=None, random=self.random)
         self.mirror = MesaMirror(self, self.grid)
+        self.sync_mesa = sync_mesa
         layers = {name: self.grid.create_property_layer(name, default_value=0.0, dtype=float).data
                   for name in FIELD_NAMES}
         self.fields = FieldSystem(params, layers, threads=threads)
@@ -181,15 +192,6 @@ class NeutroModel(Model):
         self.mirror.removed(pop.name, pop.remove(rows))
         if renumber is not None:
             neutrophil.follow_partners(self, renumber)
-
-    def moved(self, pop: Population, old_x: np.ndarray, old_y: np.ndarray,
-              rows: np.ndarray) -> None:
-        """After a movement kernel: the Mesa agents of the ``rows`` whose voxel changed
-        follow them (``old_x``, ``old_y``: where those rows were before). Rows must not
-        have been removed in between."""
-        moved, old, new = moved_voxels(pop["x"], pop["y"], old_x, old_y, rows, self.p.domain.ny)
-        if moved.size:
-            self.mirror.moved(pop.name, moved, old, new)
 
     # ----------------------------------------------------------------- the step
     def step(self) -> None:
