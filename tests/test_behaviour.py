@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sim.cells import endothelial, macrophage, neutrophil, tumor
-from sim.cells.lattice import walk
+from sim.cells.lattice import DX, DY, box_sum, count_around, pick_around, walk
 from sim.fields import Sources
 
 
@@ -38,6 +38,28 @@ def test_walk_kernel_moves_up_a_gradient_on_average():
         else:
             assert abs(dx) < 0.3  # unbiased: no drift (SE of the mean ~0.1)
         assert len(np.unique(xs.astype(np.int64) * ny + ys)) == n  # one per voxel
+
+
+def test_neighbourhood_kernels_agree_with_whole_grid_numpy():
+    """count_around is box_sum at the listed voxels (edges and corners included);
+    pick_around picks, from the same uniforms, what an argmax over the 3x3 box picks, and
+    -1 where the box holds nothing."""
+    rng = np.random.default_rng(11)
+    at = np.where(rng.random((9, 7)) < 0.3, rng.integers(0, 50, (9, 7)), -1).astype(np.int32)
+    x, y = np.meshgrid(np.arange(9), np.arange(7), indexing="ij")
+    x, y = x.ravel().astype(np.int32), y.ravel().astype(np.int32)
+    np.testing.assert_array_equal(count_around(at, x, y), box_sum(at >= 0)[x, y])
+    rows = np.arange(x.size)
+    u = rng.random((rows.size, 9))
+    cx = x[:, None] + np.concatenate(([0], DX))[None, :]
+    cy = y[:, None] + np.concatenate(([0], DY))[None, :]
+    inside = (cx >= 0) & (cx < 9) & (cy >= 0) & (cy < 7)
+    cand = np.where(inside, at[np.clip(cx, 0, 8), np.clip(cy, 0, 6)], -1)
+    score = np.where(cand >= 0, u + 1.0, 0.0)
+    expected = np.where((cand >= 0).any(axis=1), cand[rows, score.argmax(axis=1)], -1)
+    got = pick_around(at, x, y, rows, u)
+    np.testing.assert_array_equal(got, expected)
+    assert (got == -1).any() and (got >= 0).any()
 
 
 def test_neutrophils_chemotax_up_the_chemokine_in_the_model(empty_model):

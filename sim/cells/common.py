@@ -90,8 +90,7 @@ def crawl(m, pop, speed, bias, persistence_min: float, field, other_at, still=No
     order = m.rng.permutation(np.flatnonzero(n_moves > 0))
     if order.size == 0:
         return
-    with np.errstate(divide="ignore"):
-        t_move = np.where(speed > 0, m.p.domain.voxel_um / speed, np.inf)
+    t_move = np.divide(m.p.domain.voxel_um, speed, out=np.full(n, np.inf), where=speed > 0)
     persist = np.exp(-t_move / max(persistence_min, 1e-12))
     u = m.rng.random((order.size, int(n_moves.max()), 3))
     walk(order, pop["x"], pop["y"], pop["heading"], n_moves, bias, persist,

@@ -15,11 +15,12 @@ t=0 (host vessels, and intratumoral segments that in the 2D section connect to t
 circulation out of plane) are perfused. Equations in docs/model.md.
 """
 
+import numba as nb
 import numpy as np
 
 from ..config.units import MIN_PER_HOUR
 from .common import Signals, field_signals
-from .lattice import DX, DY, box_sum
+from .lattice import DX, DY, count_around
 
 #: the population's name in ``model.populations``
 KIND = "endothelial"
@@ -130,7 +131,7 @@ def signals(m, rows) -> Signals:
     x, y = e["x"][rows], e["y"][rows]
     return Signals({
         **field_signals(m, x, y),
-        "neutrophil_contact": lambda: box_sum(m.neutrophils.at >= 0)[x, y],
+        "neutrophil_contact": lambda: count_around(m.neutrophils.at, x, y),
     })
 
 
@@ -257,8 +258,7 @@ def absorb(m, sources) -> None:
     e = m.endothelial
     x, y = e["x"], e["y"]
     if anastomosis(m):
-        lit = e["perfused"]
-        sources.set_supply(x[lit], y[lit], m.p.oxygen.vessel_supply_per_min)
+        sources.set_supply(x, y, m.p.oxygen.vessel_supply_per_min, where=e["perfused"])
     else:
         sources.set_supply(x, y, m.p.oxygen.vessel_supply_per_min)
     sources.add_uptake("proangiogenic", x, y, m.p.proangiogenic.endothelial_uptake_per_min)
@@ -277,13 +277,25 @@ def regress(m) -> None:
     e = m.endothelial
     if after_min <= 0 or not anastomosis(m) or e.n == 0:
         return
-    now = m.time_min
-    vegf = m.fields["proangiogenic"][e["x"], e["y"]]
-    fed = e["perfused"] | (vegf >= m.p.endothelial.sprout_threshold_ng_ml)
-    e["fed_min"][fed] = now
-    starved = np.flatnonzero(now - e["fed_min"] >= after_min - 1e-9)
+    starved = _starved(e["fed_min"], e["perfused"], m.fields["proangiogenic"], e["x"], e["y"],
+                       m.p.endothelial.sprout_threshold_ng_ml, m.time_min, after_min - 1e-9)
     if starved.size:
         m.discard(e, starved)
+
+
+@nb.njit(cache=True)
+def _starved(fed_min, perfused, vegf, x, y, threshold, now, after_min):
+    """Rows fed now (perfused, or VEGF at their voxel at or above ``threshold``) get
+    ``fed_min = now``; returns the rows starved for at least ``after_min``."""
+    out = np.empty(fed_min.size, np.int64)
+    k = 0
+    for i in range(fed_min.size):
+        if perfused[i] or vegf[x[i], y[i]] >= threshold:
+            fed_min[i] = now
+        if now - fed_min[i] >= after_min:
+            out[k] = i
+            k += 1
+    return out[:k]
 
 
 def step(m, sources) -> None:

@@ -9,7 +9,8 @@ Occupancy maps hold the row of the agent in each voxel, -1 where free.
 import numba as nb
 import numpy as np
 
-__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum", "free_within", "gather"]
+__all__ = ["DX", "DY", "walk", "place_near", "move_to_free", "box_sum", "free_within", "gather",
+           "count_around", "pick_around"]
 
 #: Moore neighbourhood offsets, direction d = 0..7 (E, NE, N, NW, W, SW, S, SE)
 DX = np.array([1, 1, 0, -1, -1, -1, 0, 1], dtype=np.int64)
@@ -194,6 +195,45 @@ def free_within(rows, xs, ys, a, b, r):
             if found:
                 break
         out[k] = found
+    return out
+
+
+@nb.njit(cache=True)
+def count_around(at, x, y):
+    """Per listed voxel (x[i], y[i]): how many voxels of its 3x3 box (itself included)
+    hold a row in the map ``at`` (``at >= 0``), as float64; ``box_sum(at >= 0)[x, y]``
+    without the whole grid."""
+    nx, ny = at.shape
+    out = np.empty(x.size, np.float64)
+    for i in range(x.size):
+        c = 0
+        for a in range(max(x[i] - 1, 0), min(x[i] + 2, nx)):
+            for b in range(max(y[i] - 1, 0), min(y[i] + 2, ny)):
+                c += at[a, b] >= 0
+        out[i] = c
+    return out
+
+
+@nb.njit(cache=True)
+def pick_around(at, x, y, rows, u):
+    """For each of ``rows``: a row of the map ``at`` in the 3x3 box around (x[r], y[r]),
+    chosen uniformly, or -1 if the box holds none. ``u``: (len(rows), 9) uniforms, one per
+    box voxel in the order centre, then :data:`DX`/:data:`DY`; the voxel with the largest
+    uniform among those holding a row wins (the first on a tie)."""
+    nx, ny = at.shape
+    out = np.empty(rows.size, np.int64)
+    for q in range(rows.size):
+        r = rows[q]
+        best, best_score = -1, 0.0
+        for j in range(9):
+            cx = x[r] + (0 if j == 0 else DX[j - 1])
+            cy = y[r] + (0 if j == 0 else DY[j - 1])
+            if cx < 0 or cx >= nx or cy < 0 or cy >= ny or at[cx, cy] < 0:
+                continue
+            score = u[q, j] + 1.0
+            if score > best_score:
+                best, best_score = at[cx, cy], score
+        out[q] = best
     return out
 
 

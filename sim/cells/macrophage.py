@@ -13,7 +13,7 @@ import numpy as np
 
 from . import endothelial
 from .common import Signals, crawl, enter_at_vessels, field_signals
-from .lattice import box_sum
+from .lattice import count_around
 
 #: the population's name in ``model.populations``
 KIND = "macrophages"
@@ -28,7 +28,7 @@ def signals(m, viable_at) -> Signals:
     x, y = mc["x"], mc["y"]
     return Signals({
         **field_signals(m, x, y),
-        "tumor_contact": lambda: box_sum(viable_at >= 0)[x, y],
+        "tumor_contact": lambda: count_around(viable_at, x, y),
         "activated": lambda: (mc["state"] == ACTIVATED).astype(float),
     })
 
@@ -60,7 +60,7 @@ def recruit(m, viable_at) -> None:
         return
     x, y = e["x"], e["y"]
     sig = Signals({**field_signals(m, x, y),
-                   "tumor_contact": lambda: box_sum(viable_at >= 0)[x, y],
+                   "tumor_contact": lambda: count_around(viable_at, x, y),
                    "activated": lambda: np.zeros(n)})
     enters = m.occurs("macrophage", "extravasation", sig, n,
                       factor=m.treatment.macrophage_recruitment * endothelial.perfused(m))

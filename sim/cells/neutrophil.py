@@ -12,7 +12,7 @@ import numpy as np
 
 from ..config.units import MIN_PER_DAY
 from .common import Signals, crawl, enter_at_vessels, field_signals
-from .lattice import DX, DY, box_sum
+from .lattice import count_around, pick_around
 from . import endothelial, tumor
 
 #: the population's name in ``model.populations``
@@ -43,7 +43,7 @@ def signals(m, viable_at) -> Signals:
     x, y, state = nb["x"], nb["y"], nb["state"]
     return Signals({
         **field_signals(m, x, y),
-        "tumor_contact": lambda: box_sum(viable_at >= 0)[x, y],
+        "tumor_contact": lambda: count_around(viable_at, x, y),
         "activated": lambda: (state != NAIVE).astype(float),
         "bound": lambda: (state == BOUND).astype(float),
     })
@@ -87,16 +87,7 @@ def release_bonds(m, sig) -> None:
 def _pick_partner(m, rows, viable_at) -> np.ndarray:
     """A uniformly chosen viable tumor cell in each row's 3x3 neighbourhood (-1 if none)."""
     nb = m.neutrophils
-    nx, ny = viable_at.shape
-    ox = np.concatenate(([0], DX))
-    oy = np.concatenate(([0], DY))
-    cx = nb["x"][rows, None] + ox[None, :]
-    cy = nb["y"][rows, None] + oy[None, :]
-    inside = (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny)
-    cand = np.where(inside, viable_at[np.clip(cx, 0, nx - 1), np.clip(cy, 0, ny - 1)], -1)
-    score = np.where(cand >= 0, m.rng.random(cand.shape) + 1.0, 0.0)
-    best = score.argmax(axis=1)
-    return cand[np.arange(rows.size), best]
+    return pick_around(viable_at, nb["x"], nb["y"], rows, m.rng.random((rows.size, 9)))
 
 
 def binding_rate(m, sig) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..config.units import MIN_PER_HOUR
 from .common import Signals, field_signals, uniforms_for
-from .lattice import box_sum, free_within, move_to_free, place_near
+from .lattice import box_sum, count_around, free_within, move_to_free, place_near
 
 #: the population's name in ``model.populations``
 KIND = "tumor"
@@ -53,7 +53,7 @@ def signals(m) -> Signals:
     return Signals({
         **field_signals(m, x, y),
         "bound_neutrophils": bound_neutrophils,
-        "neutrophil_contact": lambda: box_sum(nb.at >= 0)[x, y] * m.treatment.contact,
+        "neutrophil_contact": lambda: count_around(nb.at, x, y) * m.treatment.contact,
         "hypoxic": lambda: (t["state"] == HYPOXIC).astype(float),
     })
 

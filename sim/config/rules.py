@@ -171,6 +171,30 @@ def _add_hill_term(x, signal, half_max, power):
 
 
 @njit(**_JIT)
+def _hill_x(s, half_max, power):
+    """(max(s, 0) / h) ** n for one value, as :func:`_add_hill_term` computes it."""
+    v = max(s, 0.0) / half_max
+    if power != int(power):
+        return v ** power
+    r, e = 1.0, int(power)
+    while e > 0:
+        if e & 1:
+            r *= v
+        v *= v
+        e >>= 1
+    return r
+
+
+@njit(**_JIT)
+def _saturate_one(out, signal, half_max, power, saturation):
+    """A group of one rule: out += (saturation - out) * x / (1 + x), x the rule's Hill term
+    (the same values as :func:`_add_hill_term` into zeros, then :func:`_saturate`)."""
+    for i in range(out.size):
+        x = _hill_x(signal[i], half_max, power)
+        out[i] += (saturation - out[i]) * (x / (1.0 + x))
+
+
+@njit(**_JIT)
 def _saturate(out, x, saturation):
     """out += (saturation - out) * x / (1 + x): one direction of the PhysiCell combination."""
     for i in range(out.size):
@@ -225,6 +249,11 @@ class RuleSet:
         """Behaviour value for ``n`` agents given their signal arrays (PhysiCell combination)."""
         out = np.full(n, float(base))
         for group in self._groups.get((cell_type, behaviour), ()):
+            if len(group.terms) == 1:
+                (signal, half_max, power), = group.terms
+                _saturate_one(out, np.asarray(signals[signal], dtype=float), half_max, power,
+                              group.saturation)
+                continue
             x = np.zeros(n)
             for signal, half_max, power in group.terms:
                 _add_hill_term(x, np.asarray(signals[signal], dtype=float), half_max, power)

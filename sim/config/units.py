@@ -27,7 +27,10 @@ class Scales:
 
     def prob(self, rate_per_min):
         """Probability that an event of the given rate (1/min) happens within one step."""
-        return -np.expm1(-np.asarray(rate_per_min, dtype=float) * self.dt_min)
+        p = np.multiply(rate_per_min, -self.dt_min, dtype=float)  # -rate * dt, exactly
+        if p.ndim == 0:
+            return -np.expm1(p)
+        return np.negative(np.expm1(p, out=p), out=p)  # in place: no temporaries
 
     def voxels_per_step(self, speed_um_per_min):
         """Distance covered in one step, in voxels."""

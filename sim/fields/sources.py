@@ -55,6 +55,19 @@ def deposit(grid: np.ndarray, x: np.ndarray, y: np.ndarray, rate,
 
 
 @nb.njit(cache=True)
+def _set_scalar(grid, x, y, rate, where, flat):
+    ny = grid.shape[1]
+    g = grid.reshape(-1)
+    k = 0
+    for i in range(x.size):
+        if where[i]:
+            f = np.int64(x[i]) * ny + y[i]
+            g[f] = rate
+            flat[k] = f
+            k += 1
+
+
+@nb.njit(cache=True)
 def zero_at(grid, flat):
     """grid.flat[flat] = 0 (grid C-contiguous)."""
     g = grid.reshape(-1)
@@ -91,12 +104,13 @@ class Sources:
         """First-order uptake of field ``name`` at voxels (x, y) (1/min)."""
         deposit(self.uptake[name], x, y, rate, self._track(self.uptake[name], len(x)))
 
-    def set_supply(self, x, y, rate: float) -> None:
-        """Vessel supply rate toward the blood value at voxels (x, y) (1/min)."""
-        self.supply_rate[x, y] = rate
-        flat = self._track(self.supply_rate, len(x))
-        np.add(np.multiply(x, self.supply_rate.shape[1], out=flat, casting="unsafe"), y,
-               out=flat, casting="unsafe")
+    def set_supply(self, x, y, rate: float, where: np.ndarray | None = None) -> None:
+        """Vessel supply rate toward the blood value at voxels (x, y) (1/min); with
+        ``where`` (bool per voxel listed), only at those."""
+        n = len(x) if where is None else int(np.count_nonzero(where))
+        flat = self._track(self.supply_rate, n)
+        _set_scalar(self.supply_rate, x, y, float(rate),
+                    np.ones(len(x), np.bool_) if where is None else where, flat)
 
     def _track(self, arr: np.ndarray, n: int) -> np.ndarray:
         """Room in the record for the flat indices of ``n`` voxels written into ``arr``."""
