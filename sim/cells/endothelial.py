@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config.units import MIN_PER_HOUR
 from .common import Signals, field_signals
-from .lattice import DX, DY, count_around
+from .lattice import DX, DY, count_around, gather
 
 #: the population's name in ``model.populations``
 KIND = "endothelial"
@@ -161,7 +161,7 @@ def sprout(m) -> None:
     stalk = np.flatnonzero(e["state"] == STALK)
     if stalk.size == 0:
         return
-    vegf = m.fields["proangiogenic"][e["x"][stalk], e["y"][stalk]]
+    vegf = gather(m.fields["proangiogenic"], e["x"][stalk], e["y"][stalk])
     stalk = stalk[vegf >= m.p.endothelial.sprout_threshold_ng_ml]
     if stalk.size == 0:
         return

@@ -13,7 +13,7 @@ phase ends. Equations in docs/model.md.
 import numpy as np
 
 from ..config.units import MIN_PER_HOUR
-from .common import Signals, field_signals, uniforms_for
+from .common import Signals, field_signals, minus_ones, uniforms_for
 from .lattice import box_sum, count_around, free_within, move_to_free, place_near
 
 #: the population's name in ``model.populations``
@@ -151,8 +151,8 @@ def divide(m) -> None:
         return
     t["cycle_end_min"][parents] = QUIESCENT
     order = m.rng.permutation(parents)
-    cx = np.full(t.n, -1, np.int64)
-    cy = np.full(t.n, -1, np.int64)
+    cx = minus_ones(t.n)
+    cy = minus_ones(t.n)
     place_near(order, t["x"], t["y"], t.at, m.endothelial.at, False,
                uniforms_for(m, parents, t.n), cx, cy, division_reach(m))
     ok = parents[cx[parents] >= 0]

@@ -247,7 +247,8 @@ class RuleSet:
         n: int,
     ) -> np.ndarray:
         """Behaviour value for ``n`` agents given their signal arrays (PhysiCell combination)."""
-        out = np.full(n, float(base))
+        out = np.empty(n)
+        out.fill(base)  # (np.full costs a few microseconds more a call)
         for group in self._groups.get((cell_type, behaviour), ()):
             if len(group.terms) == 1:
                 (signal, half_max, power), = group.terms

@@ -56,16 +56,18 @@ class Population:
         rows = np.arange(self.n, self.n + k)
         if k == 0:
             return rows
-        if np.any(self.at[x, y] >= 0):
+        if (self.at[x, y] >= 0).any():
             raise RuntimeError(f"{self.name}: adding to an occupied voxel")
         self._grow(self.n + k)
         new = slice(self.n, self.n + k)  # the new rows, as a slice (cheaper than an index)
-        for col in self._cols:
-            self._cols[col][new] = self.starts.get(col, 0)
-        self._cols["x"][new] = x
-        self._cols["y"][new] = y
+        cols = self._cols
+        cols["x"][new] = x
+        cols["y"][new] = y
         for col, v in values.items():
-            self._cols[col][new] = v
+            cols[col][new] = v
+        for col, arr in cols.items():  # the columns not given start at their start value
+            if col not in values and col != "x" and col != "y":
+                arr[new] = self.starts.get(col, 0)
         self.at[x, y] = rows
         self.n += k
         return rows
