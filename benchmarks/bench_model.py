@@ -20,11 +20,13 @@ Sections (all seeds fixed):
    a short warm-up, then a few model days each: s/step, us per agent-step, and the
    log-log slope of agent-stage time against agents (<= 1: no worse than linear).
 4. Idiomatic Mesa baseline: plain ``CellAgent``s on an ``OrthogonalMooreGrid`` of the
-   same size, as many as the section-1 run had on average and for as many steps, each
-   reading property layers, evaluating two Hill rules and taking a biased random walk
-   step over empty neighbours (``cell.neighborhood.select`` / ``select_random_cell``),
-   scheduled with ``model.agents.shuffle_do("step")``. A second, type-matched variant walks
-   only the neutrosim share of mobile agents (neutrophils + macrophages).
+   same size, as many as the section-1 run had on average, each reading property layers,
+   evaluating two Hill rules and taking a biased random walk step over empty neighbours
+   (``cell.neighborhood.select`` / ``select_random_cell``), scheduled with
+   ``model.agents.shuffle_do("step")``; a second, type-matched variant walks only the
+   neutrosim share of mobile agents (neutrophils + macrophages). Interleaved with
+   neutrosim: section 1's run again, in chunks of CHUNK steps, each chunk followed by one
+   step of each baseline, so the machine's other load weighs on all alike.
 4b. With section 2: baseline A again on the 1000x1000 grid, at the large tissue's mean
    agent count, for a few steps (--large-baseline-steps).
 
@@ -33,7 +35,7 @@ Stages are timed through the model's ``stage_timer`` hook (each stage of
 instance, removed afterwards; no file of the package is changed.
 
 Usage: python benchmarks/bench_model.py [--quick] [--skip-large]
-           [--large-days D] [--baseline-steps N] [--large-baseline-steps N]
+           [--large-days D] [--large-baseline-steps N]
 """
 
 import argparse
@@ -63,6 +65,9 @@ LARGE_SHORT_DAYS = 2.0  # otherwise run this span and extrapolate
 #: when the Mesa agents' cells follow the arrays, as run_one and every ensemble run it
 #: (section 1c compares "step", NeutroModel's default for interactive use)
 SYNC = "record"
+#: section 4: neutrosim steps between two steps of each baseline (one baseline-A step takes
+#: about as long as this many neutrosim steps on the default grid)
+CHUNK = 60
 GOAL_RATIO = 50.0  # neutrosim agent-updates/s over the idiomatic baseline's
 SCALING_RADII_UM = (300.0, 600.0, 1200.0, 1800.0)  # on the default 200x200 grid
 
@@ -825,38 +830,76 @@ def time_baseline(n_agents: int, steps: int, shape, mobile_fraction: float, labe
     return out
 
 
-def bench_baseline(args, ref, load_params):
+def bench_baseline(args, ref, load_params, NeutroModel):
+    """Section 4: neutrosim's default run and the two baselines stepped in turn (a chunk of
+    CHUNK neutrosim steps, then one step of baseline A and one of B), so that whatever
+    else the machine does in a stretch of time weighs on all three alike."""
     params = load_params()
     shape = (params.domain.nx, params.domain.ny)
     n_agents = int(round(ref["mean_agents"]))
-    steps = ref["steps"] if args.baseline_steps is None else min(args.baseline_steps, ref["steps"])
+    n_steps = ref["steps"]
     mobile_kinds = ("neutrophils", "macrophages")
     mobile_frac = sum(ref["by_kind"].get(k, 0) for k in mobile_kinds) / ref["updates"]
+    chunks = [(i, min(i + CHUNK, n_steps)) for i in range(0, n_steps, CHUNK)]
     section(f"4. Idiomatic Mesa baseline vs neutrosim: {shape[0]}x{shape[1]} grid, "
-            f"{n_agents:,} agents (the section-1 mean), {steps} steps")
-    if steps != ref["steps"]:
-        print(f"  NOTE: --baseline-steps: the baseline runs {steps} steps, not the {ref['steps']} "
-              "of section 1 (its per-step cost is stationary: see the half-run rates)")
+            f"{n_agents:,} agents (the section-1 mean); neutrosim's {n_steps} steps in chunks "
+            f"of {CHUNK}, each followed by one step of baseline A and one of B")
     la0 = loadavg()
-    say(f"section 4: baseline A ({n_agents} walkers x {steps} steps)")
-    a = time_baseline(n_agents, steps, shape, 1.0, "baseline A")
-    say(f"section 4: baseline B ({mobile_frac:.1%} walkers)")
-    b = time_baseline(n_agents, steps, shape, mobile_frac, "baseline B")
-    rate_a = a["updates"] / a["wall"]
-    rate_b = b["updates"] / b["wall"]
+    say("section 4: building the baselines and taking their first (cache-building) steps")
+    base = {}
+    for name, frac in (("A", 1.0), ("B", mobile_frac)):
+        t0 = time.perf_counter()
+        bm = make_baseline(n_agents, shape, frac)
+        build = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        bm.step()  # builds Mesa's neighbourhood caches: not in the rate
+        base[name] = {"model": bm, "build": build, "first": time.perf_counter() - t0,
+                      "dts": [], "moves0": bm.moves}
+    model = NeutroModel(params, rng=SEED, sync_mesa=SYNC)
+    pops = model.populations
+    updates, wall = 0, 0.0
+    pc = time.perf_counter
+    say(f"section 4: {len(chunks)} chunks")
+    for k, (a, b) in enumerate(chunks):
+        for _ in range(a, b):
+            updates += sum(p.n for p in pops.values())
+            t0 = pc()
+            model.step()
+            wall += pc() - t0
+        for r in base.values():
+            t0 = pc()
+            r["model"].step()
+            r["dts"].append(pc() - t0)
+        if (k + 1) % 21 == 0:
+            say(f"section 4: chunk {k + 1}/{len(chunks)}")
+    rate = updates / wall
+    same = updates == ref["updates"]
+    for r in base.values():
+        dts = np.asarray(r["dts"])
+        r.update(wall=float(dts.sum()), median=float(np.median(dts)), steps=dts.size,
+                 updates=n_agents * dts.size, moves=(r["model"].moves - r["moves0"]) / dts.size)
+        r["rate"] = r["updates"] / r["wall"]
+        half = dts.size // 2
+        r["rate_halves"] = (n_agents * half / dts[:half].sum(),
+                            n_agents * (dts.size - half) / dts[half:].sum())
+        del r["model"]
+    del model
+    gc.collect()
+    a, b = base["A"], base["B"]
     print("What one agent-update is:")
     print("  neutrosim: one agent of one type through one NeutroModel.step() (6 simulated min),\n"
           "    vectorised per type over numpy arrays + numba kernels: every agent senses its fields\n"
           "    and neighbour counts and evaluates its Hill rules (PhysiCell grammar) for each of\n"
-          "    its behaviours; tumor cells update their oxygen state, may die, secrete, migrate\n"
-          "    (rarely) and divide into free space; neutrophils die, bind/unbind/activate, secrete,\n"
-          "    crawl up to 3 voxels/step up the chemokine (persistent biased walk; slower in\n"
-          "    contact with tumor, not while bound) and are recruited at vessels; macrophages\n"
-          "    switch state, secrete, walk ~0.3 voxels/step; vessels supply oxygen, sprout and\n"
-          "    extend tips. Mesa CellAgents are moved/created/removed to mirror\n"
-          f"    the arrays ({ref['moves_per_step']:.0f} cell moves/step on average). The step also "
-          "diffuses 5 fields\n    (multigrid oxygen + 4 LOD fields on 40,000 voxels) and records "
-          "every 60 steps:\n    that time IS included in neutrosim's rate.")
+          "    its behaviours; tumor cells update their oxygen state, may die (necrosis,\n"
+          "    apoptosis), secrete, migrate (rarely), enter the cycle and divide into free space;\n"
+          "    neutrophils die, bind/unbind/activate, kill, secrete, crawl up to 3 voxels/step up\n"
+          "    the chemokine and are recruited at perfused vessels; macrophages die, switch\n"
+          "    state, secrete, walk ~0.3 voxels/step and are recruited; vessels regress, supply\n"
+          "    oxygen, sprout, extend tips and connect. Mesa CellAgents are created and removed\n"
+          f"    with the rows and follow them to their cells at every record (sync_mesa={SYNC!r}, as\n"
+          "    run_one and the ensembles run; section 1c: after every step). The step also\n"
+          "    diffuses 5 fields (multigrid oxygen + 4 LOD fields on 40,000 voxels) and records\n"
+          "    every 60 steps: that time IS included in neutrosim's rate.")
     print("  baseline A (the brief's): every agent, in a Python step() called by\n"
           "    model.agents.shuffle_do('step'): reads 2 property layers at its cell, evaluates\n"
           "    2 Hill rules (chemotactic bias; activation rate -> stochastic state switch), then\n"
@@ -867,35 +910,34 @@ def bench_baseline(args, ref, load_params):
           "(the neutrophil +\n    macrophage share of neutrosim's agent-updates); the others "
           "only sense and run the 2 rules\n    (tumor cells and vessels barely move in neutrosim).")
     rows = [
-        ["neutrosim (whole step: agents + fields + recording)", f"{ref['updates']:,}",
-         fmt_s(ref["wall"]), fmt_rate(ref["rate"]), f"{1e6 / ref['rate']:.3f}", "1.0"],
-        ["neutrosim (agent stages only, fields/recording excluded)", f"{ref['updates']:,}",
-         fmt_s(ref["agent_s"]), fmt_rate(ref["agent_rate"]), f"{1e6 / ref['agent_rate']:.3f}",
-         ""],
+        ["neutrosim (whole step: agents + fields + recording)", f"{updates:,}", fmt_s(wall),
+         fmt_rate(rate), f"{1e6 / rate:.3f}", "1.0"],
         ["Mesa baseline A: all agents walk", f"{a['updates']:,}", fmt_s(a["wall"]),
-         fmt_rate(rate_a), f"{1e6 / rate_a:.3f}", f"{ref['rate'] / rate_a:.1f}"],
+         fmt_rate(a["rate"]), f"{1e6 / a['rate']:.3f}", f"{rate / a['rate']:.1f}"],
         [f"Mesa baseline B: {mobile_frac:.0%} walk (type-matched)", f"{b['updates']:,}",
-         fmt_s(b["wall"]), fmt_rate(rate_b), f"{1e6 / rate_b:.3f}", f"{ref['rate'] / rate_b:.1f}"],
+         fmt_s(b["wall"]), fmt_rate(b["rate"]), f"{1e6 / b['rate']:.3f}",
+         f"{rate / b['rate']:.1f}"],
     ]
     table(["", "agent-updates", "wall", "updates/s", "us/update", "neutrosim x"], rows)
-    for name, r in (("A", a), ("B", b)):
-        halves = r.get("rate_halves")
-        hs = (f"; rate 1st/2nd half {fmt_rate(halves[0])}/{fmt_rate(halves[1])}/s"
-              if halves else "")
-        print(f"  baseline {name}: build {r['build']:.2f} s (not timed), first step "
-              f"{r['first'] * 1e3:.0f} ms (neighbourhood caches), median step "
-              f"{r['median'] * 1e3:.1f} ms, {r['moves']:.0f} moves/step{hs}")
-    ratio = ref["rate"] / rate_a
+    print(f"  neutrosim here follows section 1's trajectory: {'yes' if same else 'NO'}; "
+          f"its rate in section 1 (not interleaved): {fmt_rate(ref['rate'])}")
+    for name, r in base.items():
+        h = r["rate_halves"]
+        print(f"  baseline {name}: build {r['build']:.2f} s and first step {r['first'] * 1e3:.0f} ms "
+              f"(neighbourhood caches; neither timed), then {r['steps']} steps: median "
+              f"{r['median'] * 1e3:.1f} ms, {r['moves']:.0f} moves/step; rate 1st/2nd half "
+              f"{fmt_rate(h[0])}/{fmt_rate(h[1])}/s")
+    ratio = rate / a["rate"]
     print(f"  neutrosim / idiomatic Mesa (A): {ratio:.1f}x -> goal >= {GOAL_RATIO:g}x "
           f"{'met' if ratio >= GOAL_RATIO else 'NOT met'}; type-matched (B): "
-          f"{ref['rate'] / rate_b:.1f}x; agent stages alone vs A: "
-          f"{ref['agent_rate'] / rate_a:.1f}x")
+          f"{rate / b['rate']:.1f}x; agent stages alone vs A (section 1's agent share of "
+          f"the step): {ratio * ref['agent_rate'] / ref['rate']:.1f}x")
     if ref.get("threads_speedup"):
-        print(f"  on one thread (section 1's rate divided by section 1b's speed-up of "
+        print(f"  on one thread (divided by section 1b's speed-up of "
               f"{ref['threads_speedup']:.2f}x): {ratio / ref['threads_speedup']:.1f}x")
     if ref.get("sync_speedup"):
-        print(f"  with the Mesa agents' cells synced after every step (section 1's rate divided by "
-              f"section 1c's {ref['sync_speedup']:.2f}x): {ratio / ref['sync_speedup']:.1f}x")
+        print(f"  with the Mesa agents' cells synced after every step (divided by section 1c's "
+              f"{ref['sync_speedup']:.2f}x): {ratio / ref['sync_speedup']:.1f}x")
     print(f"  load average at the end of section 4: {loadavg()} (at its start: {la0})")
 
 
@@ -943,8 +985,6 @@ def main() -> None:
                     help="simulate this many days of the large tissue (default: all 21 when "
                          f"projected under {LARGE_FULL_LIMIT_MIN:g} min, else "
                          f"{LARGE_SHORT_DAYS:g}, extrapolated)")
-    ap.add_argument("--baseline-steps", type=int, default=None,
-                    help="cap the Mesa baseline's steps (default: as many as section 1)")
     ap.add_argument("--large-baseline-steps", type=int, default=12,
                     help="steps of the Mesa baseline on the large tissue (section 4b; its "
                          "per-step cost is stationary; default 12)")
@@ -984,7 +1024,7 @@ def main() -> None:
     else:
         large = bench_large(args, ref, load_params, NeutroModel)
     bench_scaling(args, load_params, NeutroModel)
-    bench_baseline(args, ref, load_params)
+    bench_baseline(args, ref, load_params, NeutroModel)
     if large is not None:
         bench_baseline_large(args, large)
     print(f"\nTotal benchmark time {fmt_s(time.perf_counter() - t_all)}; load average at the end "
