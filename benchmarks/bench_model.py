@@ -499,6 +499,23 @@ def bench_default(args, load_params, run_one, NeutroModel):
     return out
 
 
+def step_in_turn(models: dict, steps: int, chunk: int, after=None) -> dict:
+    """Step each model of ``models`` (key -> model) ``steps`` times, in turn, ``chunk`` steps
+    at a time, so the machine's other load weighs on all alike; returns key -> each step's
+    wall time (s). ``after(key, step)`` runs after each step, outside its time."""
+    wall = {k: np.zeros(steps) for k in models}
+    pc = time.perf_counter
+    for start in range(0, steps, chunk):
+        for k, m in models.items():
+            for i in range(start, min(start + chunk, steps)):
+                t0 = pc()
+                m.step()
+                wall[k][i] = pc() - t0
+                if after is not None:
+                    after(k, i)
+    return wall
+
+
 # --------------------------------------------------------------------------- section 1b
 def bench_threads(args, load_params, NeutroModel):
     """The same run stepped with the fields on one thread and on the default threads, in
@@ -515,20 +532,16 @@ def bench_threads(args, load_params, NeutroModel):
     spd = 1440.0 / params.time.dt_min
     steps, chunk = int(round(days * spd)), 60
     models = {k: NeutroModel(params, rng=SEED, threads=k, sync_mesa=SYNC) for k in (1, n)}
-    wall = {k: np.zeros(steps) for k in models}
     fields = {k: np.zeros(steps) for k in models}
-    pc = time.perf_counter
     timers = {k: StageTimers().attach(m) for k, m in models.items()}
     seen = {k: 0.0 for k in models}
+
+    def field_time(k, i):
+        total = timers[k].seconds(FIELD_STAGES)
+        fields[k][i], seen[k] = total - seen[k], total
+
     say(f"section 1b: {days:g} days, threads 1 and {n} in alternating chunks of {chunk} steps")
-    for start in range(0, steps, chunk):
-        for k, m in models.items():
-            for i in range(start, min(start + chunk, steps)):
-                t0 = pc()
-                m.step()
-                wall[k][i] = pc() - t0
-                total = timers[k].seconds(FIELD_STAGES)
-                fields[k][i], seen[k] = total - seen[k], total
+    wall = step_in_turn(models, steps, chunk, after=field_time)
     a, b = models[1], models[n]
     same = (all(np.array_equal(a.fields[f], b.fields[f]) for f in a.fields)
             and a.datacollector.get_model_vars_dataframe().equals(
@@ -566,15 +579,8 @@ def bench_sync(args, load_params, NeutroModel):
     spd = 1440.0 / params.time.dt_min
     steps, chunk = int(round(days * spd)), 60
     models = {k: NeutroModel(params, rng=SEED, sync_mesa=k) for k in ("step", "record")}
-    wall = {k: np.zeros(steps) for k in models}
-    pc = time.perf_counter
     say(f"section 1c: {days:g} days, sync_mesa 'step' and 'record' in alternating chunks")
-    for start in range(0, steps, chunk):
-        for k, m in models.items():
-            for i in range(start, min(start + chunk, steps)):
-                t0 = pc()
-                m.step()
-                wall[k][i] = pc() - t0
+    wall = step_in_turn(models, steps, chunk)
     a, b = models.values()
     same = a.datacollector.get_model_vars_dataframe().equals(
         b.datacollector.get_model_vars_dataframe())

@@ -131,11 +131,28 @@ _JIT = dict(cache=True, error_model="numpy")  # numpy error model: loops vectori
 
 
 @njit(**_JIT)
+def _hill_x(s, half_max, power):
+    """(max(s, 0) / h) ** n for one value: repeated squaring for an integer n (for 1, 2, 4
+    and 8 the same products as :func:`_add_hill_term`'s straight-line loops), ``**``
+    otherwise."""
+    v = max(s, 0.0) / half_max
+    if power != int(power):
+        return v ** power
+    r, e = 1.0, int(power)
+    while e > 0:
+        if e & 1:
+            r *= v
+        v *= v
+        e >>= 1
+    return r
+
+
+@njit(**_JIT)
 def _add_hill_term(x, signal, half_max, power):
     """x += (max(s, 0) / h) ** n element-wise.
 
     The Hill powers of the rules table (1, 2, 4, 8) get straight-line loops that vectorise;
-    other integers use repeated squaring, non-integers ``**``.
+    other powers go through :func:`_hill_x`.
     """
     if power == 1.0:
         for i in range(x.size):
@@ -155,34 +172,9 @@ def _add_hill_term(x, signal, half_max, power):
             v *= v
             v *= v
             x[i] += v * v
-    elif power == int(power):
-        for i in range(x.size):
-            v = max(signal[i], 0.0) / half_max
-            r, e = 1.0, int(power)
-            while e > 0:
-                if e & 1:
-                    r *= v
-                v *= v
-                e >>= 1
-            x[i] += r
     else:
         for i in range(x.size):
-            x[i] += (max(signal[i], 0.0) / half_max) ** power
-
-
-@njit(**_JIT)
-def _hill_x(s, half_max, power):
-    """(max(s, 0) / h) ** n for one value, as :func:`_add_hill_term` computes it."""
-    v = max(s, 0.0) / half_max
-    if power != int(power):
-        return v ** power
-    r, e = 1.0, int(power)
-    while e > 0:
-        if e & 1:
-            r *= v
-        v *= v
-        e >>= 1
-    return r
+            x[i] += _hill_x(signal[i], half_max, power)
 
 
 @njit(**_JIT)
