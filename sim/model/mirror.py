@@ -71,7 +71,7 @@ class MesaMirror:
     last :meth:`sync`.
 
     ``agents[kind]`` lists the agents in row order (rows are swap-removed, so an agent's
-    ``slot`` follows its row); ``voxel[kind][row]`` is the flat voxel (``x * ny + y``) the
+    ``slot`` follows its row); ``voxel(kind)[row]`` is the flat voxel (``x * ny + y``) the
     row's agent stands on.
     """
 
