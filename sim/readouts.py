@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .cells import endothelial, macrophage, neutrophil, tumor
-from .cells.lattice import box_sum
+from .cells.lattice import box_sum, count_around
 from .config.field_registry import FIELD_NAMES
 
 __all__ = ["READOUTS", "REPORTERS", "at_time", "tumor_region"]
@@ -89,7 +89,7 @@ def neutrophils_in_tumor(m) -> int:
 def neutrophils_in_contact(m) -> int:
     """Neutrophils with a viable tumor cell in their 3x3 neighbourhood."""
     nb = m.neutrophils
-    contact = box_sum(neutrophil.viable_tumor_map(m) >= 0)[nb["x"], nb["y"]]
+    contact = count_around(neutrophil.viable_tumor_map(m), nb["x"], nb["y"])
     return int((contact > 0).sum())
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..config.units import MIN_PER_HOUR
 from .common import Signals, field_signals, minus_ones, uniforms_for
-from .lattice import box_sum, count_around, free_within, move_to_free, place_near
+from .lattice import count_around, free_within, move_to_free, place_near
 
 #: the population's name in ``model.populations``
 KIND = "tumor"
@@ -92,7 +92,7 @@ def invasive(m) -> np.ndarray:
     """Per row: a viable cell that has left the main mass (at most
     ``tumor.invasive_neighbours_max`` tumor cells among its 8 neighbours)."""
     t = m.tumor
-    neighbours = box_sum(t.at >= 0)[t["x"], t["y"]] - 1
+    neighbours = count_around(t.at, t["x"], t["y"]) - 1
     return viable(t) & (neighbours <= m.p.tumor.invasive_neighbours_max)
 
 

@@ -56,6 +56,7 @@ def deposit(grid: np.ndarray, x: np.ndarray, y: np.ndarray, rate,
 
 @nb.njit(cache=True)
 def _set_scalar(grid, x, y, rate, where, flat):
+    """grid[x, y] = rate where ``where``; the flat indices written go to ``flat``."""
     ny = grid.shape[1]
     g = grid.reshape(-1)
     k = 0

@@ -19,6 +19,8 @@ sync. The simulation never reads the Mesa side, so results do not depend on the 
 import numpy as np
 from mesa.discrete_space import CellAgent
 
+from .populations import with_room
+
 __all__ = ["ArrayAgent", "TumorCell", "Neutrophil", "Macrophage", "EndothelialCell",
            "AGENT_CLASSES", "MesaMirror"]
 
@@ -99,16 +101,13 @@ class MesaMirror:
             raise RuntimeError(f"{kind}: agents added out of order")
         cls, model, cells = AGENT_CLASSES[kind], self._model, self._cells
         flat = np.asarray(x, np.int64) * self._ny + np.asarray(y, np.int64)
+        start = len(agents)
         for r, k in zip(rows.tolist(), flat.tolist()):
             agent = cls(model, cells[k])
             agent.slot = r
             agents.append(agent)
-        need = len(agents)
-        if need > self._voxel[kind].size:
-            grown = np.empty(max(need, 2 * self._voxel[kind].size), np.int64)
-            grown[: need - len(flat)] = self._voxel[kind][: need - len(flat)]
-            self._voxel[kind] = grown
-        self._voxel[kind][need - len(flat): need] = flat
+        voxel = self._voxel[kind] = with_room(self._voxel[kind], len(agents), start)
+        voxel[start: len(agents)] = flat
 
     def removed(self, kind: str, rows: list[int]) -> None:
         """Remove the agents of ``rows``, swap-removed one by one in the order given (the

@@ -11,7 +11,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Population"]
+__all__ = ["Population", "with_room"]
+
+
+def with_room(arr: np.ndarray, need: int, keep: int) -> np.ndarray:
+    """``arr`` if it holds ``need`` entries, else a zeroed array of its dtype, doubled in
+    length until it does, holding ``arr``'s first ``keep`` entries."""
+    cap = len(arr)
+    if need <= cap:
+        return arr
+    while cap < need:
+        cap *= 2
+    new = np.zeros(cap, arr.dtype)
+    new[:keep] = arr[:keep]
+    return new
 
 
 class Population:
@@ -38,15 +51,8 @@ class Population:
         return self._cols[col][: self.n]
 
     def _grow(self, need: int) -> None:
-        cap = len(self._cols["x"])
-        if need <= cap:
-            return
-        while cap < need:
-            cap *= 2
         for k, arr in self._cols.items():
-            new = np.zeros(cap, arr.dtype)
-            new[: self.n] = arr[: self.n]
-            self._cols[k] = new
+            self._cols[k] = with_room(arr, need, self.n)
 
     def add(self, x, y, **values) -> np.ndarray:
         """Append rows (the voxels must be free of this type); return their row numbers."""
