@@ -9,8 +9,9 @@ Sections (all seeds fixed):
    time the stages of ``NeutroModel.step``; then a cProfile of a short continuation.
 1b. The same run with the fields on one thread and on the default threads, in alternating
    chunks of steps.
-1c. The same run with the Mesa agents' cells synced after every step (the interactive
-   default) and at records only (as run_one and the ensembles run it; what every other
+1c. The same run with the Mesa side (grid and agents) built at t=0 and synced after every
+   step (``mesa="eager"``, what a model read through Mesa costs) and never built
+   (``"lazy"`` and never read, as run_one and the ensembles run it; what every other
    section uses), in alternating chunks.
 2. Large tissue: 1000x1000 voxels (20 mm), initial tumor radius 2500 um (5x the default
    radius on a 5x wider window), everything else default. The full 21 days is run when a
@@ -62,9 +63,9 @@ LARGE_OVERRIDES = {"domain.nx": 1000, "domain.ny": 1000, "initial.tumor_radius_u
 GOAL_LARGE_MIN = 15.0  # project goal: 21 days of the large tissue in under 15 min
 LARGE_FULL_LIMIT_MIN = 25.0  # run the large tissue in full when projected under this
 LARGE_SHORT_DAYS = 2.0  # otherwise run this span and extrapolate
-#: when the Mesa agents' cells follow the arrays, as run_one and every ensemble run it
-#: (section 1c compares "step", NeutroModel's default for interactive use)
-SYNC = "record"
+#: when the Mesa side is built: "lazy", on first read (run_one and the ensembles never read
+#: it); section 1c compares "eager" (built at t=0, synced after every step)
+MESA = "lazy"
 #: section 4: neutrosim steps between two steps of each baseline (one baseline-A step takes
 #: about as long as this many neutrosim steps on the default grid)
 CHUNK = 60
@@ -259,9 +260,10 @@ def instrument(model, detail: bool = True) -> StageTimers:
                                 sum(model.fields.thread_seconds) - t0]
     t.probes.append(thread_time)
     t.wrap_sub(model, "behaviour", "agents: Hill rules (model.behaviour)")
-    t.wrap_sub(model.mirror, "sync", "agents: Mesa cells follow the arrays (mirror.sync)")
-    t.wrap_sub(model.mirror, "moved", "  of which cell moves (mirror.moved)",
-               count=_moved, count_label="mesa_moves")
+    if model.mesa_built:  # (reading model.mirror would build it)
+        t.wrap_sub(model.mirror, "sync", "agents: Mesa cells follow the arrays (mirror.sync)")
+        t.wrap_sub(model.mirror, "moved", "  of which cell moves (mirror.moved)",
+                   count=_moved, count_label="mesa_moves")
     t.wrap_sub(model, "spawn", "agents: new agents (model.spawn)",
                count=lambda a, k, r: len(a[1]), count_label="spawned")
     t.wrap_sub(model, "discard", "agents: removals (model.discard)",
@@ -440,7 +442,7 @@ def bench_default(args, load_params, run_one, NeutroModel):
 
     say("section 1: the same run stepped by hand with stage timers")
     t0 = time.perf_counter()
-    model = NeutroModel(params, rng=SEED, sync_mesa=SYNC)
+    model = NeutroModel(params, rng=SEED, mesa=MESA)
     build_s = time.perf_counter() - t0
     timers = instrument(model)
     log = StepLog(model.populations.keys())
@@ -452,7 +454,7 @@ def bench_default(args, load_params, run_one, NeutroModel):
     same = (len(ts) == len(res.timeseries)
             and bool((ts.iloc[-1].to_numpy() == res.timeseries.iloc[-1].to_numpy()).all()))
     ups = log.updates
-    print(f"\nStepped by hand (NeutroModel(params, rng={SEED}, sync_mesa={SYNC!r}), "
+    print(f"\nStepped by hand (NeutroModel(params, rng={SEED}, mesa={MESA!r}), "
           f"{log.steps} x model.step()): "
           f"same trajectory as run_one: {'yes' if same else 'NO (check determinism)'}")
     print(f"  build {build_s:.2f} s; steps {fmt_s(log.wall)}; first step {log.dt[0] * 1e3:.1f} ms;"
@@ -531,7 +533,7 @@ def bench_threads(args, load_params, NeutroModel):
     days = 3.0 if args.quick else 12.0
     spd = 1440.0 / params.time.dt_min
     steps, chunk = int(round(days * spd)), 60
-    models = {k: NeutroModel(params, rng=SEED, threads=k, sync_mesa=SYNC) for k in (1, n)}
+    models = {k: NeutroModel(params, rng=SEED, threads=k, mesa=MESA) for k in (1, n)}
     fields = {k: np.zeros(steps) for k in models}
     timers = {k: StageTimers().attach(m) for k, m in models.items()}
     seen = {k: 0.0 for k in models}
@@ -568,18 +570,17 @@ def bench_threads(args, load_params, NeutroModel):
 
 # --------------------------------------------------------------------------- section 1c
 def bench_sync(args, load_params, NeutroModel):
-    """The default run with the Mesa agents' cells following the arrays after every step
-    (``sync_mesa="step"``, the interactive default) and only where the DataCollector
-    records (``"record"``, as run_one and the ensembles), in alternating chunks of steps;
-    results must be identical."""
-    section("1c. Mesa agents' cells synced after every step vs at records "
-            "(NeutroModel(sync_mesa=...)), default grid")
+    """The default run with the Mesa side built at t=0 and following the arrays after every
+    step (``mesa="eager"``) and never built (``"lazy"``, never read: run_one and the
+    ensembles), in alternating chunks of steps; results must be identical."""
+    section("1c. Mesa grid and agents built and synced after every step vs never built "
+            "(NeutroModel(mesa=...)), default grid")
     params = load_params()
     days = 3.0 if args.quick else 12.0
     spd = 1440.0 / params.time.dt_min
     steps, chunk = int(round(days * spd)), 60
-    models = {k: NeutroModel(params, rng=SEED, sync_mesa=k) for k in ("step", "record")}
-    say(f"section 1c: {days:g} days, sync_mesa 'step' and 'record' in alternating chunks")
+    models = {k: NeutroModel(params, rng=SEED, mesa=k) for k in ("eager", "lazy")}
+    say(f"section 1c: {days:g} days, mesa 'eager' and 'lazy' in alternating chunks")
     wall = step_in_turn(models, steps, chunk)
     a, b = models.values()
     same = a.datacollector.get_model_vars_dataframe().equals(
@@ -589,9 +590,9 @@ def bench_sync(args, load_params, NeutroModel):
              f"{wall[k].sum():.2f} s"] for k in models]
     print(f"  {steps} steps ({days:g} days) each; ms per step over the last third "
           f"(days {days / 3 * 2:g}-{days:g}), {chunk}-step chunks alternating:")
-    table(["sync_mesa", "step", "median", "all steps"], rows)
-    ratio = wall["step"][last].sum() / wall["record"][last].sum()
-    print(f"  a step synced at records only is {ratio:.2f}x as fast; identical results: "
+    table(["mesa", "step", "median", "all steps"], rows)
+    ratio = wall["eager"][last].sum() / wall["lazy"][last].sum()
+    print(f"  a step without the Mesa side is {ratio:.2f}x as fast; identical results: "
           f"{'yes' if same else 'NO'}")
     del models
     gc.collect()
@@ -610,7 +611,7 @@ def bench_large(args, ref, load_params, NeutroModel):
     la0 = loadavg()
     say("section 2: building the large model")
     t0 = time.perf_counter()
-    model = NeutroModel(params, rng=SEED, sync_mesa=SYNC)
+    model = NeutroModel(params, rng=SEED, mesa=MESA)
     build_s = time.perf_counter() - t0
     n0 = {k: p.n for k, p in model.populations.items()}
     print(f"  build {build_s:.1f} s (Mesa grid of {params.domain.nx * params.domain.ny:,} cells, "
@@ -701,7 +702,7 @@ def bench_scaling(args, load_params, NeutroModel):
         say(f"section 3: radius {radius:g} um")
         params = load_params(overrides={"initial.tumor_radius_um": radius})
         spd = 1440.0 / params.time.dt_min
-        model = NeutroModel(params, rng=SEED, sync_mesa=SYNC)
+        model = NeutroModel(params, rng=SEED, mesa=MESA)
         for _ in range(warm):
             model.step()
         timers = instrument(model, detail=False)
@@ -861,7 +862,7 @@ def bench_baseline(args, ref, load_params, NeutroModel):
         bm.step()  # builds Mesa's neighbourhood caches: not in the rate
         base[name] = {"model": bm, "build": build, "first": time.perf_counter() - t0,
                       "dts": [], "moves0": bm.moves}
-    model = NeutroModel(params, rng=SEED, sync_mesa=SYNC)
+    model = NeutroModel(params, rng=SEED, mesa=MESA)
     pops = model.populations
     updates, wall = 0, 0.0
     pc = time.perf_counter
@@ -901,9 +902,9 @@ def bench_baseline(args, ref, load_params, NeutroModel):
           "    neutrophils die, bind/unbind/activate, kill, secrete, crawl up to 3 voxels/step up\n"
           "    the chemokine and are recruited at perfused vessels; macrophages die, switch\n"
           "    state, secrete, walk ~0.3 voxels/step and are recruited; vessels regress, supply\n"
-          "    oxygen, sprout, extend tips and connect. Mesa CellAgents are created and removed\n"
-          f"    with the rows and follow them to their cells at every record (sync_mesa={SYNC!r}, as\n"
-          "    run_one and the ensembles run; section 1c: after every step). The step also\n"
+          "    oxygen, sprout, extend tips and connect. The Mesa grid and agents are built only\n"
+          f"    when read (mesa={MESA!r}), and run_one and the ensembles never read them (section\n"
+          "    1c: built at t=0 and synced after every step). The step also\n"
           "    diffuses 5 fields (multigrid oxygen + 4 LOD fields on 40,000 voxels) and records\n"
           "    every 60 steps: that time IS included in neutrosim's rate.")
     print("  baseline A (the brief's): every agent, in a Python step() called by\n"
@@ -942,7 +943,7 @@ def bench_baseline(args, ref, load_params, NeutroModel):
         print(f"  on one thread (divided by section 1b's speed-up of "
               f"{ref['threads_speedup']:.2f}x): {ratio / ref['threads_speedup']:.1f}x")
     if ref.get("sync_speedup"):
-        print(f"  with the Mesa agents' cells synced after every step (divided by section 1c's "
+        print(f"  with the Mesa grid and agents built and synced every step (divided by 1c's "
               f"{ref['sync_speedup']:.2f}x): {ratio / ref['sync_speedup']:.1f}x")
     print(f"  load average at the end of section 4: {loadavg()} (at its start: {la0})")
 

@@ -55,31 +55,35 @@ def test_arrays_and_agents_agree_through_depletion(small_params):
     assert m.treatment.started
 
 
-def test_mesa_synced_only_at_records_gives_the_same_run(small_params):
-    """sync_mesa="record": the agents' cells lag between recorded steps (the arrays move on,
-    Mesa's own state stays consistent) and agree at every record; the simulation is the
-    same as with a sync after every step."""
-    p = small_params.replace({"time.record_every_h": 3.0})
-    lazy, eager = NeutroModel(p, rng=5, sync_mesa="record"), NeutroModel(p, rng=5)
-    lagged = 0
-    for _ in range(2 * lazy.steps_per_record):
+def test_mesa_side_built_when_first_read_gives_the_same_run(small_params):
+    """mesa="lazy" (the default): no Mesa grid or agent exists until something reads them;
+    read at any step, they equal the arrays then (as an eager model's always do), the
+    grid's property layers are the fields themselves, and from then on they follow every
+    step. The simulation is the same as the eager model's, step by step."""
+    lazy, eager = NeutroModel(small_params, rng=5), NeutroModel(small_params, rng=5, mesa="eager")
+    assert eager.mesa_built and len(eager.agents) > 0
+    for _ in range(40):
         lazy.step()
         eager.step()
-        if lazy.steps % lazy.steps_per_record == 0:
-            assert_arrays_match_agents(lazy)
-        else:
-            for kind, pop in lazy.populations.items():
-                cells = [a.cell.coordinate for a in lazy.mirror.agents[kind]]
-                lagged += sum(c != (x, y) for c, x, y in zip(cells, pop["x"], pop["y"]))
-            assert sum(len(c.agents) for c in lazy.grid.all_cells.cells) == len(lazy.agents)
-    assert lagged > 0, "no agent moved between records: the test shows nothing"
+    assert not lazy.mesa_built and len(lazy._all_agents) == 0  # Mesa's own registry: empty
+    assert_arrays_match_agents(lazy)  # the first read builds the grid and the agents
+    assert lazy.mesa_built and len(lazy.agents) == len(eager.agents)
+    for name, field in lazy.fields.items():
+        layer = getattr(lazy.grid, name)
+        assert layer.data is field
+    cell = lazy.grid[(7, 9)]
+    for _ in range(40):
+        lazy.step()
+        eager.step()
+        assert_arrays_match_agents(lazy)
+        assert cell.oxygen == lazy.fields["oxygen"][7, 9]  # a cell reads the live field
     for kind, pop in lazy.populations.items():
         for col in ("x", "y", "state"):
             np.testing.assert_array_equal(pop[col], eager.populations[kind][col])
     pd.testing.assert_frame_equal(lazy.datacollector.get_model_vars_dataframe(),
                                   eager.datacollector.get_model_vars_dataframe(), check_exact=True)
-    with pytest.raises(ValueError, match="sync_mesa"):
-        NeutroModel(p, rng=5, sync_mesa="never")
+    with pytest.raises(ValueError, match="mesa"):
+        NeutroModel(small_params, rng=5, mesa="never")
 
 
 def test_batched_relocation_matches_mesa_cell_setter():

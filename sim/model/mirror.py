@@ -1,23 +1,27 @@
-"""The Mesa side of the model: one Mesa agent per array row, in the grid cell of its voxel.
+"""The Mesa side of the model: a Mesa grid whose property layers are the fields, and one
+Mesa agent per array row, in the grid cell of its voxel.
 
-The arrays of :mod:`.populations` are the truth the simulation reads and writes; the Mesa
-agents mirror them, so Mesa users, ``mesa.batch_run`` and the browser view see a real Mesa
-model (``model.agents``, ``agent.cell``, ``cell.agents``, the grid's ``empty`` layer).
-Every touch of Mesa's internals is in this module.
+The arrays of :mod:`.populations` and the fields are the truth the simulation reads and
+writes; the Mesa side mirrors them, so Mesa users, ``mesa.batch_run`` and the browser view
+see a real Mesa model (``model.grid`` with one property layer per field, ``model.agents``,
+``agent.cell``, ``cell.agents``, the grid's ``empty`` layer). Every touch of Mesa's
+internals is in this module.
 
-The contract: which agents exist (``model.agents``, ``mirror.agents``) is exact at all
-times, since agents are created and removed with their rows. Where they stand (``agent.cell``,
-``cell.agents``, neighbourhoods, ``grid.empty``) is brought up to date by
-:meth:`MesaMirror.sync`, which moves in one batch every agent whose row changed voxel since
-the last sync. The model syncs at the end of every step by default
-(``NeutroModel(sync_mesa="step")``) and, for runs that nobody reads through Mesa while they
-run (``neutrosim run``, ensembles: ``sync_mesa="record"``), only where the DataCollector
-records; between syncs Mesa's own state is consistent but shows the positions of the last
-sync. The simulation never reads the Mesa side, so results do not depend on the setting.
+The contract (:class:`sim.model.NeutroModel`): the Mesa side is built by
+:meth:`MesaMirror.build` the first time it is read (``model.grid``, ``model.agents``,
+``model.agents_by_type``, ``model.agent_types``, ``model.mirror``), or at t=0 with
+``NeutroModel(mesa="eager")``; from then on which agents exist is exact at all times (agents
+are created and removed with their rows), and where they stand is brought up to date at
+the end of every step by :meth:`MesaMirror.sync`, which moves in one batch every agent
+whose row changed voxel. A run that nobody reads through Mesa (``neutrosim run``, the
+ensembles) never builds it. The simulation never reads the Mesa side, so results do not
+depend on whether or when it is built.
 """
 
+from collections.abc import Mapping
+
 import numpy as np
-from mesa.discrete_space import CellAgent
+from mesa.discrete_space import CellAgent, OrthogonalMooreGrid, PropertyLayer
 
 from .populations import with_room
 
@@ -74,12 +78,30 @@ class MesaMirror:
 
     ``agents[kind]`` lists the agents in row order (rows are swap-removed, so an agent's
     ``slot`` follows its row); ``voxel(kind)[row]`` is the flat voxel (``x * ny + y``) the
-    row's agent stands on.
+    row's agent stands on. ``MesaMirror(model, grid)`` starts with no agents on an existing
+    grid; :meth:`build` makes the grid and the agents of a model as it is.
     """
+
+    @classmethod
+    def build(cls, model, shape: tuple[int, int], layers: Mapping[str, np.ndarray],
+              populations) -> "MesaMirror":
+        """A new Mesa grid of ``shape`` whose property layers are ``layers`` (name -> (nx,
+        ny) array, shared, not copied: the layer reads and writes the array), and one agent
+        per row of ``populations`` (name -> Population) on its voxel, in row order."""
+        grid = OrthogonalMooreGrid(shape, torus=False, capacity=None, random=model.random)
+        for name, data in layers.items():
+            layer = PropertyLayer(name, shape, default_value=0.0, dtype=data.dtype.type)
+            layer._data = data  # before add_property_layer, whose cell accessors bind it
+            grid.add_property_layer(layer)
+        mirror = cls(model, grid)
+        for kind, pop in populations.items():
+            mirror.added(kind, np.arange(len(pop)), pop["x"], pop["y"])
+        return mirror
 
     def __init__(self, model, grid):
         nx, ny = grid.dimensions
         cells = {c.coordinate: c for c in grid.all_cells.cells}
+        self.grid = grid
         self._model = model
         self._ny = ny
         #: Mesa cells by flat voxel index x * ny + y

@@ -4,8 +4,9 @@
 record); one model step is ``time.dt_min`` minutes. The simulated time ends at
 ``time.days`` (:meth:`NeutroModel.set_end`): the last time point is recorded there and
 ``running`` turns False, so ``mesa.batch_run`` and ``Model.run_model`` stop there. The
-cells' state lives in the arrays of :mod:`.populations`, mirrored as Mesa agents by :mod:`.mirror`; the fields are a
-:class:`sim.fields.FieldSystem`, the model's one entry into :mod:`sim.fields`.
+cells' state lives in the arrays of :mod:`.populations`; the fields are a
+:class:`sim.fields.FieldSystem`, the model's one entry into :mod:`sim.fields`. Both are
+mirrored as a Mesa grid and Mesa agents by :mod:`.mirror`, built the first time they are read.
 """
 
 from collections.abc import Callable
@@ -28,11 +29,10 @@ from .populations import Population
 from .stages import STAGES, Stage, write_sources
 from .treatment import Treatment
 
-__all__ = ["NeutroModel", "SYNC_MESA"]
+__all__ = ["NeutroModel", "MESA_SIDE"]
 
-#: when the Mesa agents' cells follow the arrays: after every step, or where the
-#: DataCollector records
-SYNC_MESA = ("step", "record")
+#: when the Mesa side (grid, agents) is built: the first time it is read, or at t=0
+MESA_SIDE = ("lazy", "eager")
 
 class NeutroModel(Model):
     """Agent-based model of neutrophil-tumor-vessel dynamics in an advanced mammary tumor.
@@ -44,11 +44,11 @@ class NeutroModel(Model):
         width, height: grid size in voxels (override ``domain.nx``, ``domain.ny``).
         threads: threads that solve the fields of a step side by side (default
             :func:`sim.config.threads.default_threads`). Results do not depend on it.
-        sync_mesa: when the Mesa agents' cells follow the arrays (:mod:`.mirror`):
-            ``"step"`` (default) after every step, as Mesa users and the browser view
-            expect; ``"record"`` only where the DataCollector records (what
-            :func:`sim.runs.run.run_one` and the ensembles use: nobody reads Mesa's cells
-            while they run). Results do not depend on it.
+        mesa: when the Mesa side (``grid``, ``agents``: :mod:`.mirror`) is built:
+            ``"lazy"`` (default) the first time it is read, ``"eager"`` at t=0. Once built
+            it is kept exact after every step. A run nobody reads through Mesa
+            (:func:`sim.runs.run.run_one`, the ensembles) never builds it. Results do not
+            depend on it.
         **overrides: any parameter as ``section__key=value`` (or ``"section.key"``), so
             ``mesa.batch_run`` and SolaraViz can drive the model with plain keywords.
 
@@ -58,7 +58,11 @@ class NeutroModel(Model):
         populations: the cells of each type (:class:`.populations.Population`).
         sprouts: the vessel sprouts laid since t=0, their parents and perfusion
             (:class:`sim.cells.endothelial.Sprouts`).
-        mirror: the Mesa agents standing for the cells (:class:`.mirror.MesaMirror`).
+        grid: Mesa's ``OrthogonalMooreGrid`` of the tissue, one property layer per field
+            (the arrays of ``fields``), built on first read (``mesa``).
+        agents, agents_by_type, agent_types: Mesa's, one agent per cell (built with the grid).
+        mirror: the Mesa grid and agents standing for the cells (:class:`.mirror.MesaMirror`),
+            built on first read (``mesa``).
         treatment: the intervention's state (:class:`.treatment.Treatment`).
         steps_per_record: model steps between recorded time points (``time.record_every_h``).
         end_step: the model step at which the simulated time ends (``time.days``, or what
@@ -71,9 +75,9 @@ class NeutroModel(Model):
 
     def __init__(self, params: Params | None = None, *, rng=None, scenario: str | None = None,
                  width: int | None = None, height: int | None = None,
-                 threads: int | None = None, sync_mesa: str = "step", **overrides):
-        if sync_mesa not in SYNC_MESA:
-            raise ValueError(f"sync_mesa = {sync_mesa!r}; allowed: {', '.join(SYNC_MESA)}")
+                 threads: int | None = None, mesa: str = "lazy", **overrides):
+        if mesa not in MESA_SIDE:
+            raise ValueError(f"mesa = {mesa!r}; allowed: {', '.join(MESA_SIDE)}")
         if isinstance(rng, str):  # SolaraViz's InputText delivers text
             rng = int(rng)
         super().__init__(rng=rng)
@@ -90,12 +94,10 @@ class NeutroModel(Model):
         self.p = params
         self.scales = Scales(params.domain.voxel_um, params.time.dt_min)
         shape = (params.domain.nx, params.domain.ny)
-        self.grid = OrthogonalMooreGrid(shape, torus=False, capacity=None, random=self.random)
-        self.mirror = MesaMirror(self, self.grid)
-        self.sync_mesa = sync_mesa
-        layers = {name: self.grid.create_property_layer(name, default_value=0.0, dtype=float).data
-                  for name in FIELD_NAMES}
-        self.fields = FieldSystem(params, layers, threads=threads)
+        self._shape = shape
+        self._mirror: MesaMirror | None = None  # the Mesa side, built on first read
+        self.fields = FieldSystem(params, {name: np.zeros(shape) for name in FIELD_NAMES},
+                                  threads=threads)
         self.populations = {c.KIND: Population(c.KIND, c.COLUMNS, shape) for c in CELL_TYPES}
         self.sprouts = endothelial.Sprouts()
         self._base = {
@@ -119,6 +121,44 @@ class NeutroModel(Model):
         tissue.start_cycles(self)
         self.datacollector = DataCollector(model_reporters=readouts.REPORTERS)
         self.datacollector.collect(self)
+        if mesa == "eager":
+            self._mirror = self.mirror
+
+    # ----------------------------------------------------------------- the Mesa side
+    @property
+    def mirror(self) -> MesaMirror:
+        """The Mesa grid and agents standing for the fields and cells, built on first read."""
+        if self._mirror is None:
+            self._mirror = MesaMirror.build(self, self._shape, self.fields, self.populations)
+        return self._mirror
+
+    @property
+    def mesa_built(self) -> bool:
+        """Whether the Mesa side exists (it is built the first time it is read)."""
+        return self._mirror is not None
+
+    @property
+    def grid(self) -> OrthogonalMooreGrid:
+        """Mesa's grid of the tissue: one cell per voxel, one property layer per field."""
+        return self.mirror.grid
+
+    @property
+    def agents(self):
+        """Mesa's set of all agents: one per cell (builds the Mesa side on first read)."""
+        self.mirror  # built on first read
+        return super().agents
+
+    @property
+    def agents_by_type(self):
+        """Mesa's agent sets by agent class (builds the Mesa side on first read)."""
+        self.mirror  # built on first read
+        return super().agents_by_type
+
+    @property
+    def agent_types(self) -> list[type]:
+        """Mesa's agent classes present (builds the Mesa side on first read)."""
+        self.mirror  # built on first read
+        return super().agent_types
 
     # ----------------------------------------------------------------- accessors
     @property
@@ -179,17 +219,20 @@ class NeutroModel(Model):
     # ----------------------------------------------------------------- agents
     def spawn(self, kind: str, x, y, **values) -> np.ndarray:
         """Add cells of population ``kind`` at voxels (x, y), with column ``values``: array
-        rows and their Mesa agents. Returns the new rows."""
+        rows and their Mesa agents (if the Mesa side is built). Returns the new rows."""
         pop = self.populations[kind]
         rows = pop.add(x, y, **values)
-        self.mirror.added(kind, rows, x, y)
+        if self._mirror is not None:
+            self._mirror.added(kind, rows, x, y)
         return rows
 
     def discard(self, pop: Population, rows) -> None:
-        """Remove rows of a population and their Mesa agents. Removing tumor cells
+        """Remove rows of a population and their Mesa agents (if built). Removing tumor cells
         renumbers the rows that neutrophils are bound to (:func:`neutrophil.follow_partners`)."""
         renumber = pop.renumbering(rows) if pop.name == tumor.KIND else None
-        self.mirror.removed(pop.name, pop.remove(rows))
+        gone = pop.remove(rows)
+        if self._mirror is not None:
+            self._mirror.removed(pop.name, gone)
         if renumber is not None:
             neutrophil.follow_partners(self, renumber)
 

@@ -60,15 +60,13 @@ def end_fields(m) -> None:
 
 
 def record(m) -> None:
-    """The Mesa agents' cells follow the arrays (every step, or where the DataCollector
-    records, as ``m.sync_mesa`` says); the DataCollector records every
-    ``time.record_every_h`` and at the end of the simulated time (``m.end_step``, once
-    even where the two coincide); from the end on, ``m.running`` is False."""
-    at_end = m.steps == m.end_step
-    recording = at_end or m.steps % m.steps_per_record == 0
-    if recording or m.sync_mesa == "step":
+    """The Mesa agents' cells follow the arrays (if the Mesa side is built); the
+    DataCollector records every ``time.record_every_h`` and at the end of the simulated
+    time (``m.end_step``, once even where the two coincide); from the end on,
+    ``m.running`` is False."""
+    if m.mesa_built:
         m.mirror.sync(m.populations)
-    if recording:
+    if m.steps == m.end_step or m.steps % m.steps_per_record == 0:
         m.datacollector.collect(m)
     if m.steps >= m.end_step:
         m.running = False

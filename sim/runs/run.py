@@ -73,15 +73,14 @@ class RunResult:
         return write_atomic(Path(out), fill, overwrite=overwrite, ours=RUN_FILES)
 
 
-def build_model(params: Params | None = None, seed: int = 0, threads: int | None = None,
-                sync_mesa: str = "step"):
+def build_model(params: Params | None = None, seed: int = 0, threads: int | None = None):
     """The model of one run at t=0: what :func:`run_one` steps, and what the browser view
-    steps interactively (same parameters, same seed, same results; ``threads`` and
-    ``sync_mesa``: see :class:`sim.model.NeutroModel`)."""
+    steps interactively (same parameters, same seed, same results; ``threads``: see
+    :class:`sim.model.NeutroModel`)."""
     from ..model.model import NeutroModel
 
     return NeutroModel(params if params is not None else load_params(), rng=int(seed),
-                       threads=threads, sync_mesa=sync_mesa)
+                       threads=threads)
 
 
 def run_one(
@@ -107,7 +106,7 @@ def run_one(
         raise ParameterError(f"days = {days}: must be at least one model step "
                              f"(time.dt_min = {params.time.dt_min} min)")
     t0 = time.perf_counter()
-    model = build_model(params, seed, threads, sync_mesa="record")  # nobody reads Mesa's cells
+    model = build_model(params, seed, threads)  # nobody reads the Mesa side: never built
     model.set_end(days)  # the last time point is recorded at ``days``
     n_steps = model.end_step
     bar = _progress_bar(n_steps, model.scales.dt_min) if progress else None
