@@ -11,7 +11,7 @@ import pytest
 from sim.config.errors import ParameterError
 from sim.config.params import load_params
 from sim.config.threads import default_threads
-from sim.fields.threads import TaskPool
+from sim.fields.threads import TaskPool, ThreadChooser
 from sim.model.model import NeutroModel
 from tests.conftest import SMALL
 
@@ -149,3 +149,69 @@ def test_model_results_do_not_depend_on_the_field_threads():
     ta = one.datacollector.get_model_vars_dataframe()
     tb = two.datacollector.get_model_vars_dataframe()
     assert ta.equals(tb)
+
+
+def test_model_results_do_not_depend_on_switching_threads_step_by_step(monkeypatch):
+    """The default setting switches between all threads and one as the machine's load
+    changes; a chooser that switches at every step gives the one-thread run exactly."""
+    p = load_params(overrides=SMALL)
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
+    one, switching = NeutroModel(p, rng=3, threads=1), NeutroModel(p, rng=3)
+    switching.fields.chooser = ThreadChooser(2, trial=1, hold=1, max_hold=1)
+    for _ in range(60):
+        one.step()
+        switching.step()
+    steps_on = switching.fields.chooser.steps_on
+    assert steps_on[1] >= 20 and steps_on[2] >= 20  # it did switch, both ways
+    a, b = _state(one), _state(switching)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert one.datacollector.get_model_vars_dataframe().equals(
+        switching.datacollector.get_model_vars_dataframe())
+
+
+class _Machine:
+    """A planted clock: a step on ``threads`` takes ``cost[threads]`` seconds."""
+
+    def __init__(self, cost):
+        self.cost, self.now = dict(cost), 0.0
+
+    def run(self, chooser: ThreadChooser, steps: int) -> list[int]:
+        used = []
+        for _ in range(steps):
+            k = chooser.next()
+            used.append(k)
+            self.now += self.cost[k]
+        return used
+
+
+@pytest.mark.parametrize("faster", [2, 1])
+def test_chooser_settles_on_the_faster_setting(faster):
+    machine = _Machine({2: 1.0, 1: 1.5} if faster == 2 else {2: 2.0, 1: 1.5})
+    chooser = ThreadChooser(2, trial=4, hold=50, max_hold=400, clock=lambda: machine.now)
+    used = machine.run(chooser, 2000)
+    assert chooser.chosen == faster
+    assert used.count(faster) / len(used) > 0.97  # trials grow rarer as the choice holds
+    assert used[:8].count(1) == used[:8].count(2) == 4  # the first trial: both, in turn
+
+
+def test_chooser_follows_a_change_of_load():
+    """Quiet, then two competing processes make the helper thread a liability: within a
+    hold and a trial the chooser falls back to one thread, and returns when they stop."""
+    machine = _Machine({2: 1.0, 1: 1.4})
+    chooser = ThreadChooser(2, trial=4, hold=50, max_hold=100, clock=lambda: machine.now)
+    machine.run(chooser, 500)
+    assert chooser.chosen == 2
+    machine.cost = {2: 3.0, 1: 2.0}
+    used = machine.run(chooser, 500)
+    assert chooser.chosen == 1 and used[-300:].count(1) > 280
+    machine.cost = {2: 1.0, 1: 1.4}
+    machine.run(chooser, 500)
+    assert chooser.chosen == 2
+
+
+def test_chooser_on_one_thread_never_times():
+    chooser = ThreadChooser(1, clock=lambda: pytest.fail("timed a one-thread model"))
+    assert [chooser.next() for _ in range(5)] == [1] * 5
+    with pytest.raises(ValueError):
+        ThreadChooser(2, trial=0)

@@ -241,16 +241,20 @@ class FieldStepper:
     def threads(self) -> int:
         return self._pool.threads
 
-    def advance(self, fields: Mapping[str, np.ndarray], sources) -> None:
+    def advance(self, fields: Mapping[str, np.ndarray], sources,
+                threads: int | None = None) -> None:
         """Every field over one step from ``sources``, in place."""
-        self.start(fields, sources)
+        self.start(fields, sources, threads=threads)
         self.finish(fields)
 
-    def start(self, fields: Mapping[str, np.ndarray], sources, zero_sources: bool = False) -> None:
+    def start(self, fields: Mapping[str, np.ndarray], sources, zero_sources: bool = False,
+              threads: int | None = None) -> None:
         """Start the step's solves on the helper threads (see the module docstring). With
         ``zero_sources`` each solve then zeroes the sources it read, as ``sources.clear()``
         would (``sources`` needs ``zeroing_plan`` and ``forget``; :meth:`finish` calls the
-        latter), so the caller need not clear them itself."""
+        latter), so the caller need not clear them itself. ``threads``: how many of the
+        stepper's threads share the solves (default all; 1: the caller alone, in
+        :meth:`finish`)."""
         rel, upt = sources.release, sources.uptake
         arrays = [(f"field {n!r}", fields[n]) for n in ["oxygen", *self.names]]
         arrays += [(f"release of {n!r}", rel[n]) for n in ["oxygen", *self.names]]
@@ -280,7 +284,8 @@ class FieldStepper:
                                     tuple(rel[n] for n in self.names),
                                     tuple(upt[n] for n in self.names), self._given)
         common = (self._status, oxygen, transient, ZeroingPlan(slots, flat, plan))
-        self._pool.start([self._task(common)] * self.threads)
+        n = self.threads if threads is None else min(self.threads, threads)
+        self._pool.start([self._task(common)] * n)
 
     def _task(self, common: tuple):
         def run(k: int) -> None:

@@ -26,6 +26,7 @@ from ..config.threads import field_threads
 from .multigrid import SteadySolver
 from .sources import Sources
 from .stepper import FieldStepper
+from .threads import ThreadChooser
 from .transient import FieldSpec
 
 __all__ = ["FieldSystem"]
@@ -39,12 +40,17 @@ class FieldSystem(Mapping):
             time step, each field's section and ``time.source_lag_steps``.
         arrays: the field arrays by name ((nx, ny) float64, C-contiguous; for the model,
             its Mesa property layers), one per field of the registry.
-        threads: threads that solve the fields of a step (default
-            :func:`sim.config.threads.field_threads`). Results do not depend on it.
+        threads: threads that solve the fields of a step. Default
+            (:func:`sim.config.threads.field_threads`): up to that many, step by step all
+            of them or the caller alone, whichever steps faster on this machine now
+            (:class:`.threads.ThreadChooser`); a number: exactly that many. Results do not
+            depend on it.
 
     Attributes:
         sources: the :class:`.Sources` the cells write this step.
         oxygen_solver: the multigrid solver of oxygen (its tolerance, its outcome).
+        chooser: the :class:`.threads.ThreadChooser` of the default thread setting (None
+            when ``threads`` was given or one thread is all there is).
         specs: the :class:`.FieldSpec` of each transient field, by name.
     """
 
@@ -72,6 +78,9 @@ class FieldSystem(Mapping):
                                      oxygen_decay_per_min=ox.decay_per_min,
                                      oxygen_blood=ox.blood_mmHg, transient=transient,
                                      threads=field_threads(threads))
+        n = self._stepper.threads
+        self.chooser = ThreadChooser(n) if threads is None and n > 1 else None
+        self._step_threads: int | None = None  # this step's threads (None: all)
         self.lag = p.time.source_lag_steps
         self.sources = Sources.zeros(shape)
         # lag 1: the step before's sources, read by the solves while the cells write
@@ -120,8 +129,11 @@ class FieldSystem(Mapping):
         1, start solving the step before's sources on the helper threads (the cells may
         read the fields meanwhile, not write them)."""
         src = self.sources.clear()
+        if self.chooser is not None:
+            self._step_threads = self.chooser.next()
         if self.lag:
-            self._stepper.start(self._arrays, self._pending, zero_sources=True)
+            self._stepper.start(self._arrays, self._pending, zero_sources=True,
+                                threads=self._step_threads)
             self._solving = True
         return src
 
@@ -133,7 +145,7 @@ class FieldSystem(Mapping):
             self._stepper.finish(self._arrays)
             self.sources, self._pending = self._pending, self.sources
         else:
-            self._stepper.advance(self._arrays, self.sources)
+            self._stepper.advance(self._arrays, self.sources, threads=self._step_threads)
 
     def abandon(self) -> None:
         """After an error between :meth:`begin_step` and :meth:`end_step`: wait for the

@@ -13,13 +13,15 @@ a pair of locks per persistent thread costs a few.
 from __future__ import annotations
 
 import os
+import statistics
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 
 from ..config.threads import check_threads
 
-__all__ = ["TaskPool"]
+__all__ = ["TaskPool", "ThreadChooser"]
 
 
 class _Worker:
@@ -152,3 +154,80 @@ class TaskPool:
         self._busy.release()
         if error is not None:
             raise error
+
+
+class ThreadChooser:
+    """How many threads solve each step's fields: all of a pool's, or the caller alone,
+    chosen by timing whole steps.
+
+    On an idle machine the helper threads make a step faster; when other processes hold
+    the cores, a helper may wait for one while the caller waits for the helper, and the
+    step is slower than on one thread. So steps run in phases: a *trial* of ``2 * trial``
+    steps that alternate the two settings in pairs (ABBA, so a steady drift of the
+    machine's speed weighs on both alike), then a *hold* with the setting whose median trial
+    step was shorter. The hold is ``hold`` steps; it doubles, up to ``max_hold``, each time
+    the same setting wins again, and falls back to ``hold`` when the other one wins. The
+    cost on a quiet machine is the trial steps run on one thread (about ``trial / hold`` of
+    the difference, less as holds grow).
+
+    Call :meth:`next` at the start of every step: it takes the time since the last call as
+    the last step's time and returns the threads for this step. Which thread solves which
+    field never changes a result, so neither does the choice.
+
+    Args:
+        threads: the pool's threads (1: always 1, no timing).
+        trial, hold, max_hold: steps (see above).
+        clock: seconds, monotonic (tests plant their own).
+
+    Attributes:
+        chosen: the setting of the current or last hold (None before the first trial ends).
+        steps_on: steps run with each setting so far ({threads: steps}).
+    """
+
+    def __init__(self, threads: int, *, trial: int = 8, hold: int = 240, max_hold: int = 3840,
+                 clock: Callable[[], float] = time.perf_counter):
+        if trial < 1 or hold < 1 or max_hold < hold:
+            raise ValueError("need trial >= 1 and 1 <= hold <= max_hold")
+        self.threads = check_threads(threads)
+        self._trial, self._hold0, self._max_hold = int(trial), int(hold), int(max_hold)
+        self._hold = self._hold0
+        self._clock = clock
+        self._plan: list[int] = []  # settings of the steps still to run in this phase
+        self._times: dict[int, list[float]] = {}  # trial step times by setting
+        self._last: tuple[float, int] | None = None  # (start, setting) of the last step
+        self._trialling = False
+        self.chosen: int | None = None
+        self.steps_on = {self.threads: 0, 1: 0}
+
+    def next(self) -> int:
+        """Threads for the step that starts now."""
+        if self.threads == 1:
+            self.steps_on[1] += 1
+            return 1
+        now = self._clock()
+        if self._last is not None and self._trialling:
+            self._times[self._last[1]].append(now - self._last[0])
+        if not self._plan:
+            if self._trialling:
+                self._decide()
+            else:
+                self._start_trial()
+        setting = self._plan.pop()
+        self._last = (now, setting)
+        self.steps_on[setting] += 1
+        return setting
+
+    def _start_trial(self) -> None:
+        n = self.threads
+        pairs = [(n, 1) if k % 2 == 0 else (1, n) for k in range(self._trial)]
+        self._plan = [s for pair in reversed(pairs) for s in reversed(pair)]
+        self._times = {n: [], 1: []}
+        self._trialling = True
+
+    def _decide(self) -> None:
+        many, one = (statistics.median(self._times[k]) for k in (self.threads, 1))
+        winner = self.threads if many <= one else 1
+        self._hold = min(2 * self._hold, self._max_hold) if winner == self.chosen else self._hold0
+        self.chosen = winner
+        self._plan = [winner] * self._hold
+        self._trialling = False

@@ -42,8 +42,11 @@ class NeutroModel(Model):
         rng: seed (int) or numpy Generator; the only source of randomness.
         scenario: scenario name from params/scenarios/ (used when ``params`` is None).
         width, height: grid size in voxels (override ``domain.nx``, ``domain.ny``).
-        threads: threads that solve the fields of a step side by side (default
-            :func:`sim.config.threads.default_threads`). Results do not depend on it.
+        threads: threads that solve the fields of a step side by side. Default: up to
+            :func:`sim.config.threads.default_threads`, all of them or one step by step,
+            whichever is faster on the machine as it is loaded
+            (:class:`sim.fields.threads.ThreadChooser`); a number: exactly that many.
+            Results do not depend on it.
         mesa: when the Mesa side (``grid``, ``agents``: :mod:`.mirror`) is built:
             ``"lazy"`` (default) the first time it is read, ``"eager"`` at t=0. Once built
             it is kept exact after every step. A run nobody reads through Mesa
@@ -179,7 +182,8 @@ class NeutroModel(Model):
 
     @property
     def field_threads(self) -> int:
-        """Threads that solve the fields of a step side by side (``threads``)."""
+        """Threads that may solve the fields of a step side by side (``threads``, or the
+        default's most)."""
         return self.fields.threads
 
     @property
