@@ -163,7 +163,7 @@ def test_fields_of_a_step_use_the_sources_of_the_stated_step(lag):
         shadow.sources = used
         shadow.end_step()  # lag 0: the fields over one step from ``used``
         for n in FIELD_NAMES:
-            np.testing.assert_array_equal(m.fields[n], before[n], err_msg=n)
+            np.testing.assert_array_equal(m.fields[n], shadow[n], err_msg=n)
 
 
 def test_an_error_among_the_cells_leaves_the_model_usable(monkeypatch):

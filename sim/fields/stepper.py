@@ -242,10 +242,11 @@ class FieldStepper:
         return self._pool.threads
 
     def advance(self, fields: Mapping[str, np.ndarray], sources,
-                threads: int | None = None) -> None:
-        """Every field over one step from ``sources``, in place."""
+                threads: int | None = None, swap: bool = False) -> None:
+        """Every field over one step from ``sources``, in place (``swap``: see
+        :meth:`finish`)."""
         self.start(fields, sources, threads=threads)
-        self.finish(fields)
+        self.finish(fields, swap)
 
     def start(self, fields: Mapping[str, np.ndarray], sources, zero_sources: bool = False,
               threads: int | None = None) -> None:
@@ -294,10 +295,12 @@ class FieldStepper:
             self.thread_seconds[k] += time.perf_counter() - t0
         return run
 
-    def finish(self, fields: Mapping[str, np.ndarray]) -> None:
+    def finish(self, fields: Mapping[str, np.ndarray], swap: bool = False) -> None:
         """Take a share of the solves still unclaimed, wait for the rest, and copy the
-        results into ``fields``. Bad sources raise ValueError (every field left as it
-        was); a failed oxygen solve raises or warns as :meth:`SteadySolver.solve` does."""
+        results into ``fields``; with ``swap`` (``fields`` a mutable mapping) put the
+        result arrays into ``fields`` instead and keep the arrays they replace as the next
+        step's result buffers (no copy). Bad sources raise ValueError (every field left as
+        it was); a failed oxygen solve raises or warns as :meth:`SteadySolver.solve` does."""
         self._pool.join()
         self._forget_zeroed()
         istat, fstat = self._status.istat, self._status.fstat
@@ -306,8 +309,13 @@ class FieldStepper:
                 raise FieldSolver.bad_sources(name, int(istat[1 + i, 0]))
         self.oxygen.outcome(int(istat[0, 0]), int(istat[0, 1]), float(fstat[0, 0]),
                             float(fstat[0, 1]))
-        for name, back in self._back.items():
-            np.copyto(fields[name], back)
+        back = self._back
+        if swap:
+            for name in back:
+                fields[name], back[name] = back[name], fields[name]
+        else:
+            for name in back:
+                np.copyto(fields[name], back[name])
 
     def abandon(self) -> None:
         """Wait for the solves started and discard them (after an error in between)."""

@@ -1,7 +1,9 @@
 """The tissue's fields as one object: the model's only entry into :mod:`sim.fields`.
 
 A :class:`FieldSystem` is a read-only mapping from field name to its (nx, ny) array (the
-arrays the cells read in place, in the units of :mod:`sim.config.field_registry`), plus
+arrays the cells read in place, in the units of :mod:`sim.config.field_registry`: look
+them up afresh each step, since a step ends by swapping in the solvers' result arrays
+unless :meth:`FieldSystem.keep_arrays` was called), plus
 the sources the cells write this step and the solvers that advance the fields from them:
 oxygen to its quasi-steady state (:mod:`.multigrid`), the other fields by LOD sub-steps
 (:mod:`.lod`), side by side on a few threads (:mod:`.stepper`). A model step is::
@@ -38,8 +40,8 @@ class FieldSystem(Mapping):
     Args:
         params: resolved parameters (:class:`sim.config.params.Params`): the grid, the
             time step, each field's section and ``time.source_lag_steps``.
-        arrays: the field arrays by name ((nx, ny) float64, C-contiguous; for the model,
-            its Mesa property layers), one per field of the registry.
+        arrays: the field arrays at the start by name ((nx, ny) float64, C-contiguous),
+            one per field of the registry.
         threads: threads that solve the fields of a step. Default
             (:func:`sim.config.threads.field_threads`): up to that many, step by step all
             of them or the caller alone, whichever steps faster on this machine now
@@ -81,6 +83,7 @@ class FieldSystem(Mapping):
         n = self._stepper.threads
         self.chooser = ThreadChooser(n) if threads is None and n > 1 else None
         self._step_threads: int | None = None  # this step's threads (None: all)
+        self._swap = True  # results swapped in at the end of a step, not copied
         self.lag = p.time.source_lag_steps
         self.sources = Sources.zeros(shape)
         # lag 1: the step before's sources, read by the solves while the cells write
@@ -113,6 +116,12 @@ class FieldSystem(Mapping):
         """Wall time each solving thread spent in compiled solves, summed (s)."""
         return self._stepper.thread_seconds
 
+    def keep_arrays(self) -> None:
+        """From now on, results are copied into the same arrays at the end of each step
+        instead of swapped in, so holders of the arrays (Mesa's property layers) see every
+        step."""
+        self._swap = False
+
     # ------------------------------------------------------------------ stepping
     def warm_up(self, write_sources: Callable[[Sources], None], steps: int) -> None:
         """Settle the fields around the cells as they are: ``steps`` times, the sources
@@ -120,7 +129,7 @@ class FieldSystem(Mapping):
         pending sources from them too."""
         for _ in range(steps):
             write_sources(self.sources.clear())
-            self._stepper.advance(self._arrays, self.sources)
+            self._stepper.advance(self._arrays, self.sources, swap=self._swap)
         if self.lag:
             write_sources(self._pending.clear())
 
@@ -142,10 +151,11 @@ class FieldSystem(Mapping):
         :meth:`begin_step`; lag 0: from this step's sources)."""
         if self.lag:
             self._solving = False
-            self._stepper.finish(self._arrays)
+            self._stepper.finish(self._arrays, self._swap)
             self.sources, self._pending = self._pending, self.sources
         else:
-            self._stepper.advance(self._arrays, self.sources, threads=self._step_threads)
+            self._stepper.advance(self._arrays, self.sources, threads=self._step_threads,
+                                  swap=self._swap)
 
     def abandon(self) -> None:
         """After an error between :meth:`begin_step` and :meth:`end_step`: wait for the

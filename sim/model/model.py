@@ -132,6 +132,7 @@ class NeutroModel(Model):
     def mirror(self) -> MesaMirror:
         """The Mesa grid and agents standing for the fields and cells, built on first read."""
         if self._mirror is None:
+            self.fields.keep_arrays()  # the property layers hold them
             self._mirror = MesaMirror.build(self, self._shape, self.fields, self.populations)
         return self._mirror
 
