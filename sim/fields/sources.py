@@ -129,6 +129,10 @@ class Sources:
         solvers then skip it)."""
         return arr if any(a is arr for a, _, _ in self._written) else None
 
+    def written_ids(self) -> set[int]:
+        """``id`` of every array written since the last clear (the others are all zero)."""
+        return {id(a) for a, _, _ in self._written}
+
     def _zeroing(self):
         """(array, (start, stop) into the record, or None: fill it) for every array written
         since the last clear: what :meth:`clear` zeroes."""

@@ -236,6 +236,7 @@ class FieldStepper:
         self.thread_seconds = [0.0] * self._pool.threads
         self._no_flat, self._no_plan = np.zeros(0, np.int64), np.zeros((0, 3), np.int64)
         self._zeroed = None  # the sources the running solves zero (start's zero_sources)
+        self._checked: dict[int, np.ndarray] = {}  # arrays found valid, by id
 
     @property
     def threads(self) -> int:
@@ -257,17 +258,10 @@ class FieldStepper:
         stepper's threads share the solves (default all; 1: the caller alone, in
         :meth:`finish`)."""
         rel, upt = sources.release, sources.uptake
-        arrays = [(f"field {n!r}", fields[n]) for n in ["oxygen", *self.names]]
-        arrays += [(f"release of {n!r}", rel[n]) for n in ["oxygen", *self.names]]
-        arrays += [(f"uptake of {n!r}", upt[n]) for n in ["oxygen", *self.names]]
-        for what, a in arrays + [("supply_rate", sources.supply_rate)]:
-            if not (isinstance(a, np.ndarray) and a.dtype == np.float64
-                    and a.shape == self._c.shape and a.flags.c_contiguous):
-                raise ValueError(f"{what} must be a C-contiguous float64 array of shape "
-                                 f"{self._c.shape}")
+        self._check_arrays(fields, sources)
+        written = sources.written_ids()
         for i, name in enumerate(self.names):
-            self._given[i] = (sources.written(rel[name]) is not None,
-                              sources.written(upt[name]) is not None)
+            self._given[i] = (id(rel[name]) in written, id(upt[name]) in written)
         self._status.claim[0] = 0
         self._status.istat[:] = 0
         slots = (rel["oxygen"], upt["oxygen"], sources.supply_rate,
@@ -287,6 +281,28 @@ class FieldStepper:
         common = (self._status, oxygen, transient, ZeroingPlan(slots, flat, plan))
         n = self.threads if threads is None else min(self.threads, threads)
         self._pool.start([self._task(common)] * n)
+
+    def _check_arrays(self, fields: Mapping[str, np.ndarray], sources) -> None:
+        """ValueError unless every array the solves read or write is a C-contiguous
+        float64 array of the grid's shape (each array object is checked once: the model
+        passes the same few every step)."""
+        rel, upt = sources.release, sources.uptake
+        names = ["oxygen", *self.names]
+        arrays = [(f"field {n!r}", fields[n]) for n in names]
+        arrays += [(f"release of {n!r}", rel[n]) for n in names]
+        arrays += [(f"uptake of {n!r}", upt[n]) for n in names]
+        arrays.append(("supply_rate", sources.supply_rate))
+        checked = self._checked
+        for what, a in arrays:
+            if checked.get(id(a)) is a:
+                continue
+            if not (isinstance(a, np.ndarray) and a.dtype == np.float64
+                    and a.shape == self._c.shape and a.flags.c_contiguous):
+                raise ValueError(f"{what} must be a C-contiguous float64 array of shape "
+                                 f"{self._c.shape}")
+            if len(checked) > 256:  # (held, so no id is reused while listed)
+                checked.clear()
+            checked[id(a)] = a
 
     def _task(self, common: tuple):
         def run(k: int) -> None:
