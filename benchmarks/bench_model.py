@@ -7,12 +7,15 @@ Sections (all seeds fixed):
    stepped by hand (a ``NeutroModel`` with the same seed, so the same trajectory) to count
    agent-updates (the sum over steps of the agents alive at the start of each step) and to
    time the stages of ``NeutroModel.step``; then a cProfile of a short continuation.
-1b. The same run with the fields on one thread and on the default threads, in alternating
-   chunks of steps.
+1b. The same run with the fields on one thread and on all threads (fixed numbers), in
+   alternating chunks of steps.
 1c. The same run with the Mesa side (grid and agents) built at t=0 and synced after every
    step (``mesa="eager"``, what a model read through Mesa costs) and never built
    (``"lazy"`` and never read, as run_one and the ensembles run it; what every other
    section uses), in alternating chunks.
+1d. Under load: COMPETITORS CPU-bound processes hold the cores while the same run steps
+   with the default thread setting (chosen by timing), one thread and all threads fixed,
+   in alternating chunks; the default must not be slower than one thread.
 2. Large tissue: 1000x1000 voxels (20 mm), initial tumor radius 2500 um (5x the default
    radius on a 5x wider window), everything else default. The full 21 days is run when a
    probe projects it to finish in under LARGE_FULL_LIMIT_MIN minutes; otherwise a shorter
@@ -69,7 +72,14 @@ MESA = "lazy"
 #: section 4: neutrosim steps between two steps of each baseline (one baseline-A step takes
 #: about as long as this many neutrosim steps on the default grid)
 CHUNK = 60
-GOAL_RATIO = 50.0  # neutrosim agent-updates/s over the idiomatic baseline's
+GOAL_RATIO = 50.0  # neutrosim agent-updates/s over the idiomatic baseline's (default threads)
+GOAL_ONE_THREAD = 75.0  # the same ratio with the fields on one thread (as ensembles run)
+GOAL_TWO_THREADS = 100.0  # the same ratio with the fields on two threads, quiet machine
+GOAL_LARGE_BUILD_S = 5.0  # 1000x1000: model build
+GOAL_LARGE_STEP_MS = 25.0  # 1000x1000: mean step, default threads
+GOAL_LARGE_MEMORY_MB = 1200.0  # 1000x1000: peak RSS of the process, MB (1e6 bytes)
+#: section 1d: CPU-bound processes competing for the cores
+COMPETITORS = 2
 SCALING_RADII_UM = (300.0, 600.0, 1200.0, 1800.0)  # on the default 200x200 grid
 
 
@@ -568,6 +578,64 @@ def bench_threads(args, load_params, NeutroModel):
     return ratio
 
 
+# --------------------------------------------------------------------------- section 1d
+def bench_under_load(args, load_params, NeutroModel):
+    """The default run with COMPETITORS CPU-bound processes holding the cores: the
+    default thread setting (chosen by timing, :class:`sim.fields.threads.ThreadChooser`),
+    one thread and all threads fixed, in alternating chunks; the default must not be slower
+    than one thread."""
+    import subprocess
+
+    from sim.config.threads import field_threads
+
+    n = field_threads()
+    section(f"1d. Under load: {COMPETITORS} CPU-bound processes competing; default threads vs "
+            f"1 vs {n} fixed, default grid")
+    if n == 1:
+        print("  one thread available (NUMBA_NUM_THREADS or the cores): nothing to compare")
+        return None
+    params = load_params()
+    days = 1.5 if args.quick else 6.0
+    spd = 1440.0 / params.time.dt_min
+    warm, steps, chunk = int(round(6.0 * spd)), int(round(days * spd)), 60
+    models = {"default": NeutroModel(params, rng=SEED, mesa=MESA),
+              "1": NeutroModel(params, rng=SEED, threads=1, mesa=MESA),
+              f"{n}": NeutroModel(params, rng=SEED, threads=n, mesa=MESA)}
+    say(f"section 1d: {warm} quiet steps each to day 6 (the tumor as in section 1 there)")
+    for m in models.values():
+        for _ in range(warm):
+            m.step()
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(COMPETITORS)]
+    try:
+        time.sleep(1.0)
+        la0 = loadavg()
+        say(f"section 1d: {days:g} days each under load, {chunk}-step chunks alternating")
+        wall = step_in_turn(models, steps, chunk)
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+    chooser = models["default"].fields.chooser
+    dfs = [m.datacollector.get_model_vars_dataframe() for m in models.values()]
+    same = all(d.equals(dfs[0]) for d in dfs[1:])
+    rows = [[k, f"{wall[k].mean() * 1e3:.3f}", f"{np.median(wall[k]) * 1e3:.3f}",
+             f"{wall[k].sum():.2f} s"] for k in models]
+    print(f"  {steps} steps (days 6-{6 + days:g}) each, load average {la0} at the start:")
+    table(["threads", "ms/step", "median", "all steps"], rows)
+    ratio = wall["1"].sum() / wall["default"].sum()
+    fixed = wall["1"].sum() / wall[f"{n}"].sum()
+    print(f"  default vs one thread: {ratio:.2f}x as fast -> goal >= 1.00x (never slower): "
+          f"{'met' if ratio >= 1.0 else 'NOT met'}; {n} threads fixed vs one: {fixed:.2f}x")
+    if chooser is not None:
+        print(f"  the default's steps by setting: {chooser.steps_on} over the whole run "
+              f"(its last choice: {chooser.chosen}); identical results: "
+              f"{'yes' if same else 'NO'}")
+    del models
+    gc.collect()
+    return ratio
+
+
 # --------------------------------------------------------------------------- section 1c
 def bench_sync(args, load_params, NeutroModel):
     """The default run with the Mesa side built at t=0 and following the arrays after every
@@ -671,6 +739,15 @@ def bench_large(args, ref, load_params, NeutroModel):
               "in the run; treat this as a lower bound")
     verdict = "meets" if est <= GOAL_LARGE_MIN * 60 else "MISSES"
     print(f"  goal < {GOAL_LARGE_MIN:g} min for 21 days: {verdict} ({est / 60:.1f} min)")
+    step_ms = log.wall / done * 1e3
+    peak_mb = peak_rss_mib() * 1.048576
+    for what, value, goal, unit in (("build", build_s, GOAL_LARGE_BUILD_S, "s"),
+                                    ("mean step (default threads)", step_ms, GOAL_LARGE_STEP_MS,
+                                     "ms"),
+                                    ("peak RSS of the process", peak_mb, GOAL_LARGE_MEMORY_MB,
+                                     "MB")):
+        print(f"  goal {what} < {goal:g} {unit}: {'met' if value < goal else 'NOT met'} "
+              f"({value:.1f} {unit})")
     print("\nAgents and step cost through the run:")
     by_day_table(log, spd)
     print("\nWhere the time goes per step:")
@@ -862,23 +939,35 @@ def bench_baseline(args, ref, load_params, NeutroModel):
         bm.step()  # builds Mesa's neighbourhood caches: not in the rate
         base[name] = {"model": bm, "build": build, "first": time.perf_counter() - t0,
                       "dts": [], "moves0": bm.moves}
-    model = NeutroModel(params, rng=SEED, mesa=MESA)
-    pops = model.populations
-    updates, wall = 0, 0.0
+    from sim.config.threads import field_threads
+
+    n = field_threads()
+    models = {"default": NeutroModel(params, rng=SEED, mesa=MESA)}
+    if n > 1:  # the goals' settings, fixed (section 1 ran the default)
+        models.update({"1": NeutroModel(params, rng=SEED, threads=1, mesa=MESA),
+                       f"{n}": NeutroModel(params, rng=SEED, threads=n, mesa=MESA)})
+    ups = {k: 0 for k in models}
+    walls = {k: 0.0 for k in models}
     pc = time.perf_counter
     say(f"section 4: {len(chunks)} chunks")
     for k, (a, b) in enumerate(chunks):
-        for _ in range(a, b):
-            updates += sum(p.n for p in pops.values())
-            t0 = pc()
-            model.step()
-            wall += pc() - t0
+        for key, model in models.items():
+            pops = model.populations
+            for _ in range(a, b):
+                ups[key] += sum(p.n for p in pops.values())
+                t0 = pc()
+                model.step()
+                walls[key] += pc() - t0
         for r in base.values():
             t0 = pc()
             r["model"].step()
             r["dts"].append(pc() - t0)
         if (k + 1) % 21 == 0:
             say(f"section 4: chunk {k + 1}/{len(chunks)}")
+    updates, wall = ups["default"], walls["default"]
+    rates = {key: ups[key] / walls[key] for key in models}
+    chooser = models["default"].fields.chooser
+    steps_on = None if chooser is None else dict(chooser.steps_on)
     rate = updates / wall
     same = updates == ref["updates"]
     for r in base.values():
@@ -890,7 +979,7 @@ def bench_baseline(args, ref, load_params, NeutroModel):
         r["rate_halves"] = (n_agents * half / dts[:half].sum(),
                             n_agents * (dts.size - half) / dts[half:].sum())
         del r["model"]
-    del model
+    del models
     gc.collect()
     a, b = base["A"], base["B"]
     print("What one agent-update is:")
@@ -939,9 +1028,14 @@ def bench_baseline(args, ref, load_params, NeutroModel):
           f"{'met' if ratio >= GOAL_RATIO else 'NOT met'}; type-matched (B): "
           f"{rate / b['rate']:.1f}x; agent stages alone vs A (section 1's agent share of "
           f"the step): {ratio * ref['agent_rate'] / ref['rate']:.1f}x")
-    if ref.get("threads_speedup"):
-        print(f"  on one thread (divided by section 1b's speed-up of "
-              f"{ref['threads_speedup']:.2f}x): {ratio / ref['threads_speedup']:.1f}x")
+    if steps_on is not None:
+        print(f"  the default's steps by thread setting: {steps_on}")
+    for key, goal in (("1", GOAL_ONE_THREAD), ("2", GOAL_TWO_THREADS)):
+        if key in rates:
+            r = rates[key] / a["rate"]
+            print(f"  fields on {key} thread{'s' if key != '1' else ''} (fixed; stepped in the "
+                  f"same chunks): {fmt_rate(rates[key])}/s, {r:.1f}x idiomatic Mesa -> goal "
+                  f">= {goal:g}x {'met' if r >= goal else 'NOT met'}")
     if ref.get("sync_speedup"):
         print(f"  with the Mesa grid and agents built and synced every step (divided by 1c's "
               f"{ref['sync_speedup']:.2f}x): {ratio / ref['sync_speedup']:.1f}x")
@@ -1025,6 +1119,7 @@ def main() -> None:
     ref = bench_default(args, load_params, run_one, NeutroModel)
     ref["threads_speedup"] = bench_threads(args, load_params, NeutroModel)
     ref["sync_speedup"] = bench_sync(args, load_params, NeutroModel)
+    bench_under_load(args, load_params, NeutroModel)
     large = None
     if args.skip_large:
         print("\n(2. large tissue skipped: --skip-large)")

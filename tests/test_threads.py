@@ -157,7 +157,7 @@ def test_model_results_do_not_depend_on_switching_threads_step_by_step(monkeypat
     p = load_params(overrides=SMALL)
     monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
     one, switching = NeutroModel(p, rng=3, threads=1), NeutroModel(p, rng=3)
-    switching.fields.chooser = ThreadChooser(2, trial=1, hold=1, max_hold=1)
+    switching.fields.chooser = ThreadChooser(2, block=1, hold=1, max_hold=1)
     for _ in range(60):
         one.step()
         switching.step()
@@ -171,47 +171,69 @@ def test_model_results_do_not_depend_on_switching_threads_step_by_step(monkeypat
 
 
 class _Machine:
-    """A planted clock: a step on ``threads`` takes ``cost[threads]`` seconds."""
+    """A planted clock: a step on ``threads`` takes ``cost[threads]`` seconds, or (with
+    ``preempted`` > 0, a loaded machine) that many times longer with that probability."""
 
-    def __init__(self, cost):
+    def __init__(self, cost, preempted: float = 0.0, seed: int = 0):
         self.cost, self.now = dict(cost), 0.0
+        self.preempted, self.rng = preempted, np.random.default_rng(seed)
 
     def run(self, chooser: ThreadChooser, steps: int) -> list[int]:
         used = []
         for _ in range(steps):
             k = chooser.next()
             used.append(k)
-            self.now += self.cost[k]
+            slow = self.preempted and self.rng.random() < self.preempted
+            self.now += self.cost[k] * (4.0 if slow else 1.0)
         return used
 
 
 @pytest.mark.parametrize("faster", [2, 1])
 def test_chooser_settles_on_the_faster_setting(faster):
     machine = _Machine({2: 1.0, 1: 1.5} if faster == 2 else {2: 2.0, 1: 1.5})
-    chooser = ThreadChooser(2, trial=4, hold=50, max_hold=400, clock=lambda: machine.now)
+    chooser = ThreadChooser(2, block=2, hold=50, max_hold=400,
+                            clock=lambda: machine.now)
     used = machine.run(chooser, 2000)
     assert chooser.chosen == faster
-    assert used.count(faster) / len(used) > 0.97  # trials grow rarer as the choice holds
-    assert used[:8].count(1) == used[:8].count(2) == 4  # the first trial: both, in turn
+    assert used.count(faster) / len(used) > 0.95  # trials grow rarer as the choice holds
+    assert used[:16] == [2, 2, 1, 1, 1, 1, 2, 2] * 2  # the first trial: blocks in turn
 
 
 def test_chooser_follows_a_change_of_load():
     """Quiet, then two competing processes make the helper thread a liability: within a
     hold and a trial the chooser falls back to one thread, and returns when they stop."""
     machine = _Machine({2: 1.0, 1: 1.4})
-    chooser = ThreadChooser(2, trial=4, hold=50, max_hold=100, clock=lambda: machine.now)
+    chooser = ThreadChooser(2, block=2, hold=50, max_hold=100,
+                            clock=lambda: machine.now)
     machine.run(chooser, 500)
     assert chooser.chosen == 2
     machine.cost = {2: 3.0, 1: 2.0}
     used = machine.run(chooser, 500)
-    assert chooser.chosen == 1 and used[-300:].count(1) > 280
+    assert chooser.chosen == 1 and used[-300:].count(1) >= 270
     machine.cost = {2: 1.0, 1: 1.4}
     machine.run(chooser, 500)
     assert chooser.chosen == 2
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("cost", [{2: 1.4, 1: 1.0}, {2: 1.0, 1: 1.15}],
+                         ids=["starved-helper", "helper-helps"])
+def test_chooser_under_noisy_load_runs_about_as_fast_as_the_faster_setting(cost, seed):
+    """A loaded machine: a third of the steps take 4x longer at random. A helper thread
+    that gets no core (all threads 40% slower) sends the model to one thread; a helper
+    that still helps (15% faster) is not given up for the noise. Either way the run takes
+    at most 8% longer than the faster setting alone would (the trials' cost)."""
+    faster = min(cost, key=cost.get)
+    machine = _Machine(cost, preempted=1 / 3, seed=seed)
+    chooser = ThreadChooser(2, clock=lambda: machine.now)
+    used = machine.run(chooser, 5000)
+    expected_best = 5000 * cost[faster] * (1 + 3 / 3)  # mean slow-down 1 + 3 * 1/3
+    assert machine.now < 1.08 * expected_best
+    assert chooser.chosen == faster and used[-2000:].count(faster) > 1800
 
 
 def test_chooser_on_one_thread_never_times():
     chooser = ThreadChooser(1, clock=lambda: pytest.fail("timed a one-thread model"))
     assert [chooser.next() for _ in range(5)] == [1] * 5
     with pytest.raises(ValueError):
-        ThreadChooser(2, trial=0)
+        ThreadChooser(2, block=0)

@@ -162,13 +162,22 @@ class ThreadChooser:
 
     On an idle machine the helper threads make a step faster; when other processes hold
     the cores, a helper may wait for one while the caller waits for the helper, and the
-    step is slower than on one thread. So steps run in phases: a *trial* of ``2 * trial``
-    steps that alternate the two settings in pairs (ABBA, so a steady drift of the
-    machine's speed weighs on both alike), then a *hold* with the setting whose median trial
-    step was shorter. The hold is ``hold`` steps; it doubles, up to ``max_hold``, each time
-    the same setting wins again, and falls back to ``hold`` when the other one wins. The
-    cost on a quiet machine is the trial steps run on one thread (about ``trial / hold`` of
-    the difference, less as holds grow).
+    step can be slower than on one thread. Timing steps on a loaded machine is noisy
+    (a step is either run or preempted), so the choice is a sequential test:
+
+    * a *trial* runs rounds of four ``block``-step blocks, all threads, one, one, all (so a
+      steady drift of the machine's speed weighs on both alike), and after each round from
+      the second on compares the two settings' mean block times; when they differ by more
+      than ``z`` standard errors (Welch), the faster wins; after ``max_rounds`` rounds
+      without a clear difference, the setting held before stays (all threads at first);
+    * a *hold* then runs the winner for ``hold`` steps, doubling up to ``max_hold`` each time
+      the same setting wins again and falling back to ``hold`` when the other one wins.
+
+    On a quiet machine the cost is the trial blocks on one thread (two rounds: 2 * block
+    steps per trial, rarer as holds grow). Under load, step times vary by 30-40% from one
+    16-step block to the next (measured with two competing processes on 2 cores), so a
+    trial resolves a large loss (a helper thread that gets no core) but not one of a few
+    percent; the defaults keep all threads unless one thread is clearly faster.
 
     Call :meth:`next` at the start of every step: it takes the time since the last call as
     the last step's time and returns the threads for this step. Which thread solves which
@@ -176,7 +185,8 @@ class ThreadChooser:
 
     Args:
         threads: the pool's threads (1: always 1, no timing).
-        trial, hold, max_hold: steps (see above).
+        block, hold, max_hold: steps (see above); max_rounds: rounds a trial may last; z:
+            standard errors a difference must exceed.
         clock: seconds, monotonic (tests plant their own).
 
     Attributes:
@@ -184,16 +194,21 @@ class ThreadChooser:
         steps_on: steps run with each setting so far ({threads: steps}).
     """
 
-    def __init__(self, threads: int, *, trial: int = 8, hold: int = 240, max_hold: int = 3840,
+    def __init__(self, threads: int, *, block: int = 16, max_rounds: int = 6, z: float = 3.0,
+                 hold: int = 480, max_hold: int = 7680,
                  clock: Callable[[], float] = time.perf_counter):
-        if trial < 1 or hold < 1 or max_hold < hold:
-            raise ValueError("need trial >= 1 and 1 <= hold <= max_hold")
+        if block < 1 or max_rounds < 2 or not z >= 0 or hold < 1 or max_hold < hold:
+            raise ValueError("need block >= 1, max_rounds >= 2, z >= 0 and "
+                             "1 <= hold <= max_hold")
         self.threads = check_threads(threads)
-        self._trial, self._hold0, self._max_hold = int(trial), int(hold), int(max_hold)
+        self._block, self._max_rounds, self._z = int(block), int(max_rounds), float(z)
+        self._hold0, self._max_hold = int(hold), int(max_hold)
         self._hold = self._hold0
         self._clock = clock
         self._plan: list[int] = []  # settings of the steps still to run in this phase
-        self._times: dict[int, list[float]] = {}  # trial step times by setting
+        self._blocks: dict[int, list[float]] = {}  # trial block times (s) by setting
+        self._block_time = 0.0  # of the block being timed
+        self._rounds = 0
         self._last: tuple[float, int] | None = None  # (start, setting) of the last step
         self._trialling = False
         self.chosen: int | None = None
@@ -206,27 +221,39 @@ class ThreadChooser:
             return 1
         now = self._clock()
         if self._last is not None and self._trialling:
-            self._times[self._last[1]].append(now - self._last[0])
+            self._block_time += now - self._last[0]
+            if len(self._plan) % self._block == 0:  # the last step of a block is over
+                self._blocks[self._last[1]].append(self._block_time)
+                self._block_time = 0.0
         if not self._plan:
+            if not self._trialling:
+                self._blocks = {self.threads: [], 1: []}
+                self._rounds = 0
+                self._trialling = True
+            elif self._rounds >= 2 and self._decided():
+                pass
+            elif self._rounds >= self._max_rounds:
+                self._hold_with(self.chosen or self.threads)
             if self._trialling:
-                self._decide()
-            else:
-                self._start_trial()
+                self._rounds += 1
+                n, b = self.threads, self._block
+                self._plan = [n] * b + [1] * (2 * b) + [n] * b  # popped from the end
         setting = self._plan.pop()
         self._last = (now, setting)
         self.steps_on[setting] += 1
         return setting
 
-    def _start_trial(self) -> None:
-        n = self.threads
-        pairs = [(n, 1) if k % 2 == 0 else (1, n) for k in range(self._trial)]
-        self._plan = [s for pair in reversed(pairs) for s in reversed(pair)]
-        self._times = {n: [], 1: []}
-        self._trialling = True
+    def _decided(self) -> bool:
+        """After a round: hold the faster setting if the difference is clear."""
+        many, one = self._blocks[self.threads], self._blocks[1]
+        diff = statistics.fmean(many) - statistics.fmean(one)
+        se = (statistics.variance(many) / len(many) + statistics.variance(one) / len(one)) ** 0.5
+        if abs(diff) <= self._z * se or diff == 0:
+            return False
+        self._hold_with(self.threads if diff < 0 else 1)
+        return True
 
-    def _decide(self) -> None:
-        many, one = (statistics.median(self._times[k]) for k in (self.threads, 1))
-        winner = self.threads if many <= one else 1
+    def _hold_with(self, winner: int) -> None:
         self._hold = min(2 * self._hold, self._max_hold) if winner == self.chosen else self._hold0
         self.chosen = winner
         self._plan = [winner] * self._hold
