@@ -1,19 +1,45 @@
-"""What a process pays once: pool workers start warm (the model's modules and numba's
-kernels loaded in the fork server they are forked from), and warm workers give the same
-results as a serial run."""
+"""What a process pays once: the command line imports no heavy library until a command
+needs it, pool workers start warm (the model's modules and numba's kernels loaded in the
+fork server they are forked from), and warm workers give the same results as a serial run."""
 
 import gc
 import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from sim import load_params
+from sim.cli import main
 from sim.runs.ensemble import RunSpec, execute_run
 from sim.runs.executors import ProcessExecutor
 from sim.runs.warm import loaded_kernels
 
+#: what a run imports and a mere look at the command line must not
+HEAVY = ("numpy", "numba", "pandas", "mesa", "matplotlib", "scipy", "pyarrow", "tqdm",
+         "networkx")
 TINY = {"domain.nx": 50, "domain.ny": 50, "initial.tumor_radius_um": 200.0}
+
+
+def _imported_by(code: str) -> list[str]:
+    """The heavy libraries a fresh interpreter has imported after running ``code``."""
+    probe = f"{code}\nimport sys\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    return eval(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["run", "--help"], ["deplete", "--help"],
+                                  ["sweep", "--help"]])
+def test_the_command_line_imports_no_heavy_library_before_a_command_runs(argv):
+    """``import sim.cli`` and ``neutrosim ... --help`` (as ``python -m sim``) stay light."""
+    code = ("import runpy, sys\n"
+            f"sys.argv = ['neutrosim', *{argv!r}]\n"
+            "try:\n"
+            "    runpy.run_module('sim', run_name='__main__')\n"
+            "except SystemExit:\n"
+            "    pass\n") if argv else "import sim.cli"
+    assert _imported_by(code) == []
 
 
 def _probe(spec: RunSpec):
@@ -54,3 +80,12 @@ def test_warm_imports_with_the_collector_paused_freezes_and_restores_it():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.split() == ["False", "True", "True", "True"]
+
+
+def test_main_called_with_arguments_leaves_the_collector_alone(tmp_path):
+    """A library call (tests, notebooks) is not the command's own process: nothing is frozen."""
+    frozen = gc.get_freeze_count()
+    argv = ["run", "--out", str(tmp_path / "r"), "--quiet", "--days", "0.05", "--grid", "40",
+            "40", "--set", "initial.tumor_radius_um=200"]
+    assert main(argv) == 0
+    assert gc.get_freeze_count() == frozen and gc.isenabled()

@@ -5,9 +5,9 @@ numba loads on a run's first steps, paid once per process instead of on its firs
 Python's cyclic garbage collector paused, then freezes everything alive
 (:func:`gc.freeze`): modules, classes and compiled kernels live as long as the process,
 so later collections, and the interpreter's teardown, no longer walk them. That is a
-change to the whole process, for a process that exists to run neutrosim: the fork server
-of the worker pool (:mod:`.preload`), whose workers are forked from it warm
-(:class:`sim.runs.executors.ProcessExecutor`).
+change to the whole process, for the processes that exist to run neutrosim: the
+``neutrosim`` command, and the fork server of the worker pool (:mod:`.preload`), whose
+workers are forked from it warm (:class:`sim.runs.executors.ProcessExecutor`).
 
 Warming changes no result: the model draws every random number from its own generator,
 and a kernel loaded here is the same machine code a run would load itself.
@@ -18,10 +18,15 @@ import importlib
 import sys
 from collections.abc import Iterable
 
-__all__ = ["RUN_MODULES", "WORKER_MODULES", "warm", "load_kernels", "loaded_kernels"]
+__all__ = ["RUN_MODULES", "WRITE_MODULES", "WORKER_MODULES", "warm", "load_kernels",
+           "loaded_kernels"]
 
 #: what a run imports: the model (numba, Mesa with pandas, scipy and networkx)
 RUN_MODULES = ("sim.runs.run", "sim.model.model")
+#: what writing a run's folder imports (:meth:`sim.runs.run.RunResult.write`): the figure
+#: (matplotlib, its Agg canvas and Pillow's PNG writer) and the Parquet table (pyarrow)
+WRITE_MODULES = ("sim.plots.state", "matplotlib.backends.backend_agg", "PIL.PngImagePlugin",
+                 "pyarrow.parquet")
 #: what an ensemble's worker imports: the model and the ensemble runner (pyarrow)
 WORKER_MODULES = (*RUN_MODULES, "sim.runs.ensemble")
 
