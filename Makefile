@@ -36,6 +36,7 @@ bench: $(PY)
 	$(PY) benchmarks/bench_diffusion.py
 	$(PY) benchmarks/bench_model.py
 	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_command.py
 
 clean:
 	rm -rf $(VENV) runs build dist *.egg-info

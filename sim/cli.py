@@ -1,6 +1,7 @@
 """The ``neutrosim`` command (also ``python -m sim``): thin, calls the modules below it."""
 
 import argparse
+import gc
 import sys
 import warnings
 from pathlib import Path
@@ -72,6 +73,10 @@ def _run(args) -> int:
     params = load_params(args.params, scenario=args.scenario, overrides=dict(args.sets),
                          rules=args.rules, options=options)
     out = check_out(args.out, replace=args.overwrite, ours=RUN_FILES)  # before the work
+    if args.owns_process:
+        from .runs.warm import RUN_MODULES, WRITE_MODULES, warm
+
+        warm((*RUN_MODULES, *WRITE_MODULES))
     result = run_one(params, args.seed, progress=not args.quiet, threads=args.threads)
     result.meta["command"] = _command_line()
     result.write(out, overwrite=args.overwrite)
@@ -384,7 +389,11 @@ def _check_environment() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv``; None: this process's own arguments, and then this
+    process is the command itself (the ``neutrosim`` script, ``python -m sim``), which also
+    tunes its garbage collector (:mod:`sim.runs.warm`). Returns the exit status."""
     args = build_parser().parse_args(argv)
+    args.owns_process = argv is None
     warnings.filterwarnings("ignore", category=FutureWarning, module="mesa")
     try:
         _check_environment()
@@ -401,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
               "keeps every finished run (continue with the same command; deplete: --resume)",
               file=sys.stderr)
         return 130
+    finally:
+        if args.owns_process:  # the interpreter's teardown then frees what is alive without
+            gc.freeze()        # the collector first walking all of it
 
 
 if __name__ == "__main__":

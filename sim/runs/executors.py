@@ -58,6 +58,11 @@ class SerialExecutor:
         self.close()
 
 
+#: what the fork server imports before it forks any worker: the caller's main module (as
+#: multiprocessing's default), then the warm-up
+_PRELOAD = ["__main__", f"{__package__}.preload"]
+
+
 def _init_worker() -> None:
     os.environ.update(ONE_THREAD_ENV)
 
@@ -66,8 +71,10 @@ class ProcessExecutor:
     """A pool of ``workers`` processes on this machine (default: one per core).
 
     Workers start by ``forkserver``: forking a process that already holds numba or
-    pytest-xdist threads is unsafe. At most ``2 * workers`` items are in flight, so
-    results do not pile up in memory.
+    pytest-xdist threads is unsafe. The fork server (one per process, shared by its pools)
+    is warmed once when it starts (:mod:`sim.runs.preload`), so every worker, of this pool
+    and of the next, starts with a run's modules imported and numba's kernels loaded.
+    At most ``2 * workers`` items are in flight, so results do not pile up in memory.
     """
 
     def __init__(self, workers: int | None = None):
@@ -84,6 +91,7 @@ class ProcessExecutor:
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(_PRELOAD)  # read when the fork server starts
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker)
         return self._pool
 
