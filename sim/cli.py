@@ -47,8 +47,10 @@ def _add_run(sub) -> None:
     p.add_argument("--record-every", type=float, default=None, metavar="HOURS",
                    help="hours between recorded time points (default 6)")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                   help="threads that solve the fields side by side (default: NUMBA_NUM_THREADS "
-                        "if set, else all cores); results do not depend on it")
+                   help="threads that solve the fields side by side, fixed (default: up to "
+                        "NUMBA_NUM_THREADS if set, else all cores, or one alone where that "
+                        "steps clearly faster, as on a loaded machine); results do not "
+                        "depend on it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_run)

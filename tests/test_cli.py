@@ -32,7 +32,7 @@ def test_run_writes_every_output(tmp_path):
     assert man["parameters"]["domain"]["nx"] == 60
     assert {"mesa", "numpy", "numba", "python"} <= set(man["versions"])
     assert man["git_revision"] and man["wall_time_s"] > 0 and len(man["rules"]) >= 15
-    assert man["field_threads"] == 2
+    assert man["field_threads"] == 2 and man["field_threads_steps"] == {"2": man["steps"]}
     state = np.load(out / "final_state.npz")
     assert state["field_oxygen"].shape == (60, 60)
     assert len(state["agent_x"]) == len(state["agent_kind"]) == len(state["agent_state"])

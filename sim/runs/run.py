@@ -119,7 +119,16 @@ def run_one(
     ts = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
     return RunResult(ts, final_state(model), params, int(seed), time.perf_counter() - t0,
                      meta={"days": days, "steps": n_steps,
-                           "field_threads": model.field_threads})
+                           "field_threads": model.field_threads,
+                           "field_threads_steps": _thread_steps(model)})
+
+
+def _thread_steps(model) -> dict[str, int]:
+    """Steps whose fields were solved on each number of threads ({"2": 4900, "1": 140})."""
+    chooser = model.fields.chooser
+    if chooser is None:
+        return {str(model.field_threads): int(model.steps)}
+    return {str(k): int(v) for k, v in chooser.steps_on.items()}
 
 
 def _progress_bar(n_steps: int, dt_min: float) -> "_DayBar":
