@@ -529,15 +529,26 @@ def step_in_turn(models: dict, steps: int, chunk: int, after=None) -> dict:
 
 
 # --------------------------------------------------------------------------- section 1b
-def bench_threads(args, load_params, NeutroModel):
-    """The same run stepped with the fields on one thread and on the default threads, in
-    alternating chunks of steps (same machine state for both); results must be identical."""
+def threads_section(title) -> int | None:
+    """Print the heading ``title(n)`` of a section comparing 1 thread with the n threads
+    of the default setting; n, or None (said so) when only one thread is available."""
     from sim.config.threads import field_threads
 
     n = field_threads()
-    section(f"1b. Fields of a step on 1 thread vs {n} (NeutroModel(threads=...)), default grid")
+    section(title(n))
     if n == 1:
         print("  one thread available (NUMBA_NUM_THREADS or the cores): nothing to compare")
+        return None
+    return n
+
+
+def bench_threads(args, load_params, NeutroModel):
+    """The same run stepped with the fields on one thread and on all the default's threads
+    (fixed), in alternating chunks of steps (same machine state for both); results must be
+    identical."""
+    n = threads_section(lambda n: f"1b. Fields of a step on 1 thread vs {n} "
+                                  "(NeutroModel(threads=...)), default grid")
+    if n is None:
         return None
     params = load_params()
     days = 3.0 if args.quick else 12.0
@@ -586,13 +597,9 @@ def bench_under_load(args, load_params, NeutroModel):
     than one thread."""
     import subprocess
 
-    from sim.config.threads import field_threads
-
-    n = field_threads()
-    section(f"1d. Under load: {COMPETITORS} CPU-bound processes competing; default threads vs "
-            f"1 vs {n} fixed, default grid")
-    if n == 1:
-        print("  one thread available (NUMBA_NUM_THREADS or the cores): nothing to compare")
+    n = threads_section(lambda n: f"1d. Under load: {COMPETITORS} CPU-bound processes "
+                                  f"competing; default threads vs 1 vs {n} fixed, default grid")
+    if n is None:
         return None
     params = load_params()
     days = 1.5 if args.quick else 6.0
@@ -740,6 +747,8 @@ def bench_large(args, ref, load_params, NeutroModel):
     verdict = "meets" if est <= GOAL_LARGE_MIN * 60 else "MISSES"
     print(f"  goal < {GOAL_LARGE_MIN:g} min for 21 days: {verdict} ({est / 60:.1f} min)")
     step_ms = log.wall / done * 1e3
+    if model.fields.chooser is not None:
+        print(f"  steps by field threads (default setting): {model.fields.chooser.steps_on}")
     peak_mb = peak_rss_mib() * 1.048576
     for what, value, goal, unit in (("build", build_s, GOAL_LARGE_BUILD_S, "s"),
                                     ("mean step (default threads)", step_ms, GOAL_LARGE_STEP_MS,

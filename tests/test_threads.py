@@ -171,7 +171,7 @@ def test_model_results_do_not_depend_on_switching_threads_step_by_step(monkeypat
 
 
 class _Machine:
-    """A planted clock: a step on ``threads`` takes ``cost[threads]`` seconds, or (with
+    """A planted machine: a step on ``threads`` takes ``cost[threads]`` seconds, or (with
     ``preempted`` > 0, a loaded machine) that many times longer with that probability."""
 
     def __init__(self, cost, preempted: float = 0.0, seed: int = 0):
@@ -184,15 +184,16 @@ class _Machine:
             k = chooser.next()
             used.append(k)
             slow = self.preempted and self.rng.random() < self.preempted
-            self.now += self.cost[k] * (4.0 if slow else 1.0)
+            took = self.cost[k] * (4.0 if slow else 1.0)
+            self.now += took
+            chooser.took(took)
         return used
 
 
 @pytest.mark.parametrize("faster", [2, 1])
 def test_chooser_settles_on_the_faster_setting(faster):
     machine = _Machine({2: 1.0, 1: 1.5} if faster == 2 else {2: 2.0, 1: 1.5})
-    chooser = ThreadChooser(2, block=2, hold=50, max_hold=400,
-                            clock=lambda: machine.now)
+    chooser = ThreadChooser(2, block=2, hold=50, max_hold=400)
     used = machine.run(chooser, 2000)
     assert chooser.chosen == faster
     assert used.count(faster) / len(used) > 0.95  # trials grow rarer as the choice holds
@@ -203,8 +204,7 @@ def test_chooser_follows_a_change_of_load():
     """Quiet, then two competing processes make the helper thread a liability: within a
     hold and a trial the chooser falls back to one thread, and returns when they stop."""
     machine = _Machine({2: 1.0, 1: 1.4})
-    chooser = ThreadChooser(2, block=2, hold=50, max_hold=100,
-                            clock=lambda: machine.now)
+    chooser = ThreadChooser(2, block=2, hold=50, max_hold=100)
     machine.run(chooser, 500)
     assert chooser.chosen == 2
     machine.cost = {2: 3.0, 1: 2.0}
@@ -225,7 +225,7 @@ def test_chooser_under_noisy_load_runs_about_as_fast_as_the_faster_setting(cost,
     at most 8% longer than the faster setting alone would (the trials' cost)."""
     faster = min(cost, key=cost.get)
     machine = _Machine(cost, preempted=1 / 3, seed=seed)
-    chooser = ThreadChooser(2, clock=lambda: machine.now)
+    chooser = ThreadChooser(2)
     used = machine.run(chooser, 5000)
     expected_best = 5000 * cost[faster] * (1 + 3 / 3)  # mean slow-down 1 + 3 * 1/3
     assert machine.now < 1.08 * expected_best
@@ -233,7 +233,10 @@ def test_chooser_under_noisy_load_runs_about_as_fast_as_the_faster_setting(cost,
 
 
 def test_chooser_on_one_thread_never_times():
-    chooser = ThreadChooser(1, clock=lambda: pytest.fail("timed a one-thread model"))
-    assert [chooser.next() for _ in range(5)] == [1] * 5
+    chooser = ThreadChooser(1)
+    for _ in range(5):
+        assert chooser.next() == 1
+        chooser.took(1.0)
+    assert chooser.chosen is None and chooser.steps_on == {1: 5}
     with pytest.raises(ValueError):
         ThreadChooser(2, block=0)

@@ -19,6 +19,7 @@ sources, after the cells (docs/numerics.md, "Coupling of cells and fields").
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
@@ -140,6 +141,7 @@ class FieldSystem(Mapping):
         src = self.sources.clear()
         if self.chooser is not None:
             self._step_threads = self.chooser.next()
+            self._began = time.perf_counter()
         if self.lag:
             self._stepper.start(self._arrays, self._pending, zero_sources=True,
                                 threads=self._step_threads)
@@ -156,6 +158,8 @@ class FieldSystem(Mapping):
         else:
             self._stepper.advance(self._arrays, self.sources, threads=self._step_threads,
                                   swap=self._swap)
+        if self.chooser is not None:  # what the threads setting changes: begin to end
+            self.chooser.took(time.perf_counter() - self._began)
 
     def abandon(self) -> None:
         """After an error between :meth:`begin_step` and :meth:`end_step`: wait for the

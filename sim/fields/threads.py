@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import statistics
 import threading
-import time
 import weakref
 from collections.abc import Callable, Sequence
 
@@ -179,15 +178,15 @@ class ThreadChooser:
     trial resolves a large loss (a helper thread that gets no core) but not one of a few
     percent; the defaults keep all threads unless one thread is clearly faster.
 
-    Call :meth:`next` at the start of every step: it takes the time since the last call as
-    the last step's time and returns the threads for this step. Which thread solves which
+    Call :meth:`next` at the start of every step (it returns the threads for the step) and
+    :meth:`took` with the step's wall time when it ends, so that time spent between steps
+    (another model stepped in turn, a pause) is not counted. Which thread solves which
     field never changes a result, so neither does the choice.
 
     Args:
         threads: the pool's threads (1: always 1, no timing).
         block, hold, max_hold: steps (see above); max_rounds: rounds a trial may last; z:
             standard errors a difference must exceed.
-        clock: seconds, monotonic (tests plant their own).
 
     Attributes:
         chosen: the setting of the current or last hold (None before the first trial ends).
@@ -195,8 +194,7 @@ class ThreadChooser:
     """
 
     def __init__(self, threads: int, *, block: int = 16, max_rounds: int = 6, z: float = 3.0,
-                 hold: int = 480, max_hold: int = 7680,
-                 clock: Callable[[], float] = time.perf_counter):
+                 hold: int = 480, max_hold: int = 7680):
         if block < 1 or max_rounds < 2 or not z >= 0 or hold < 1 or max_hold < hold:
             raise ValueError("need block >= 1, max_rounds >= 2, z >= 0 and "
                              "1 <= hold <= max_hold")
@@ -204,12 +202,11 @@ class ThreadChooser:
         self._block, self._max_rounds, self._z = int(block), int(max_rounds), float(z)
         self._hold0, self._max_hold = int(hold), int(max_hold)
         self._hold = self._hold0
-        self._clock = clock
         self._plan: list[int] = []  # settings of the steps still to run in this phase
         self._blocks: dict[int, list[float]] = {}  # trial block times (s) by setting
         self._block_time = 0.0  # of the block being timed
         self._rounds = 0
-        self._last: tuple[float, int] | None = None  # (start, setting) of the last step
+        self._setting: int | None = None  # of the step under way
         self._trialling = False
         self.chosen: int | None = None
         self.steps_on = {self.threads: 0, 1: 0}
@@ -219,12 +216,6 @@ class ThreadChooser:
         if self.threads == 1:
             self.steps_on[1] += 1
             return 1
-        now = self._clock()
-        if self._last is not None and self._trialling:
-            self._block_time += now - self._last[0]
-            if len(self._plan) % self._block == 0:  # the last step of a block is over
-                self._blocks[self._last[1]].append(self._block_time)
-                self._block_time = 0.0
         if not self._plan:
             if not self._trialling:
                 self._blocks = {self.threads: [], 1: []}
@@ -238,10 +229,18 @@ class ThreadChooser:
                 self._rounds += 1
                 n, b = self.threads, self._block
                 self._plan = [n] * b + [1] * (2 * b) + [n] * b  # popped from the end
-        setting = self._plan.pop()
-        self._last = (now, setting)
+        self._setting = setting = self._plan.pop()
         self.steps_on[setting] += 1
         return setting
+
+    def took(self, seconds: float) -> None:
+        """The step that :meth:`next` began took ``seconds`` (wall time)."""
+        if not self._trialling or self._setting is None:
+            return
+        self._block_time += seconds
+        if len(self._plan) % self._block == 0:  # the last step of a block
+            self._blocks[self._setting].append(self._block_time)
+            self._block_time = 0.0
 
     def _decided(self) -> bool:
         """After a round: hold the faster setting if the difference is clear."""
