@@ -168,7 +168,8 @@ class ThreadChooser:
       steady drift of the machine's speed weighs on both alike), and after each round from
       the second on compares the two settings' mean block times; when they differ by more
       than ``z`` standard errors (Welch), the faster wins; after ``max_rounds`` rounds
-      without a clear difference, the setting held before stays (all threads at first);
+      without a clear difference, the one with the lower mean (a wrong pick then costs
+      little, the difference being small);
     * a *hold* then runs the winner for ``hold`` steps, doubling up to ``max_hold`` each time
       the same setting wins again and falling back to ``hold`` when the other one wins.
 
@@ -176,7 +177,7 @@ class ThreadChooser:
     steps per trial, rarer as holds grow). Under load, step times vary by 30-40% from one
     16-step block to the next (measured with two competing processes on 2 cores), so a
     trial resolves a large loss (a helper thread that gets no core) but not one of a few
-    percent; the defaults keep all threads unless one thread is clearly faster.
+    percent: there the pick is the lower mean, right more often than not.
 
     Call :meth:`next` at the start of every step (it returns the threads for the step) and
     :meth:`took` with the step's wall time when it ends, so that time spent between steps
@@ -223,8 +224,9 @@ class ThreadChooser:
                 self._trialling = True
             elif self._rounds >= 2 and self._decided():
                 pass
-            elif self._rounds >= self._max_rounds:
-                self._hold_with(self.chosen or self.threads)
+            elif self._rounds >= self._max_rounds:  # no clear difference: the lower mean
+                many, one = (statistics.fmean(self._blocks[k]) for k in (self.threads, 1))
+                self._hold_with(self.threads if many <= one else 1)
             if self._trialling:
                 self._rounds += 1
                 n, b = self.threads, self._block
