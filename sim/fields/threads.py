@@ -157,7 +157,7 @@ class TaskPool:
 
 class ThreadChooser:
     """How many threads solve each step's fields: all of a pool's, or the caller alone,
-    chosen by timing whole steps.
+    chosen by timing steps.
 
     On an idle machine the helper threads make a step faster; when other processes hold
     the cores, a helper may wait for one while the caller waits for the helper, and the
