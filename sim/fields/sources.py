@@ -127,7 +127,7 @@ class Sources:
     def written(self, arr: np.ndarray) -> np.ndarray | None:
         """``arr`` if it was written since the last clear, else None (all zero: the field
         solvers then skip it)."""
-        return arr if any(a is arr for a, _, _ in self._written) else None
+        return arr if id(arr) in self.written_ids() else None
 
     def written_ids(self) -> set[int]:
         """``id`` of every array written since the last clear (the others are all zero)."""

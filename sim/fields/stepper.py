@@ -205,8 +205,8 @@ class FieldStepper:
 
     The sources passed per step are read as ``sources.release[name]``,
     ``sources.uptake[name]`` (for oxygen and every transient field) and
-    ``sources.supply_rate``, all (nx, ny) float64; ``sources.written(array)`` is None for
-    an array left all zero this step (its solve then skips it).
+    ``sources.supply_rate``, all (nx, ny) float64; an array whose ``id`` is not in
+    ``sources.written_ids()`` was left all zero this step (its solve then skips it).
 
     Attributes:
         thread_seconds: wall time each thread spent in its compiled call, summed over

@@ -84,6 +84,7 @@ class FieldSystem(Mapping):
         n = self._stepper.threads
         self.chooser = ThreadChooser(n) if threads is None and n > 1 else None
         self._step_threads: int | None = None  # this step's threads (None: all)
+        self._began = 0.0  # when this step's solves started (perf_counter, s)
         self._swap = True  # results swapped in at the end of a step, not copied
         self.lag = p.time.source_lag_steps
         self.sources = Sources.zeros(shape)

@@ -174,10 +174,9 @@ class ThreadChooser:
       the same setting wins again and falling back to ``hold`` when the other one wins.
 
     On a quiet machine the cost is the trial blocks on one thread (two rounds: 2 * block
-    steps per trial, rarer as holds grow). Under load, step times vary by 30-40% from one
-    16-step block to the next (measured with two competing processes on 2 cores), so a
-    trial resolves a large loss (a helper thread that gets no core) but not one of a few
-    percent: there the pick is the lower mean, right more often than not.
+    steps per trial, rarer as holds grow). Under load a trial resolves a large loss (a
+    helper thread that gets no core) but not one of a few percent, block times being that
+    noisy (docs/numerics.md, "Threads"): there the pick is the lower mean.
 
     Call :meth:`next` at the start of every step (it returns the threads for the step) and
     :meth:`took` with the step's wall time when it ends, so that time spent between steps
@@ -218,15 +217,12 @@ class ThreadChooser:
             self.steps_on[1] += 1
             return 1
         if not self._plan:
-            if not self._trialling:
+            if self._trialling:
+                self._end_round()
+            else:
                 self._blocks = {self.threads: [], 1: []}
                 self._rounds = 0
                 self._trialling = True
-            elif self._rounds >= 2 and self._decided():
-                pass
-            elif self._rounds >= self._max_rounds:  # no clear difference: the lower mean
-                many, one = (statistics.fmean(self._blocks[k]) for k in (self.threads, 1))
-                self._hold_with(self.threads if many <= one else 1)
             if self._trialling:
                 self._rounds += 1
                 n, b = self.threads, self._block
@@ -244,15 +240,16 @@ class ThreadChooser:
             self._blocks[self._setting].append(self._block_time)
             self._block_time = 0.0
 
-    def _decided(self) -> bool:
-        """After a round: hold the faster setting if the difference is clear."""
+    def _end_round(self) -> None:
+        """After a round from the second on: hold the faster setting if the difference is
+        clear, or, after the last round, the one with the lower mean."""
+        if self._rounds < 2:
+            return
         many, one = self._blocks[self.threads], self._blocks[1]
         diff = statistics.fmean(many) - statistics.fmean(one)
         se = (statistics.variance(many) / len(many) + statistics.variance(one) / len(one)) ** 0.5
-        if abs(diff) <= self._z * se or diff == 0:
-            return False
-        self._hold_with(self.threads if diff < 0 else 1)
-        return True
+        if (diff != 0 and abs(diff) > self._z * se) or self._rounds >= self._max_rounds:
+            self._hold_with(self.threads if diff <= 0 else 1)
 
     def _hold_with(self, winner: int) -> None:
         self._hold = min(2 * self._hold, self._max_hold) if winner == self.chosen else self._hold0

@@ -125,7 +125,7 @@ class NeutroModel(Model):
         self.datacollector = DataCollector(model_reporters=readouts.REPORTERS)
         self.datacollector.collect(self)
         if mesa == "eager":
-            self._mirror = self.mirror
+            self.mirror  # built now
 
     # ----------------------------------------------------------------- the Mesa side
     @property
