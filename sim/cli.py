@@ -6,6 +6,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from .calibration import command as calibrate
 from .config.errors import ParameterError
 
 __all__ = ["main"]
@@ -376,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze(sub)
     _add_params(sub)
     _add_viz(sub)
+    calibrate.add_parser(sub)
     return parser
 
 

@@ -72,6 +72,7 @@ class Initial:
     tumor_vessel_length_um: float = _rng(0.0, 1e5, lo_open=True)
     vessel_wiggle: float = _rng(0.0, 1.0)
     macrophages_per_mm2: float = _rng(0.0, 2500.0)
+    macrophages_per_mm2_tumor: float = _rng(0.0, 2500.0)
     neutrophils_per_mm2_tumor: float = _rng(0.0, 2500.0)
 
 
@@ -307,12 +308,24 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
+def allowed_range(dotted: str) -> tuple[float | None, float | None]:
+    """The closed range ``(lo, hi)`` declared for a numeric key ``section.key`` (None: no
+    bound on that side)."""
+    section, _, key = dotted.partition(".")
+    meta = _SECTIONS[section].__dataclass_fields__[key].metadata
+    return meta["lo"], meta["hi"]
+
+
 def _allowed_keys(section: str) -> list[str]:
     return [f.name for f in fields(_SECTIONS[section])]
 
 
 def _merge_tree(raw: dict, tree: Mapping[str, Any], origin: str, origins: dict) -> None:
     for section, entries in tree.items():
+        if section == RULE_KEY and isinstance(entries, dict):
+            _merge_flat(raw, {f"{RULE_KEY}.{k}": v for k, v in _dotted(entries)}, origin,
+                        origins)
+            continue
         if section not in _SECTIONS:
             raise ParameterError(
                 f"{origin}: unknown section [{section}]; allowed: {', '.join(_SECTIONS)}"
@@ -321,6 +334,35 @@ def _merge_tree(raw: dict, tree: Mapping[str, Any], origin: str, origins: dict) 
             raise ParameterError(f"{origin}: [{section}] must be a table of key = value")
         for key, value in entries.items():
             _set(raw, section, key, _unwrap(value), origin, origins)
+
+
+def _dotted(tree: Mapping[str, Any], prefix: str = ""):
+    """(dotted key, value) pairs of a nested table: ``[rules]`` may give a rule group's
+    saturation as ``"neutrophil.binding.increases" = 0.004`` or as nested tables."""
+    for key, value in tree.items():
+        if isinstance(value, dict) and "value" not in value:
+            yield from _dotted(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", _unwrap(value)
+
+
+def _stage_tables(tree: dict, origin: str) -> dict[str, dict]:
+    """Remove and return an overlay's ``[stage.<name>...]`` tables: values that apply
+    only when the run's ``initial.stage`` is ``<name>`` (what ``neutrosim calibrate``
+    writes, one table per stage it calibrated)."""
+    staged = tree.pop(STAGE_TABLE, {})
+    allowed = _SECTIONS["initial"].__dataclass_fields__["stage"].metadata["choices"]
+    if not isinstance(staged, dict):
+        raise ParameterError(f"{origin}: [{STAGE_TABLE}] must hold one table per stage "
+                             f"({', '.join(allowed)})")
+    for name, sub in staged.items():
+        if name not in allowed:
+            raise ParameterError(f"{origin}: [{STAGE_TABLE}.{name}]: unknown stage {name!r}; "
+                                 f"allowed: {', '.join(allowed)}")
+        if not isinstance(sub, dict) or "stage" in sub.get("initial", {}):
+            raise ParameterError(f"{origin}: [{STAGE_TABLE}.{name}] must hold tables of "
+                                 "key = value, and cannot set initial.stage")
+    return staged
 
 
 def _merge_flat(raw: dict, overrides: Mapping[str, Any], origin: str, origins: dict) -> None:
@@ -514,9 +556,12 @@ def load_params(
     scen.pop("description", None)
     _merge_tree(raw, scen, str(scen_file), origins)
     sources.append(str(scen_file))
+    staged: dict[str, dict] = {}
     if path is not None:
         path = Path(path)
-        _merge_tree(raw, read_toml(path), str(path), origins)
+        tree = read_toml(path)
+        staged = _stage_tables(tree, str(path))
+        _merge_tree(raw, tree, str(path), origins)
         sources.append(str(path))
     if overrides:
         setting = "--set " + " ".join(f"{k}={v}" for k, v in overrides.items())
@@ -525,12 +570,30 @@ def load_params(
     for label, values in options:
         _merge_flat(raw, values, label, origins)
         sources.append(label)
+    chosen = raw.get("initial", {}).get("stage", "advanced")
+    if chosen in staged:  # beneath --set and options, above the file's other values
+        label = f"{path} [{STAGE_TABLE}.{chosen}]"
+        later = set(sources[sources.index(str(path)) + 1:])
+        sub: dict = {}
+        sub_origins: dict = {}
+        _merge_tree(sub, staged[chosen], label, sub_origins)
+        for dotted, origin in sub_origins.items():
+            if origins.get(dotted) not in later:
+                section, _, key = dotted.partition(".")
+                stored = dotted if section == RULE_KEY else key  # (see _merge_flat)
+                raw.setdefault(section, {})[stored] = sub[section][stored]
+                origins[dotted] = origin
+        sources.insert(sources.index(str(path)) + 1, label)
     stage = _apply_stage(raw, origins, str(default_file))
     if stage is not None:
         sources.insert(1, stage)
     rules_file = Path(rules) if rules is not None else base / "rules.csv"
     ruleset = load_rules(rules_file)
     return _build(raw, ruleset, name, tuple(sources), origins)
+
+
+#: the overlay table whose sub-tables apply to one stage only: ``[stage.early.tumor]``
+STAGE_TABLE = "stage"
 
 
 def stage_file(name: str) -> Path:

@@ -1,4 +1,5 @@
-"""The tissue at t=0: a tumor mass, host vessels, resident macrophages, tumor neutrophils.
+"""The tissue at t=0: a tumor mass, host vessels, resident macrophages (and, if asked,
+macrophages inside the tumor), tumor neutrophils.
 
 Everything is drawn from the model's generator (``model.rng``), so one seed gives one
 tissue.
@@ -87,6 +88,14 @@ def build(m) -> None:
     mx, my = np.unravel_index(flat, (nx, ny))
     m.spawn(macrophage.KIND, mx, my, state=macrophage.RESTING,
             heading=rng.integers(0, 8, mx.size))
+
+    if p.initial.macrophages_per_mm2_tumor > 0:  # (no draws at 0: the stream is as without)
+        free = np.flatnonzero((disc & (m.macrophages.at < 0)).ravel())
+        n_tam = min(rng.poisson(s.per_voxel(p.initial.macrophages_per_mm2_tumor) * disc.sum()),
+                    free.size)
+        tx_, ty_ = np.unravel_index(rng.choice(free, size=n_tam, replace=False), (nx, ny))
+        m.spawn(macrophage.KIND, tx_, ty_, state=macrophage.RESTING,
+                heading=rng.integers(0, 8, n_tam))
 
     inside = np.flatnonzero((disc & (m.macrophages.at < 0)).ravel())
     n_neu = min(rng.poisson(s.per_voxel(p.initial.neutrophils_per_mm2_tumor) * disc.sum()), inside.size)

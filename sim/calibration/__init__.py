@@ -1,0 +1,1 @@
+"""Single-cell data to model parameters (``neutrosim calibrate``)."""

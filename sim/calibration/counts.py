@@ -1,0 +1,5 @@
+from ..config.errors import ParameterError
+
+
+class CalibrationError(ParameterError):
+    """Bad single-cell input or mapping."""
