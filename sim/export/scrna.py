@@ -231,7 +231,7 @@ def virtual_experiment(run: Run, n: int, seed: int, *, touch_doublets: float = 0
         "sim_state": pd.Categorical(run.state_name[cells]),
         "sim_in_cycle": run.per_agent("tumor_in_cycle", "tumor")[cells],
         "sim_partner": partner,
-    }, index=pd.Index([f"{sample}_c{i}" for i in range(n)], name="barcode"))
+    }, index=pd.Index([f"{run.stage}_{sample}_c{i}" for i in range(n)], name="barcode"))
     var = pd.DataFrame({"role": expr.roles.loc[expr.genes].to_numpy()},
                        index=pd.Index(expr.genes, name="gene"))
     uns = {"virtual_scrna": {
