@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from .calibration import command as calibrate
+from .export import command as export
 from .config.errors import ParameterError
 
 __all__ = ["main"]
@@ -378,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params(sub)
     _add_viz(sub)
     calibrate.add_parser(sub)
+    export.add_parser(sub)
     return parser
 
 

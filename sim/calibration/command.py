@@ -3,20 +3,15 @@ derived values, a report and provenance, written into one folder at once."""
 
 import argparse
 import hashlib
-import json
 import math
 import sys
 from pathlib import Path
-
-from ..config.errors import ParameterError
 
 __all__ = ["add_parser", "main", "OUTPUTS"]
 
 #: what a calibration folder holds (an existing one is replaced only with --overwrite)
 OUTPUTS = ("params.toml", "rules.csv", "derived.json", "report.md", "figures",
            "provenance.json", "manifest.json")
-#: the libraries calibrate needs beyond neutrosim's own (the ``scrna`` extra)
-NEEDS = ("anndata", "scanpy", "h5py", "sklearn")
 
 
 def add_parser(sub) -> None:
@@ -43,12 +38,6 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=main)
-
-
-def _missing_libraries() -> list[str]:
-    import importlib.util
-
-    return [name for name in NEEDS if importlib.util.find_spec(name) is None]
 
 
 def sha256(path: Path) -> str:
@@ -89,10 +78,9 @@ def _json_safe(obj):
 
 
 def main(args) -> int:
-    missing = _missing_libraries()
-    if missing:
-        raise ParameterError(f"neutrosim calibrate needs {', '.join(missing)}: install the "
-                             "scrna extra, pip install 'neutrosim[scrna]'")
+    from ..config.extras import require
+
+    require("scrna", "calibrate")
     from ..config.params import load_params
     from ..runs.destination import check_out
     from .counts import read_counts

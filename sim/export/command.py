@@ -162,6 +162,9 @@ def main(args) -> int:
 
 
 def _export(args) -> int:
+    from ..config.extras import require
+
+    require("scrna", "export")
     from .anndata import read_run, to_anndata
 
     if args.scrna is not None and (isinstance(args.scrna, bool) or not isinstance(args.scrna, int)
