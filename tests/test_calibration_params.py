@@ -154,7 +154,7 @@ def test_bad_mapping_files_get_one_clear_error(tmp_path, edit, words):
     (lambda o: o.assign(ct=o["ct"].replace("F", "Fibro")), ["[cell_types]", "'Fibro'", "not mapped"]),
     (lambda o: o.drop(columns="mouse"), ["sample_key", "'mouse'", "not a column"]),
     (lambda o: o[~((o["st"] == "a") & (o["ct"] == "N"))], ["advanced", "no neutrophil"]),
-    (lambda o: o[o["st"] != "a"], ["stage 'advanced'", "no cell"]),
+    (lambda o: o[o["st"] == "healthy"], ["[stages]", "no cell", "listed stage"]),
 ])
 def test_data_the_mapping_does_not_fit_gets_one_clear_error(tmp_path, change, words):
     import types

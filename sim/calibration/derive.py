@@ -222,6 +222,11 @@ def derive(counts, cells: pd.DataFrame, axes, programmes, mapping) -> Derived:
     expr = counts.counts[rows[singlet]].astype(np.float64) / lib[singlet, None] * CP10K
     single_cells = cells[singlet]
     stages = [s for s in ("early", "advanced") if s in set(cells["stage"])]
+    for stage in sorted(set(mapping.stages.values()) - set(stages)):
+        notes.append(f"no cell of the data is in the {stage} stage: nothing is derived for it")
+    if mapping.reference_stage not in stages:
+        notes.append(f"the reference stage ({mapping.reference_stage}) has no cells: fold "
+                     "changes, and the rates scaled by them, are left undetermined")
     composition = _composition(cells, mapping.doublet_enrichment, MODEL_TYPES)
     for stage in stages:
         absent = [t for t in MODEL_TYPES[:4] if not composition[stage][t]["mean"] > 0]

@@ -120,8 +120,8 @@ def label_cells(mapping: Mapping, obs: pd.DataFrame, data: str) -> pd.DataFrame:
     """Per cell of ``obs`` (the dataset ``data``'s metadata): ``type``, ``stage`` and
     ``sample`` in the model's names, and ``partner`` (a doublet's partner type, "" for a
     singlet). Cells of unlisted stages are dropped. Raises :class:`CalibrationError` for
-    a key that is not a column, a cell-type label that is not mapped, or a mapped stage
-    with no cells."""
+    a key that is not a column, a cell-type label that is not mapped, or no cell in a
+    listed stage."""
     keys = [("cell_type_key", mapping.cell_type_key), ("stage_key", mapping.stage_key)]
     keys += [(k, getattr(mapping, k)) for k in ("sample_key", "doublet_key")
              if getattr(mapping, k) is not None]
@@ -151,8 +151,4 @@ def label_cells(mapping: Mapping, obs: pd.DataFrame, data: str) -> pd.DataFrame:
               else stage[stage.notna()].astype(str))
     out = pd.DataFrame({"type": labels.map(mapping.cell_types), "stage": stage[stage.notna()],
                         "sample": sample, "partner": partner}, index=kept.index)
-    for name in sorted(set(mapping.stages.values())):
-        if not (out["stage"] == name).any():
-            raise CalibrationError(f"{mapping.path}: [stages]: no cell of {data} maps to "
-                                   f"stage {name!r}")
     return out

@@ -3,9 +3,14 @@ neutrophil-tumor doublets; its output is an input of ``neutrosim calibrate``.
 
 The experiment (docs/export.md):
 
-1. Dissociation: ``n`` cells drawn at random without replacement from the agents that
-   yield a transcriptome, every agent except dead tumor cells (necrotic, apoptotic), which
-   dissociation and quality control lose.
+1. Dissociation: ``n`` units drawn at random without replacement, each unit a single
+   cell or a bound neutrophil-tumor pair (whose bond survives dissociation, as PIC-seq
+   needs), from the agents that yield a transcriptome: every agent except dead tumor
+   cells (necrotic, apoptotic), which dissociation and quality control lose. Each cell of
+   the tissue is then equally likely to be in the sample, single or in its pair, so the
+   cells counted over barcodes (a doublet counting one of each type) estimate the
+   tissue's composition, and doublets over doublets plus neutrophil singlets its bound
+   fraction. (A tumor cell bound by k > 1 neutrophils comes out in each of their k pairs.)
 2. Expression: each cell's profile is its type's baseline over the gene panel of
    ``params/calibration/expression.toml`` (mean counts per 10,000), times the factor of
    every state entry it is in (e.g. in cycle, activated), renormalised to shares.
@@ -16,8 +21,8 @@ The experiment (docs/export.md):
    plus a draw of its partner's (PIC-seq's physically interacting cells); a sampled
    unbound neutrophil touching a viable tumor cell (Chebyshev distance <= 1 voxel) makes
    such a doublet with one of them with probability ``touch_doublets``. A doublet is
-   labelled cell_type "neutrophil", ``pic_pair`` "tumor" (singlets: ""). The partner may
-   also be drawn as a singlet of its own (the dissociation draws agents, not particles).
+   labelled cell_type "neutrophil", ``pic_pair`` "tumor" (singlets: ""). A touching
+   partner may also be drawn as a singlet of its own (it is not bound).
 
 The same run, ``n``, seed, ``touch_doublets`` and expression file give the same counts.
 """
@@ -132,11 +137,14 @@ def _state(path: Path, i: int, spec: dict, genes: dict) -> StateEffect:
 
 
 def capturable(run: Run) -> np.ndarray:
-    """Agent indices a dissociation can capture: every agent but dead (necrotic or
-    apoptotic) tumor cells."""
+    """The units a dissociation can capture, each by one agent index: every agent but dead
+    (necrotic or apoptotic) tumor cells and the tumor cells bound by a neutrophil, which
+    come out with their neutrophil (the unit of a bound pair is its neutrophil)."""
     tumor_rows = run.cell_type == "tumor"
     dead = np.isin(run.state_name, [tumor.STATES[tumor.NECROTIC], tumor.STATES[tumor.APOPTOTIC]])
-    return np.flatnonzero(~(tumor_rows & dead))
+    paired = np.zeros(run.n, bool)
+    paired[run.partner[run.partner >= 0]] = True
+    return np.flatnonzero(~(tumor_rows & (dead | paired)))
 
 
 def dissociate(run: Run, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -144,9 +152,9 @@ def dissociate(run: Run, n: int, rng: np.random.Generator) -> np.ndarray:
     pool = capturable(run)
     if n > len(pool):
         raise ParameterError(
-            f"--scrna {n}: {run.path} has {len(pool)} cells a dissociation can capture "
-            f"({run.n} agents less {run.n - len(pool)} dead tumor cells); ask for at most "
-            f"{len(pool)}")
+            f"--scrna {n}: {run.path} has {len(pool)} units a dissociation can capture "
+            f"(its {run.n} agents less dead tumor cells and the tumor cells bound in pairs); "
+            f"ask for at most {len(pool)}")
     return rng.choice(pool, size=n, replace=False)
 
 
