@@ -68,7 +68,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +98,9 @@ CHUNK_VALUES = 2**24
 #: rows of an h5ad matrix looked at to decide whether it holds counts
 PROBE_ROWS = 500
 GENE_EXPRESSION = "Gene Expression"
+#: what a format is, in a sentence about one input
+NOUNS = {"h5ad": "an .h5ad file", "10x-mtx": "10x output", "10x-h5": "a 10x HDF5 file",
+         "umi-table": "a UMI table"}
 
 
 class CalibrationError(ParameterError):
@@ -179,8 +184,7 @@ def detect_format(paths: Sequence[Path]) -> str:
 
 def _kind(path: Path) -> str:
     """The format of one input path."""
-    with reading(path, "single-cell input", "a single-cell data file or 10x folder",
-                 CalibrationError):
+    with _reading(path, "single-cell input", "a single-cell data file or 10x folder"):
         if not path.exists():
             raise FileNotFoundError(path)
     if path.is_dir():
@@ -197,6 +201,21 @@ def _kind(path: Path) -> str:
     if name.endswith(".h5"):
         return "10x-h5"
     raise CalibrationError(f"{path}: unknown single-cell format; accepted: " + _accepted())
+
+
+@contextmanager
+def _reading(path: Path, noun: str, expected: str):
+    """``reading`` for calibration inputs, also turning a corrupt compressed file into one
+    CalibrationError naming it."""
+    with reading(path, noun, expected, CalibrationError):
+        try:
+            yield
+        except (EOFError, zlib.error) as exc:
+            raise CalibrationError(f"{path}: cannot be read: {exc}") from None
+        except OSError as exc:
+            if exc.strerror is None:
+                raise CalibrationError(f"{path}: cannot be read: {exc}") from None
+            raise
 
 
 def _accepted() -> str:
@@ -321,7 +340,7 @@ def _open_h5(path: Path, expected: str):
     """An open read-only h5py File; CalibrationError if it is missing or not HDF5."""
     import h5py
 
-    with reading(path, "file", expected, CalibrationError):
+    with _reading(path, "file", expected):
         if path.is_dir():
             raise IsADirectoryError(path)
         try:
@@ -465,7 +484,7 @@ def _mtx_files(folder: Path) -> tuple[Path, Path, Path]:
 
 def _read_lines_table(path: Path) -> pd.DataFrame:
     """A headerless tab-separated file (10x features/barcodes) as str columns."""
-    with reading(path, "file", "a tab-separated file", CalibrationError):
+    with _reading(path, "file", "a tab-separated file"):
         try:
             return pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False)
         except pd.errors.EmptyDataError:
@@ -483,15 +502,13 @@ def _features(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_10x_mtx(paths: list[Path], wanted: list[str], chunk_cells: int, progress: bool) -> _Read:
-    from scipy.io import mmread
-
     folder = paths[0] if paths[0].is_dir() else paths[0].parent
     matrix_path, features_path, barcodes_path = _mtx_files(folder)
     symbols, gex = _features(_read_lines_table(features_path))
     cells = _ids(_read_lines_table(barcodes_path)[0], barcodes_path, "barcodes")
-    with reading(matrix_path, "file", "a Matrix Market file", CalibrationError):
+    with _reading(matrix_path, "file", "a Matrix Market file"):
         try:
-            matrix = mmread(matrix_path)
+            matrix = _mmread(matrix_path)
         except (ValueError, TypeError) as exc:
             raise CalibrationError(f"{matrix_path}: not a Matrix Market file ({exc})") from None
     if matrix.shape != (len(symbols), len(cells)):
@@ -504,6 +521,16 @@ def _read_10x_mtx(paths: list[Path], wanted: list[str], chunk_cells: int, progre
     return _sum_10x(matrix_path, "matrix", cells, wanted, symbols, gex,
                     lambda s: by_cell[s], chunk_cells, progress,
                     [matrix_path, features_path, barcodes_path])
+
+
+def _mmread(path: Path):
+    """A Matrix Market file as a scipy sparse matrix (genes x cells)."""
+    from scipy.io import mmread
+
+    try:
+        return mmread(path, spmatrix=False)
+    except TypeError:  # scipy before spmatrix=
+        return mmread(path)
 
 
 def _sum_10x(path: Path, what: str, cells: pd.Index, wanted: list[str], symbols: np.ndarray,
@@ -585,7 +612,7 @@ def _separator(path: Path, line: str) -> str:
 
 def _table_cells(path: Path) -> tuple[str, pd.Index]:
     """(separator, cell ids) of a genes x cells table, from its header."""
-    with reading(path, "UMI table", "a genes x cells text table", CalibrationError):
+    with _reading(path, "UMI table", "a genes x cells text table"):
         sep = _separator(path, _first_line(path))
         try:
             head = pd.read_csv(path, sep=sep, index_col=0, nrows=1)
@@ -624,7 +651,7 @@ def _read_tables(paths: list[Path], wanted: list[str], chunk_cells: int, progres
         _not_empty(path, len(batch), 1)
         step = max(1, CHUNK_VALUES // len(batch))
         found = 0
-        with reading(path, "UMI table", "a genes x cells text table", CalibrationError):
+        with _reading(path, "UMI table", "a genes x cells text table"):
             try:
                 chunks = pd.read_csv(path, sep=sep, index_col=0, chunksize=step)
                 for chunk in _progress(chunks, progress, path.name):
@@ -648,7 +675,7 @@ def _progress(chunks, progress: bool, label: str):
 
 def _read_metadata(path: Path) -> pd.DataFrame:
     """A cell metadata table (tsv/csv, delimiter sniffed; first column the cell id)."""
-    with reading(path, "metadata file", "a cell metadata table (tsv or csv)", CalibrationError):
+    with _reading(path, "metadata file", "a cell metadata table (tsv or csv)"):
         sample = _first_line(path)
         try:
             sep = csv.Sniffer().sniff(sample, delimiters="\t,;").delimiter
@@ -674,8 +701,8 @@ def _attach(read: _Read, meta: pd.DataFrame | None, meta_path: Path | None,
     if meta is None:
         if read.obs is None:
             raise CalibrationError(
-                f"{data_path}: {FORMATS[fmt]} carries no cell metadata: give a metadata "
-                "table (tsv/csv) whose first column is the cell id")
+                f"{data_path}: {NOUNS[fmt]} carries no cell metadata: give a metadata "
+                "table (tsv or csv) whose first column is the cell id")
         return _tidy(read.obs)
     _same_cells(read.cells, meta.index, data_path, meta_path)
     meta = meta.reindex(read.cells)
