@@ -213,7 +213,8 @@ def _reading(path: Path, noun: str, expected: str):
         except (EOFError, zlib.error) as exc:
             raise CalibrationError(f"{path}: cannot be read: {exc}") from None
         except OSError as exc:
-            if exc.strerror is None:
+            if exc.strerror is None and not isinstance(exc, (FileNotFoundError,
+                                                             IsADirectoryError)):
                 raise CalibrationError(f"{path}: cannot be read: {exc}") from None
             raise
 
