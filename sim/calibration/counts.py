@@ -149,11 +149,16 @@ def read_counts(paths: Sequence[Path] | Path | str, genes: Iterable[str], *,
         raise CalibrationError(f"chunk_cells = {chunk_cells}: must be a positive number of cells")
     wanted = list(dict.fromkeys(str(g) for g in genes))
     fmt = detect_format(paths)
+    meta_path = None if metadata is None else Path(metadata)
+    meta = None if meta_path is None else _read_metadata(meta_path)
+    if meta is None and fmt != "h5ad":
+        raise CalibrationError(
+            f"{paths[0]}: {NOUNS[fmt]} carries no cell metadata: give a metadata table "
+            "(tsv or csv) whose first column is the cell id")
     read = _READERS[fmt](paths, wanted, chunk_cells, progress)
-    meta = None if metadata is None else _read_metadata(Path(metadata))
-    obs = _attach(read, meta, Path(metadata) if metadata is not None else None, paths[0], fmt)
+    obs = _attach(read, meta, meta_path, paths[0])
     found = [g for g, s in zip(wanted, read.seen) if s]
-    files = read.files + ([Path(metadata)] if metadata is not None else [])
+    files = read.files + ([meta_path] if meta_path is not None else [])
     return Counts(
         obs=obs,
         library_size=read.library,
@@ -697,13 +702,9 @@ def _read_metadata(path: Path) -> pd.DataFrame:
 
 
 def _attach(read: _Read, meta: pd.DataFrame | None, meta_path: Path | None,
-            data_path: Path, fmt: str) -> pd.DataFrame:
+            data_path: Path) -> pd.DataFrame:
     """The cells' metadata in data order: the file's obs joined with the metadata table."""
     if meta is None:
-        if read.obs is None:
-            raise CalibrationError(
-                f"{data_path}: {NOUNS[fmt]} carries no cell metadata: give a metadata "
-                "table (tsv or csv) whose first column is the cell id")
         return _tidy(read.obs)
     _same_cells(read.cells, meta.index, data_path, meta_path)
     meta = meta.reindex(read.cells)
