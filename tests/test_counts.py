@@ -2,6 +2,7 @@
 CalibrationError naming the file for each kind of bad input."""
 
 import gzip
+import time
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ pytest.importorskip("h5py")
 from sim.calibration import counts as counts_module  # noqa: E402
 from sim.calibration.counts import CalibrationError, read_counts  # noqa: E402
 from tests.scrna_synth import (  # noqa: E402
-    Planted, make_dataset, write_10x_h5, write_10x_mtx, write_h5ad, write_metadata,
+    CELL_TYPE_LABELS, MODEL_TYPES, Planted, make_dataset, write_10x_h5, write_10x_mtx, write_h5ad, write_metadata,
     write_umi_tables,
 )
 
@@ -325,3 +326,43 @@ def test_errors_print_nothing(tmp_path, meta, capsys):
         assert handle.readline().startswith("gene")
     one_error([path], metadata=meta)
     assert capsys.readouterr() == ("", "")
+
+
+# ---------------------------------------------------------------- the synthetic dataset
+
+def test_progress_bar_goes_to_stderr(inputs, capsys):
+    read_counts(inputs["h5ad-csr"][0], WANTED, chunk_cells=100, progress=True)
+    out, err = capsys.readouterr()
+    assert out == "" and "chunk" in err
+
+
+def test_synthetic_dataset_holds_its_planted_values():
+    """20k cells in about a second; composition, PIC-seq pairs and mean expression (CP10K,
+    singlets) agree with the planted values within sampling error."""
+    start = time.perf_counter()
+    ds = make_dataset(Planted(mice_per_stage=4, cells_per_mouse=2500, seed=1))
+    assert time.perf_counter() - start < 2.0 and len(ds.obs) > 19_000
+    obs, planted = ds.obs, ds.planted
+    library = np.asarray(ds.counts.sum(axis=1)).ravel()
+    assert 2_500 < np.median(library) < 4_000
+    cp10k = ds.counts.multiply(1e4 / library[:, None]).tocsr()
+    label_of = {label: t for t, label in CELL_TYPE_LABELS.items()}
+    for label, stage in planted.stages.items():
+        here = obs[obs["stage"] == label]
+        per_mouse = here.groupby("mouse")["cell_type"].value_counts(normalize=True).unstack()
+        assert (per_mouse.std() > 0).all()
+        for cell_type, fraction in per_mouse.mean().items():
+            assert abs(fraction - planted.composition[stage][label_of[cell_type]]) < 0.03
+        neutrophils = here[here["cell_type"] == "Neutrophils"]
+        bound = (neutrophils["pic_pair"] == "Tumor epithelial").mean()
+        assert abs(bound - planted.bound_fraction[stage]) < 0.03
+        for t in MODEL_TYPES:
+            rows = ((obs["stage"] == label) & (obs["pic_pair"] == "")
+                    & (obs["cell_type"] == CELL_TYPE_LABELS[t])).to_numpy()
+            want = ds.expected_cp10k(t, stage)
+            want = want[want >= 1.0]
+            got = np.asarray(cp10k[rows][:, [ds.genes.index(g) for g in want.index]].mean(axis=0))
+            np.testing.assert_allclose(got.ravel(), want.to_numpy(), rtol=0.25)
+    early = ds.expected_cp10k("neutrophil", "early")
+    advanced = ds.expected_cp10k("neutrophil", "advanced")
+    assert advanced["Osm"] / early["Osm"] == pytest.approx(planted.ligand_fold["Osm"])
