@@ -175,7 +175,7 @@ class Dataset:
     planted: Planted
     panel: Panel
     states: pd.DataFrame         # bool (rows, programmes): the row's (neutrophil's) states
-    model: "_Model" = field(repr=False)
+    model: _Model = field(repr=False)
 
     @property
     def cells(self) -> list[str]:

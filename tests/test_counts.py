@@ -11,10 +11,17 @@ import pytest
 pytest.importorskip("anndata")
 pytest.importorskip("h5py")
 
-from sim.calibration import counts as counts_module  # noqa: E402
-from sim.calibration.counts import CalibrationError, read_counts  # noqa: E402
-from tests.scrna_synth import (  # noqa: E402
-    CELL_TYPE_LABELS, MODEL_TYPES, Planted, make_dataset, write_10x_h5, write_10x_mtx, write_h5ad, write_metadata,
+from sim.calibration import counts as counts_module
+from sim.calibration.counts import CalibrationError, read_counts
+from tests.scrna_synth import (
+    CELL_TYPE_LABELS,
+    MODEL_TYPES,
+    Planted,
+    make_dataset,
+    write_10x_h5,
+    write_10x_mtx,
+    write_h5ad,
+    write_metadata,
     write_umi_tables,
 )
 

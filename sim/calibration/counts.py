@@ -80,7 +80,7 @@ import scipy.sparse as sp
 
 from sim.config.errors import ParameterError, reading
 
-__all__ = ["CalibrationError", "Counts", "FORMATS", "read_counts", "detect_format"]
+__all__ = ["FORMATS", "CalibrationError", "Counts", "detect_format", "read_counts"]
 
 #: the accepted formats and what each is
 FORMATS = {
@@ -721,8 +721,8 @@ def _same_cells(data: pd.Index, meta: pd.Index, data_path: Path, meta_path: Path
     if len(lacking) == 0 and len(extra) == 0:
         return
     match = len(data) - len(lacking)
-    parts = [f"{meta_path}: cell ids do not match the data ({data_path}): {match} of "
-             f"{len(data)} data cells are in the metadata"]
+    parts = [(f"{meta_path}: cell ids do not match the data ({data_path}): {match} of "
+              f"{len(data)} data cells are in the metadata")]
     if len(lacking):
         parts.append(f"{len(lacking)} data cells are not in it (e.g. "
                      + ", ".join(repr(c) for c in lacking[:3]) + ")")
