@@ -103,10 +103,11 @@ def main(args) -> int:
     derived = derive(counts, cells, axes, programmes, mapping)
     hashes = {str(p): sha256(p) for p in [*args.data, *([args.metadata] if args.metadata else [])]}
     n_samples = sum(len(v) for v in derived.samples.values())
-    method = "CP10K means per sample, ligand x receptor fold changes, mixture-unmixed programme fractions"
     first = next(iter(hashes.values()))
-    source = (f"calibrated from {args.data[0].name} (sha256 {first[:12]}), "
-              f"{sum(derived.cells.values())} cells in {n_samples} samples, {method}")
+    more = f" and {len(args.data) - 1} more files" if len(args.data) > 1 else ""
+    source = (f"calibrated from {args.data[0].name}{more} (sha256 {first[:12]}), "
+              f"{sum(derived.cells.values())} cells in {n_samples} "
+              f"sample{'s' if n_samples != 1 else ''}")
     params = load_params()
     cal = calibrate_params(derived, params, axes, programmes, source)
     liana = check_pairs(axes)
@@ -120,8 +121,9 @@ def main(args) -> int:
                         params=params, provenance=_json_safe(provenance), axes=axes,
                         programmes=programmes, source=source, liana=liana,
                         overwrite=args.overwrite, ours=OUTPUTS)
-    say(f"neutrosim calibrate: {sum(derived.cells.values())} cells in {n_samples} samples, "
-        f"stages {', '.join(derived.stages)}; {len(cal.rows())} values calibrated -> {out}")
+    say(f"neutrosim calibrate: {sum(derived.cells.values())} cells in {n_samples} "
+        f"sample{'s' if n_samples != 1 else ''}, stages {', '.join(derived.stages)}; "
+        f"{len(cal.rows())} values calibrated -> {out}")
     return 0
 
 

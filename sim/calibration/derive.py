@@ -234,6 +234,12 @@ def derive(counts, cells: pd.DataFrame, axes, programmes, mapping) -> Derived:
             raise CalibrationError(f"{mapping.path}: stage {stage!r} has no {absent[0]} cells "
                                    f"in the data (after mapping [cell_types]); every model cell "
                                    "type must be present in each calibrated stage")
+    signal_genes = {g for a in axes for lig, rec in a.pairs for g in (lig, *rec)}
+    for prog in programmes:
+        shared = [g for g in prog.genes if g in signal_genes]
+        if shared:
+            notes.append(f"programme {prog.name}: {', '.join(shared)} also in an axis; their "
+                         "stage-dependent levels can bias its fractions (docs/calibration.md)")
     strengths, used = _strengths(axes, expr, single_cells, gene_col, notes, counts.missing)
     fractions, fits = _programmes(programmes, np.log1p(expr), single_cells, gene_col, notes)
     bound = None

@@ -43,13 +43,20 @@ DENSITY_KEYS = {"neutrophil": "initial.neutrophils_per_mm2_tumor",
 @dataclass
 class Calibrated:
     """Calibrated values: ``by_stage[stage][key]`` (stage tables) and ``common[key]`` (all
-    stages); ``base[key]`` the value each replaces; ``method[key]`` how it was derived."""
+    stages); ``base[key]`` the value each replaces; ``method[key]`` how it was derived;
+    ``source`` the data ("calibrated from <file> (sha256 ...), <cells> cells in <samples>
+    samples")."""
 
     by_stage: dict[str, dict[str, float]]
     common: dict[str, float]
     base: dict[str, float]
     method: dict[str, str]
     notes: list[str]
+    source: str = ""
+
+    def source_of(self, key: str) -> str:
+        """What a calibrated value's ``source`` says: the data, then how."""
+        return f"{self.source}, {self.method[key]}"
 
     def rows(self) -> list[dict]:
         """One row per (key, stage) for the report and provenance."""
@@ -167,8 +174,8 @@ def calibrate_params(derived, params: Params, axes, programmes, source: str) -> 
             values[key] = _within_range(key, value, notes)
     keys = set(common) | {k for v in by_stage.values() for k in v}
     base = {k: value_of(params, k) for k in keys}
-    method = {k: f"{v}; from {source}" for k, v in method.items() if k in keys}
-    return Calibrated(by_stage, common, base, method, notes)
+    method = {k: v for k, v in method.items() if k in keys}
+    return Calibrated(by_stage, common, base, method, notes, source)
 
 
 def _within_range(key: str, value: float, notes: list) -> float:
@@ -185,17 +192,17 @@ def _within_range(key: str, value: float, notes: list) -> float:
     return clipped
 
 
-def _toml_value(value: float, how: str) -> str:
-    return f'{{ value = {value:.6g}, source = "calibrated: {how}" }}'
+def _toml_value(value: float, source: str) -> str:
+    return f'{{ value = {value:.6g}, source = "{source}" }}'
 
 
-def _sections(values: dict[str, float], method: dict[str, str]) -> dict[str, list[str]]:
+def _sections(values: dict[str, float], cal: "Calibrated") -> dict[str, list[str]]:
     """``{section: [toml lines]}`` of dotted keys (rule keys under ``rules``)."""
     out: dict[str, list[str]] = {}
     for key, value in sorted(values.items()):
         section, _, name = key.partition(".")
         name = f'"{name}"' if section == RULE_KEY else name
-        out.setdefault(section, []).append(f"{name} = {_toml_value(value, method[key])}")
+        out.setdefault(section, []).append(f"{name} = {_toml_value(value, cal.source_of(key))}")
     return out
 
 
@@ -203,10 +210,10 @@ def write_overlay(cal: Calibrated, path: Path, header: str) -> None:
     """The overlay TOML: ``header`` (comment lines), the common values, then one table per
     stage."""
     lines = [f"# {line}" if line else "#" for line in header.splitlines()] + [""]
-    for section, entries in _sections(cal.common, cal.method).items():
+    for section, entries in _sections(cal.common, cal).items():
         lines += [f"[{section}]", *entries, ""]
     for stage, values in cal.by_stage.items():
-        for section, entries in _sections(values, cal.method).items():
+        for section, entries in _sections(values, cal).items():
             lines += [f"[stage.{stage}.{section}]", *entries, ""]
     path.write_text("\n".join(lines))
 
@@ -224,7 +231,7 @@ def write_rules(cal: Calibrated, params: Params, path: Path, stage: str) -> None
         key = f"{RULE_KEY}.{row['cell_type']}.{row['behaviour']}.{row['direction']}".replace(" ", "")
         if key in values:
             row["saturation"] = f"{values[key]:.6g}"
-            row["source"] = f"calibrated ({stage} stage): {cal.method[key]}"
+            row["source"] = f"{cal.source_of(key)} (the {stage} stage's value)"
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()

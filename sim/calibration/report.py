@@ -85,7 +85,7 @@ def _report(derived: dict, cal, source: str, liana: dict, stages) -> str:
     lines += _table(["key", "stage", "default", "calibrated", "x default", "how"],
                     [[f"`{r['key']}`", r["stage"], f"{r['base']:.4g}", f"{r['calibrated']:.4g}",
                       f"{r['calibrated'] / r['base']:.3g}" if r["base"] else "n/a",
-                      r["method"].split("; from ")[0]] for r in cal.rows()])
+                      r["method"]] for r in cal.rows()])
     lines += ["## Ligand-receptor pairs in liana's resource", ""]
     if liana.get("resource"):
         lines += _table(["axis", "ligand", "receptor", "in resource"],
