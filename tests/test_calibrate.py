@@ -264,3 +264,15 @@ def test_round_trip_with_a_sample_is_within_sampling_error(simulated):
     n_neu = n * truth["neutrophil"]
     got = derived["bound_neutrophil_fraction"]["advanced"]["mean"]
     assert abs(got - b) < 4 * math.sqrt(b * (1 - b) / n_neu) + 0.01
+
+
+@pytest.mark.notebooks
+def test_notebook_walks_through_the_round_trip(tmp_path, monkeypatch):
+    from .conftest import execute_notebook, images
+
+    outputs = execute_notebook("calibration.ipynb", monkeypatch,
+                               NEUTROSIM_CALIB_DIR=str(tmp_path))
+    assert len(images(outputs)) == 3  # composition, programmes, signals
+    derived = json.loads((tmp_path / "calib" / "derived.json").read_text())
+    assert derived["stages"] == ["early", "advanced"]
+    assert (tmp_path / "advanced_calibrated" / "timeseries.csv").is_file()

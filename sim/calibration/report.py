@@ -119,7 +119,8 @@ def _figures(folder: Path, derived: dict, stages) -> None:
         ax.bar(x, [comp[t]["mean"] for t in TYPES], width,
                yerr=[comp[t]["sd"] or 0 for t in TYPES], color=colors.get(s), label=s, capsize=2)
     ax.set_xticks(range(len(TYPES)), TYPES)
-    ax.set_ylabel("fraction of cells (mean ± sd over samples)")
+    ax.set_ylabel("fraction of cells")
+    ax.set_title("mean ± sd over samples", fontsize=8)
     ax.legend(frameon=False)
     fig.tight_layout()
     fig.savefig(folder / "composition.png", dpi=120)
