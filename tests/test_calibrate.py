@@ -210,10 +210,10 @@ def simulated(tmp_path_factory):
     return root, run, last
 
 
-def _export_and_calibrate(root, run, n, seed):
+def _export_and_calibrate(root, run, n, seed, *extra):
     cells = root / f"cells_{n}_{seed}.h5ad"
     assert main(["export", str(run), "--scrna", str(n), "--out-counts", str(cells),
-                 "--seed", str(seed), "--quiet"]) == 0
+                 "--seed", str(seed), "--quiet", *extra]) == 0
     out = root / f"calib_{n}_{seed}"
     mapping = cells.with_name(cells.name[:-5] + ".mapping.toml")
     assert main(["calibrate", str(cells), "--mapping", str(mapping), "--out", str(out),
@@ -229,7 +229,7 @@ def _truth(last):
 
 
 def test_round_trip_with_every_cell_gives_the_simulation_back(simulated):
-    """A dissociation of every unit of the tissue: the composition and the bound fraction
+    """A dissociation of every unit of the window: the composition and the bound fraction
     are the simulation's own (a tumor cell bound by two neutrophils counts twice: a few
     cells at most), the cycling fraction is its proliferation index up to the programme
     score's noise; and a run with the calibrated overlay works."""
@@ -237,8 +237,8 @@ def test_round_trip_with_every_cell_gives_the_simulation_back(simulated):
     from sim.export.anndata import read_run
     from sim.export.scrna import capturable
 
-    units = len(capturable(read_run(run)))
-    out, derived = _export_and_calibrate(root, run, units, 0)
+    units = len(capturable(read_run(run), window=True))
+    out, derived = _export_and_calibrate(root, run, units, 0, "--window")
     truth, total = _truth(last)
     comp = derived["composition"]["advanced"]
     for t, v in truth.items():
@@ -255,7 +255,7 @@ def test_round_trip_with_every_cell_gives_the_simulation_back(simulated):
 def test_round_trip_with_a_sample_is_within_sampling_error(simulated):
     root, run, last = simulated
     n = 1500
-    _, derived = _export_and_calibrate(root, run, n, 1)
+    _, derived = _export_and_calibrate(root, run, n, 1, "--window")
     truth, _ = _truth(last)
     for t, v in truth.items():
         got = derived["composition"]["advanced"][t]["mean"]
@@ -276,3 +276,26 @@ def test_notebook_walks_through_the_round_trip(tmp_path, monkeypatch):
     derived = json.loads((tmp_path / "calib" / "derived.json").read_text())
     assert derived["stages"] == ["early", "advanced"]
     assert (tmp_path / "advanced_calibrated" / "timeseries.csv").is_file()
+
+
+def test_by_default_the_tumor_and_its_margin_are_dissociated(simulated):
+    """Every captured cell lies within 100 um of a viable tumor cell (distances computed
+    here by brute force), while the window holds cells farther out."""
+    import anndata as ad
+
+    root, run, _ = simulated
+    cells = root / "tumor_only.h5ad"
+    assert main(["export", str(run), "--scrna", "800", "--out-counts", str(cells), "--quiet"]) == 0
+    state = np.load(run / "final_state.npz")
+    kind, st = state["agent_kind"], state["agent_state"]
+    names = list(state["kind_names"])
+    viable = (kind == names.index("tumor")) & (st <= 1)
+    xy = np.stack([state["agent_x"], state["agent_y"]], 1).astype(float) * float(state["voxel_um"])
+
+    def nearest_tumor_um(agents):
+        d = xy[agents, None, :] - xy[None, viable, :]
+        return np.sqrt((d ** 2).sum(-1)).min(axis=1)
+
+    got = ad.read_h5ad(cells).obs["sim_agent"].to_numpy()
+    assert nearest_tumor_um(got).max() <= 100.0 + 1e-9
+    assert nearest_tumor_um(np.arange(len(kind))).max() > 300.0

@@ -25,6 +25,9 @@ CP10K = 1e4
 #: a mixture's two components count as two states only if its BIC beats one component's
 #: by at least this much (Kass & Raftery 1995: > 10 is very strong evidence)
 BIC_MARGIN = 10.0
+#: a mixture is fitted to at most this many cells' scores (its two means are then known to
+#: about 1% of their spread; the fit's cost grows with the cells)
+MIXTURE_CELLS = 20_000
 
 
 def _stat(values) -> dict:
@@ -140,10 +143,13 @@ def _fold_changes(strengths: dict, reference: str) -> dict:
 
 
 def _mixture(scores: np.ndarray) -> dict:
-    """Two- against one-component Gaussian mixture of programme scores: the components'
-    means (low, high), and whether two states are there (BIC margin)."""
+    """Two- against one-component Gaussian mixture of programme scores (of at most
+    :data:`MIXTURE_CELLS` of them, a fixed random subset): the components' means (low,
+    high), and whether two states are there (BIC margin)."""
     from sklearn.mixture import GaussianMixture
 
+    if scores.size > MIXTURE_CELLS:
+        scores = np.random.default_rng(0).choice(scores, MIXTURE_CELLS, replace=False)
     x = scores.reshape(-1, 1)
     one = GaussianMixture(1, random_state=0).fit(x)
     two = GaussianMixture(2, random_state=0, n_init=3).fit(x)

@@ -42,6 +42,16 @@ def _probability(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of um, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``export`` subcommand to ``subparsers`` (``func``: :func:`main`)."""
     p = subparsers.add_parser(
@@ -71,6 +81,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="probability that a sampled unbound neutrophil touching a viable "
                         "tumor cell comes out as a doublet with it (default 0: only bound "
                         "pairs are doublets)")
+    p.add_argument("--window", action="store_true",
+                   help="dissociate the whole window (default: the tumor and --margin-um "
+                        "around it, as a resected tumor)")
+    p.add_argument("--margin-um", type=_non_negative, default=None, metavar="UM",
+                   help="tissue taken around the viable tumor cells, um (default 100)")
     p.add_argument("--expression", type=Path, default=None, metavar="TOML",
                    help="expression model (default params/calibration/expression.toml)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -84,7 +99,10 @@ def destinations(args) -> dict[str, Path]:
     a ParameterError when the options ask for nothing or contradict each other."""
     if args.scrna is None:
         extra = [o for o, v in (("--out-counts", args.out_counts),
-                                ("--expression", args.expression)) if v is not None]
+                                ("--expression", args.expression),
+                                ("--margin-um", args.margin_um)) if v is not None]
+        if args.window:
+            extra.append("--window")
         if args.touch_doublets:
             extra.append("--touch-doublets")
         if extra:
@@ -183,8 +201,12 @@ def _export(args) -> int:
     if "counts" in files:
         from .scrna import load_expression, mapping_toml, virtual_experiment
 
+        if args.window and args.margin_um is not None:
+            raise ParameterError("--margin-um: not with --window (which takes every cell)")
+        margin = {} if args.margin_um is None else {"margin_um": args.margin_um}
         cells = virtual_experiment(run, args.scrna, args.seed, touch_doublets=args.touch_doublets,
-                                   expression=load_expression(args.expression))
+                                   expression=load_expression(args.expression),
+                                   window=args.window, **margin)
         writers[files["counts"]] = cells.write_h5ad
         writers[files["mapping"]] = lambda p: p.write_text(mapping_toml())
         said[files["counts"]] = (f"{cells.n_obs} cells x {cells.n_vars} genes, "

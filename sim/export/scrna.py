@@ -5,8 +5,10 @@ The experiment (docs/export.md):
 
 1. Dissociation: ``n`` units drawn at random without replacement, each unit a single
    cell or a bound neutrophil-tumor pair (whose bond survives dissociation, as PIC-seq
-   needs), from the agents that yield a transcriptome: every agent except dead tumor
-   cells (necrotic, apoptotic), which dissociation and quality control lose. Each cell of
+   needs), from the tissue taken, the tumor and ``MARGIN_UM`` around it (a resected
+   tumor; or the whole window), and from the agents that yield a transcriptome: every
+   agent except dead tumor cells (necrotic, apoptotic), which dissociation and quality
+   control lose. Each cell of
    the tissue is then equally likely to be in the sample, single or in its pair, so the
    cells counted over barcodes (a doublet counting one of each type) estimate the
    tissue's composition, and doublets over doublets plus neutrophil singlets its bound
@@ -136,24 +138,50 @@ def _state(path: Path, i: int, spec: dict, genes: dict) -> StateEffect:
                        _number(path, f"{where}.factor", spec["factor"], low=0.0))
 
 
-def capturable(run: Run) -> np.ndarray:
-    """The units a dissociation can capture, each by one agent index: every agent but dead
+#: the tissue a virtual experiment dissociates, by default: the tumor and this much
+#: around it (um), as a resected tumor with its margin (assumed)
+MARGIN_UM = 100.0
+
+
+def in_tumor(run: Run, margin_um: float = MARGIN_UM) -> np.ndarray:
+    """Per agent: its voxel lies within ``margin_um`` (Euclidean, voxel centres) of a voxel
+    holding a viable tumor cell."""
+    from scipy.ndimage import distance_transform_edt
+
+    x, y = run.state["agent_x"], run.state["agent_y"]
+    viable = (run.cell_type == "tumor") & np.isin(run.state_name, tumor.STATES[:tumor.HYPOXIC + 1])
+    shape = run.state[next(k for k in run.state if k.startswith("field_"))].shape
+    mask = np.ones(shape, bool)
+    mask[x[viable], y[viable]] = False  # distance_transform_edt: distance to the nearest False
+    if viable.any():
+        distance_um = distance_transform_edt(mask) * run.voxel_um
+    else:
+        distance_um = np.full(shape, np.inf)
+    return distance_um[x, y] <= margin_um
+
+
+def capturable(run: Run, window: bool = False, margin_um: float = MARGIN_UM) -> np.ndarray:
+    """The units a dissociation can capture, each by one agent index: the agents of the
+    tumor and its margin (:func:`in_tumor`; every agent with ``window``), less dead
     (necrotic or apoptotic) tumor cells and the tumor cells bound by a neutrophil, which
     come out with their neutrophil (the unit of a bound pair is its neutrophil)."""
     tumor_rows = run.cell_type == "tumor"
     dead = np.isin(run.state_name, [tumor.STATES[tumor.NECROTIC], tumor.STATES[tumor.APOPTOTIC]])
     paired = np.zeros(run.n, bool)
     paired[run.partner[run.partner >= 0]] = True
-    return np.flatnonzero(~(tumor_rows & (dead | paired)))
+    taken = np.ones(run.n, bool) if window else in_tumor(run, margin_um)
+    return np.flatnonzero(taken & ~(tumor_rows & (dead | paired)))
 
 
-def dissociate(run: Run, n: int, rng: np.random.Generator) -> np.ndarray:
+def dissociate(run: Run, n: int, rng: np.random.Generator, window: bool = False,
+               margin_um: float = MARGIN_UM) -> np.ndarray:
     """``n`` agent indices drawn without replacement from :func:`capturable`."""
-    pool = capturable(run)
+    pool = capturable(run, window, margin_um)
     if n > len(pool):
+        where = "the window" if window else f"the tumor and {margin_um:g} um around it"
         raise ParameterError(
-            f"--scrna {n}: {run.path} has {len(pool)} units a dissociation can capture "
-            f"(its {run.n} agents less dead tumor cells and the tumor cells bound in pairs); "
+            f"--scrna {n}: {run.path} has {len(pool)} units a dissociation of {where} can "
+            f"capture (cells less dead tumor cells and the tumor cells bound in pairs); "
             f"ask for at most {len(pool)}")
     return rng.choice(pool, size=n, replace=False)
 
@@ -216,7 +244,8 @@ def draw_counts(run: Run, agents: np.ndarray, expr: Expression,
 
 
 def virtual_experiment(run: Run, n: int, seed: int, *, touch_doublets: float = 0.0,
-                       expression: Expression | None = None):
+                       expression: Expression | None = None, window: bool = False,
+                       margin_um: float = MARGIN_UM):
     """The AnnData of ``n`` barcodes (module docstring): integer counts in ``X`` (CSR),
     ``obs`` cell_type, stage, sample, pic_pair and the truth (:data:`TRUTH`), ``var`` role,
     ``uns['virtual_scrna']`` what was drawn from what."""
@@ -224,7 +253,7 @@ def virtual_experiment(run: Run, n: int, seed: int, *, touch_doublets: float = 0
 
     expr = expression if expression is not None else load_expression()
     rng = np.random.default_rng(seed)
-    cells = dissociate(run, n, rng)
+    cells = dissociate(run, n, rng, window, margin_um)
     partner = partners(run, cells, touch_doublets, rng)
     counts = draw_counts(run, cells, expr, rng)
     pairs = np.flatnonzero(partner >= 0)
@@ -246,7 +275,9 @@ def virtual_experiment(run: Run, n: int, seed: int, *, touch_doublets: float = 0
         "run_dir": str(run.path.resolve()), "run_seed": run.seed,
         "params_digest": run.params_digest(), "stage": run.stage, "time_h": run.time_h,
         "n_cells": n, "seed": int(seed), "touch_doublets": float(touch_doublets),
-        "doublets": int(len(pairs)), "captured_from": int(len(capturable(run))),
+        "doublets": int(len(pairs)),
+        "captured_from": int(len(capturable(run, window, margin_um))),
+        "tissue": "window" if window else f"tumor and {margin_um:g} um around it",
         "expression_file": str(expr.path.resolve()), "expression_digest": expr.digest,
         "truth_columns": list(TRUTH),
     }}
