@@ -62,6 +62,19 @@ class Sprouts:
     def __len__(self) -> int:
         return len(self.parent)
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The tree as arrays: ``parent`` (int64 per sprout), ``perfused`` (bool per
+        sprout), ``pending`` (int64 (fusions, 2), in order)."""
+        return {"parent": np.array(self.parent, np.int64),
+                "perfused": np.array(self.perfused, np.bool_),
+                "pending": np.array(self.pending, np.int64).reshape(-1, 2)}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """The tree of ``state`` (as :meth:`state` gives it)."""
+        self.parent = [int(v) for v in state["parent"]]
+        self.perfused = [bool(v) for v in state["perfused"]]
+        self.pending = [(int(a), int(b)) for a, b in np.asarray(state["pending"]).reshape(-1, 2)]
+
     def new(self, parent: int, perfused: bool) -> int:
         """A new sprout off sprout ``parent``; returns its id."""
         self.parent.append(int(parent))

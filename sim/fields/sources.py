@@ -97,6 +97,34 @@ class Sources:
         return cls({f: np.zeros(shape) for f in FIELD_NAMES},
                    {f: np.zeros(shape) for f in FIELD_NAMES}, np.zeros(shape))
 
+    def _named(self) -> dict[str, np.ndarray]:
+        """Every array by name: ``release/<field>``, ``uptake/<field>``, ``supply_rate``."""
+        return {**{f"release/{f}": a for f, a in self.release.items()},
+                **{f"uptake/{f}": a for f, a in self.uptake.items()},
+                "supply_rate": self.supply_rate}
+
+    def state(self) -> dict[str, np.ndarray]:
+        """A copy of every array written since the last clear, by name (``release/<field>``,
+        ``uptake/<field>``, ``supply_rate``); the arrays not named are all zero. Which
+        arrays were written is state too: a solve skips an array nobody wrote."""
+        written = self.written_ids()
+        return {name: a.copy() for name, a in self._named().items() if id(a) in written}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """The sources of ``state`` (as :meth:`state` gives it): the arrays named hold its
+        values and count as written (each whole), every other array is zero."""
+        named = self._named()
+        unknown = set(state) - set(named)
+        if unknown:
+            raise ValueError(f"sources: unknown arrays {sorted(unknown)}")
+        for a in named.values():
+            a.fill(0.0)
+        self.forget()
+        for name, values in state.items():
+            a = named[name]
+            np.copyto(a, values)
+            self._track(a, a.size)[:] = np.arange(a.size)
+
     def add_release(self, name: str, x, y, rate) -> None:
         """Release of field ``name`` at voxels (x, y) ([field]/min, array or scalar)."""
         deposit(self.release[name], x, y, rate, self._track(self.release[name], len(x)))

@@ -124,6 +124,36 @@ class FieldSystem(Mapping):
         step."""
         self._swap = False
 
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, np.ndarray]:
+        """What the next steps read, between two steps: a copy of every field
+        (``field/<name>``) and, with lag 1, the pending sources the next step's solves
+        read (``pending/<array>``: :meth:`.Sources.state`). This step's own sources are
+        not state: the next step clears them before anything reads them. The thread
+        setting (``chooser``) is not state either: results do not depend on it."""
+        if self._solving:
+            raise RuntimeError("FieldSystem.state: a step is being solved")
+        out = {f"field/{name}": a.copy() for name, a in self._arrays.items()}
+        if self._pending is not None:
+            out.update({f"pending/{k}": a for k, a in self._pending.state().items()})
+        return out
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """The fields and pending sources of ``state`` (as :meth:`state` gives it), copied
+        into the arrays in place (so holders of the arrays see them)."""
+        if self._solving:
+            raise RuntimeError("FieldSystem.restore: a step is being solved")
+        for name, a in self._arrays.items():
+            np.copyto(a, state[f"field/{name}"])
+        pending = {k.removeprefix("pending/"): v for k, v in state.items()
+                   if k.startswith("pending/")}
+        if self._pending is not None:
+            self._pending.restore(pending)
+        elif pending:
+            raise ValueError("FieldSystem.restore: pending sources given, but "
+                             "time.source_lag_steps = 0 holds none")
+        self.sources.clear()
+
     # ------------------------------------------------------------------ stepping
     def warm_up(self, write_sources: Callable[[Sources], None], steps: int) -> None:
         """Settle the fields around the cells as they are: ``steps`` times, the sources

@@ -16,6 +16,10 @@ the end of every step by :meth:`MesaMirror.sync`, which moves in one batch every
 whose row changed voxel. A run that nobody reads through Mesa (``neutrosim run``, the
 ensembles) never builds it. The simulation never reads the Mesa side, so results do not
 depend on whether or when it is built.
+
+A model's Mesa state besides the mirror, its clock and its DataCollector's records, is
+read and set here too (:func:`set_clock`, :func:`records`, :func:`restore_records`), for a
+model restored from a saved state (:meth:`sim.model.NeutroModel.restore`).
 """
 
 from collections.abc import Mapping
@@ -26,7 +30,7 @@ from mesa.discrete_space import CellAgent, OrthogonalMooreGrid, PropertyLayer
 from .populations import with_room
 
 __all__ = ["ArrayAgent", "TumorCell", "Neutrophil", "Macrophage", "EndothelialCell",
-           "AGENT_CLASSES", "MesaMirror"]
+           "AGENT_CLASSES", "MesaMirror", "set_clock", "records", "restore_records"]
 
 
 class ArrayAgent(CellAgent):
@@ -112,6 +116,15 @@ class MesaMirror:
         self.agents: dict[str, list[ArrayAgent]] = {kind: [] for kind in AGENT_CLASSES}
         self._voxel = {kind: np.empty(256, np.int64) for kind in AGENT_CLASSES}
 
+    def discard(self) -> None:
+        """Remove every agent of this mirror from the model (before the model's arrays
+        are replaced wholesale, :meth:`sim.model.NeutroModel.restore`); the grid is left
+        to be dropped with the mirror."""
+        for kind, agents in self.agents.items():
+            for agent in agents:
+                agent.remove()
+            agents.clear()
+
     def voxel(self, kind: str) -> np.ndarray:
         """Flat voxel (``x * ny + y``) each row's agent of ``kind`` stands on (a view)."""
         return self._voxel[kind][: len(self.agents[kind])]
@@ -180,3 +193,39 @@ class MesaMirror:
             agent._mesa_cell = cell
         empty[new] = False
         empty[old] = [not cells[o]._agents for o in old]
+
+
+# ---------------------------------------------------------------------- Mesa's own state
+def set_clock(model, steps: int) -> None:
+    """Put Mesa's clock of ``model`` at ``steps`` steps done, as if stepped that far:
+    ``model.steps`` and ``model.time`` (one time unit a step), and the next step due at
+    ``steps + 1`` (Mesa 3.5 schedules ``step`` as an event; a clock set alone would leave
+    it due at time 1 and run every step in between)."""
+    schedule = model._default_schedule
+    schedule.pause()
+    model.steps = int(steps)
+    model.time = float(steps)
+    schedule.resume()
+    schedule._execution_count = int(steps)
+
+
+def records(collector) -> dict:
+    """The model-level records of a Mesa ``DataCollector`` so far: ``{"time": [model time
+    of each record], "columns": {reporter: [value of each record]}}``, values as plain
+    Python numbers (JSON keeps them exactly)."""
+    def plain(v):
+        return v.item() if isinstance(v, np.generic) else v
+
+    return {"time": [plain(t) for t in collector._collection_steps],
+            "columns": {k: [plain(v) for v in vs] for k, vs in collector.model_vars.items()}}
+
+
+def restore_records(collector, saved: dict, keep: list[bool]) -> None:
+    """Put the records of ``saved`` (as :func:`records` gives them) into ``collector``,
+    those where ``keep`` is True, replacing what it held."""
+    if set(saved["columns"]) != set(collector.model_reporters):
+        raise ValueError(f"records hold columns {sorted(saved['columns'])}, the collector "
+                         f"reports {sorted(collector.model_reporters)}")
+    collector._collection_steps = [t for t, k in zip(saved["time"], keep) if k]
+    collector.model_vars = {name: [v for v, k in zip(saved["columns"][name], keep) if k]
+                            for name in collector.model_reporters}

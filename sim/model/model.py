@@ -9,7 +9,9 @@ cells' state lives in the arrays of :mod:`.populations`; the fields are a
 mirrored as a Mesa grid and Mesa agents by :mod:`.mirror`, built the first time they are read.
 """
 
+import dataclasses
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 from mesa import Model
@@ -24,15 +26,44 @@ from ..config.rules import BEHAVIOURS
 from ..config.units import MIN_PER_DAY, MIN_PER_HOUR, Scales
 from ..fields import FieldSystem
 from . import tissue
-from .mirror import MesaMirror
+from .mirror import MesaMirror, records, restore_records, set_clock
 from .populations import Population
 from .stages import STAGES, Stage, write_sources
 from .treatment import Treatment
 
-__all__ = ["NeutroModel", "MESA_SIDE"]
+__all__ = ["NeutroModel", "ModelState", "MESA_SIDE"]
 
 #: when the Mesa side (grid, agents) is built: the first time it is read, or at t=0
 MESA_SIDE = ("lazy", "eager")
+
+
+class ModelState(NamedTuple):
+    """Everything a model between two steps holds that later steps read
+    (:meth:`NeutroModel.state`), apart from its parameters.
+
+    Attributes:
+        values: plain JSON values: ``steps`` done, ``seed`` (Mesa's, of its Python
+            ``random``), ``rng`` (the numpy generator's ``bit_generator.state``),
+            ``random`` (Python ``random``'s state), ``treatment`` (the intervention's
+            state), ``counters`` (cells recruited, killed since t=0), ``records`` (the
+            DataCollector's records so far).
+        arrays: numpy arrays by name: ``pop/<population>/<column>``,
+            ``sprouts/<name>``, ``fields/field/<field>`` and, with
+            ``time.source_lag_steps = 1``, ``fields/pending/<array>`` (the sources the next
+            step's solves read).
+    """
+
+    values: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+#: the model's counters since t=0 that a state holds
+COUNTERS = ("recruited", "macrophages_recruited", "killed")
+
+
+def _under(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The entries of ``arrays`` whose names start with ``prefix``, without it."""
+    return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
 
 class NeutroModel(Model):
     """Agent-based model of neutrophil-tumor-vessel dynamics in an advanced mammary tumor.
@@ -94,6 +125,18 @@ class NeutroModel(Model):
             overrides["domain.ny"] = height
         if overrides:
             params = params.replace(overrides, origin="model keywords")
+        self._assemble(params, threads)
+        self.fields["oxygen"][:] = params.oxygen.boundary_mmHg
+        tissue.build(self)
+        self.fields.warm_up(lambda src: write_sources(self, src), params.time.warmup_steps)
+        tissue.start_cycles(self)
+        self.datacollector.collect(self)
+        if mesa == "eager":
+            self.mirror  # built now
+
+    def _assemble(self, params: Params, threads: int | None) -> None:
+        """Everything of a model but its cells, fields' values and records: the parts
+        that follow from ``params`` (empty populations, zero fields, the solvers)."""
         self.p = params
         self.scales = Scales(params.domain.voxel_um, params.time.dt_min)
         shape = (params.domain.nx, params.domain.ny)
@@ -118,14 +161,75 @@ class NeutroModel(Model):
         self.stage_timer: Callable[[Stage, "NeutroModel"], None] | None = None
         self.steps_per_record = self.scales.steps(params.time.record_every_h * MIN_PER_HOUR)
         self.set_end(params.time.days)
-        self.fields["oxygen"][:] = params.oxygen.boundary_mmHg
-        tissue.build(self)
-        self.fields.warm_up(lambda src: write_sources(self, src), params.time.warmup_steps)
-        tissue.start_cycles(self)
         self.datacollector = DataCollector(model_reporters=readouts.REPORTERS)
-        self.datacollector.collect(self)
+
+    # ----------------------------------------------------------------- saved state
+    @classmethod
+    def from_state(cls, params: Params, state: ModelState, *, threads: int | None = None,
+                   mesa: str = "lazy") -> "NeutroModel":
+        """A model with ``params`` in ``state`` (:meth:`state`), without building a
+        tissue; its simulated time ends at ``params.time.days`` (``threads``, ``mesa``: as
+        for the constructor). Stepped on, it gives what the model that ``state`` was taken
+        from gives, bit for bit."""
+        if mesa not in MESA_SIDE:
+            raise ValueError(f"mesa = {mesa!r}; allowed: {', '.join(MESA_SIDE)}")
+        model = cls.__new__(cls)
+        Model.__init__(model, rng=state.values["seed"])
+        model._assemble(params, threads)
+        model.restore(state)
         if mesa == "eager":
-            self.mirror  # built now
+            model.mirror  # built now
+        return model
+
+    def state(self) -> ModelState:
+        """This model's state between two steps (:class:`ModelState`, copies): with its
+        parameters, all a model needs to go on as this one would. Not in it: the Mesa
+        side (a mirror of the arrays, rebuilt from them) and the choice of threads
+        (results do not depend on it)."""
+        arrays = {f"pop/{kind}/{col}": a for kind, pop in self.populations.items()
+                  for col, a in pop.state().items()}
+        arrays.update({f"sprouts/{k}": a for k, a in self.sprouts.state().items()})
+        arrays.update({f"fields/{k}": a for k, a in self.fields.state().items()})
+        values = {
+            "steps": int(self.steps),
+            "seed": int(self._seed),
+            "rng": self.rng.bit_generator.state,
+            "random": self.random.getstate(),
+            "treatment": dataclasses.asdict(self.treatment),
+            "counters": {name: int(getattr(self, name)) for name in COUNTERS},
+            "records": records(self.datacollector),
+        }
+        return ModelState(values, arrays)
+
+    def restore(self, state: ModelState) -> None:
+        """Put this model (same parameters as the one ``state`` was taken from, or other
+        intervention ones) into ``state``. A Mesa side already built is dropped and
+        built again from the arrays the next time it is read. The records kept are those
+        a run to this model's end (:attr:`end_step`) would have: a record taken only
+        because the state's model ended there is dropped when this one ends elsewhere."""
+        v, a = state.values, state.arrays
+        if self._mirror is not None:
+            self._mirror.discard()
+            self._mirror = None
+        for kind, pop in self.populations.items():
+            pop.restore(_under(a, f"pop/{kind}/"))
+        self.sprouts.restore(_under(a, "sprouts/"))
+        self.fields.restore(_under(a, "fields/"))
+        self.rng.bit_generator.state = v["rng"]
+        version, internal, gauss = v["random"]
+        self.random.setstate((version, tuple(internal), gauss))
+        self.treatment = Treatment(**v["treatment"])
+        for name in COUNTERS:
+            setattr(self, name, int(v["counters"][name]))
+        set_clock(self, v["steps"])
+        times = v["records"]["time"]
+        restore_records(self.datacollector, v["records"],
+                        [self._records_at(round(t)) for t in times])
+        self.running = self.steps < self.end_step
+
+    def _records_at(self, step: int) -> bool:
+        """Whether a run to :attr:`end_step` records at ``step`` (``stages.record``)."""
+        return step == self.end_step or step % self.steps_per_record == 0
 
     # ----------------------------------------------------------------- the Mesa side
     @property

@@ -50,6 +50,34 @@ class Population:
         """Live view of a column for the current rows."""
         return self._cols[col][: self.n]
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The rows as they are: a copy of every column's first ``n`` entries, by column
+        name (``at`` follows from ``x`` and ``y``)."""
+        return {col: arr[: self.n].copy() for col, arr in self._cols.items()}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Replace every row by those of ``state`` (as :meth:`state` gives it: one array per
+        column, all of one length, of the column's dtype) and rebuild ``at`` from them."""
+        if set(state) != set(self.dtypes):
+            raise ValueError(f"{self.name}: state has columns {sorted(state)}, expected "
+                             f"{sorted(self.dtypes)}")
+        n = len(state["x"])
+        cap = 256
+        while cap < n:
+            cap *= 2
+        for col, dt in self.dtypes.items():
+            arr = np.asarray(state[col])
+            if arr.shape != (n,) or arr.dtype != np.dtype(dt):
+                raise ValueError(f"{self.name}: column {col} is {arr.dtype}{arr.shape}, "
+                                 f"expected {np.dtype(dt)}({n},)")
+            self._cols[col] = np.zeros(cap, dt)
+            self._cols[col][:n] = arr
+        self.n = n
+        self.at.fill(-1)
+        self.at[self["x"], self["y"]] = np.arange(n, dtype=np.int32)
+        if (self.at >= 0).sum() != n:
+            raise ValueError(f"{self.name}: two rows of the state share a voxel")
+
     def _grow(self, need: int) -> None:
         for k, arr in self._cols.items():
             self._cols[k] = with_room(arr, need, self.n)
