@@ -30,15 +30,15 @@ def _add_run(sub) -> None:
     )
     p.add_argument("--days", type=float, default=None,
                    help="simulated days (default: time.days in the parameters, 21)")
-    p.add_argument("--seed", type=_seed, default=1, help="random seed, a whole number >= 0 (default 1)")
+    p.add_argument("--seed", type=_seed, default=None, help="random seed, a whole number >= 0 (default 1)")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     p.add_argument("--params", type=Path, default=None, metavar="FILE",
                    help="TOML overlay on the default parameters")
     p.add_argument("--set", dest="sets", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="override one parameter, dotted key (repeatable)")
-    p.add_argument("--scenario", default="control",
-                   help="scenario from params/scenarios/ (control, depletion, cxcr2_inhibition, "
-                   "macrophage_depletion, contact_blockade)")
+    p.add_argument("--scenario", default=None,
+                   help="scenario from params/scenarios/ (control, the default, depletion, "
+                   "cxcr2_inhibition, macrophage_depletion, contact_blockade)")
     p.add_argument("--stage", choices=("early", "advanced"), default=None,
                    help="disease stage at t=0 (initial.stage; default advanced): early is a "
                    "small nest with host vessels only and few neutrophils, run for five weeks")
@@ -53,9 +53,86 @@ def _add_run(sub) -> None:
                         "NUMBA_NUM_THREADS if set, else all cores, or one alone where that "
                         "steps clearly faster, as on a loaded machine); results do not "
                         "depend on it")
+    p.add_argument("--checkpoint-every", type=float, default=None, metavar="DAYS",
+                   help="save the model's state every DAYS simulated days (from t=0), one "
+                   "file per checkpoint, each written whole")
+    p.add_argument("--checkpoint-dir", type=Path, default=None, metavar="CK",
+                   help="folder of the checkpoints (default: OUT.checkpoints beside --out)")
+    p.add_argument("--resume-from", type=Path, default=None, metavar="FILE",
+                   help="continue the run saved in this checkpoint to --days (default its "
+                   "time.days), with its parameters and seed (so no --params, --set, "
+                   "--scenario, --stage, --rules, --grid, --record-every or --seed)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_run)
+
+
+#: the options of ``run`` that set parameters or the seed, which a resumed run takes from
+#: its checkpoint: (attribute, option)
+_FROM_CHECKPOINT = (("params", "--params"), ("sets", "--set"), ("scenario", "--scenario"),
+                    ("stage", "--stage"), ("rules", "--rules"), ("grid", "--grid"),
+                    ("record_every", "--record-every"), ("seed", "--seed"))
+
+
+def _checkpoint_plan(args):
+    """The run's :class:`~sim.runs.checkpoint.CheckpointPlan` (None without
+    --checkpoint-every); refuses a --checkpoint-dir that is a file or inside --out."""
+    from .runs.checkpoint import CheckpointPlan
+
+    if args.checkpoint_every is None:
+        if args.checkpoint_dir is not None:
+            raise ParameterError("--checkpoint-dir: give --checkpoint-every DAYS too")
+        return None
+    if not args.checkpoint_every > 0:
+        raise ParameterError(f"--checkpoint-every {args.checkpoint_every:g}: must be > 0 days")
+    folder = args.checkpoint_dir
+    if folder is None:
+        folder = args.out.with_name(args.out.name + ".checkpoints")
+    label = f"--checkpoint-dir {folder}"
+    out = args.out.absolute()
+    if folder.absolute() == out or out in folder.absolute().parents:
+        raise ParameterError(f"{label}: inside --out {args.out}, which is written whole at "
+                             "the end; give a folder beside it")
+    if folder.exists() and not folder.is_dir():
+        raise ParameterError(f"{label}: exists and is not a folder")
+    return CheckpointPlan(args.checkpoint_every, folder)
+
+
+def _resume(args, plan) -> int:
+    """``run --resume-from FILE``: continue a checkpoint to --days and write --out."""
+    from .config.units import MIN_PER_DAY
+    from .runs.checkpoint import model_steps, read_checkpoint
+    from .runs.destination import check_out
+    from .runs.run import RUN_FILES, resume_one
+
+    given = [opt for attr, opt in _FROM_CHECKPOINT if getattr(args, attr) not in (None, [])]
+    if given:
+        raise ParameterError(f"--resume-from takes the parameters and seed from the "
+                             f"checkpoint; drop {', '.join(given)}")
+    ck = read_checkpoint(args.resume_from)
+    days = args.days if args.days is not None else ck.params.time.days
+    if model_steps(ck.params, days * MIN_PER_DAY) <= ck.step:
+        raise ParameterError(f"--days {days:g}: not after the checkpoint's time (day "
+                             f"{ck.time_h / 24:g}) of {ck.label}")
+    if plan is not None:
+        plan.every_steps(ck.params)
+    out = check_out(args.out, replace=args.overwrite, ours=RUN_FILES)  # before the work
+    result = resume_one(ck, days=days, progress=not args.quiet, threads=args.threads,
+                        checkpoints=plan)
+    return _write_run(args, out, result)
+
+
+def _write_run(args, out: Path, result) -> int:
+    """Write a run's folder and say what it holds (unless --quiet)."""
+    result.meta["command"] = _command_line()
+    result.write(out, overwrite=args.overwrite)
+    if not args.quiet:
+        last = result.timeseries.iloc[-1]
+        print(f"wrote {out}/ in {result.wall_s:.1f} s: day {last['time_h'] / 24:.3g}, "
+              f"{int(last['tumor_cells'])} viable tumor cells, {int(last['neutrophils'])} neutrophils "
+              f"({int(last['neutrophil_tumor_pairs'])} bound), "
+              f"vessel density {last['vessel_density_per_mm2']:.0f}/mm2")
+    return 0
 
 
 def _run(args) -> int:
@@ -63,6 +140,9 @@ def _run(args) -> int:
     from .runs.destination import check_out
     from .runs.run import RUN_FILES, run_one
 
+    plan = _checkpoint_plan(args)
+    if args.resume_from is not None:
+        return _resume(args, plan)
     options = []  # each labelled as typed, so a bad value is blamed on its option
     if args.stage is not None:
         options.append((f"--stage {args.stage}", {"initial.stage": args.stage}))
@@ -74,23 +154,19 @@ def _run(args) -> int:
                         {"time.record_every_h": args.record_every}))
     if args.days is not None:
         options.append((f"--days {args.days:g}", {"time.days": args.days}))
-    params = load_params(args.params, scenario=args.scenario, overrides=dict(args.sets),
-                         rules=args.rules, options=options)
+    params = load_params(args.params, scenario=args.scenario or "control",
+                         overrides=dict(args.sets), rules=args.rules, options=options)
+    if plan is not None:
+        plan.every_steps(params)
     out = check_out(args.out, replace=args.overwrite, ours=RUN_FILES)  # before the work
     if args.owns_process:
         from .runs.warm import RUN_MODULES, WRITE_MODULES, warm
 
         warm((*RUN_MODULES, *WRITE_MODULES))
-    result = run_one(params, args.seed, progress=not args.quiet, threads=args.threads)
-    result.meta["command"] = _command_line()
-    result.write(out, overwrite=args.overwrite)
-    if not args.quiet:
-        last = result.timeseries.iloc[-1]
-        print(f"wrote {out}/ in {result.wall_s:.1f} s: day {last['time_h'] / 24:.3g}, "
-              f"{int(last['tumor_cells'])} viable tumor cells, {int(last['neutrophils'])} neutrophils "
-              f"({int(last['neutrophil_tumor_pairs'])} bound), "
-              f"vessel density {last['vessel_density_per_mm2']:.0f}/mm2")
-    return 0
+    seed = 1 if args.seed is None else args.seed
+    result = run_one(params, seed, progress=not args.quiet, threads=args.threads,
+                     checkpoints=plan)
+    return _write_run(args, out, result)
 
 
 def _arms(text: str) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .errors import ParameterError, reading
 from .field_registry import BOUNDARIES
 from .numbers import whole_number
-from .rules import RULE_KEY, RuleSet, load_rules
+from .rules import RULE_KEY, Rule, RuleSet, load_rules
 from .units import MIN_PER_DAY, MIN_PER_HOUR, Scales
 
 __all__ = [
@@ -590,6 +590,16 @@ def load_params(
     rules_file = Path(rules) if rules is not None else base / "rules.csv"
     ruleset = load_rules(rules_file)
     return _build(raw, ruleset, name, tuple(sources), origins)
+
+
+def params_from_record(parameters: Mapping[str, Mapping[str, Any]], rules: Sequence[Mapping[str, Any]],
+                       scenario: str, sources: Sequence[str] = (), rules_path: str = "") -> Params:
+    """The parameters a record holds (a checkpoint's header): ``parameters`` as
+    :meth:`Params.to_dict` gives them, ``rules`` as :meth:`RuleSet.to_rows`, the scenario's
+    name, the sources and the rules file; validated as loaded ones are."""
+    ruleset = RuleSet(tuple(Rule(**row) for row in rules), rules_path)
+    raw = {section: dict(values) for section, values in parameters.items()}
+    return _build(raw, ruleset, scenario, tuple(sources), {})
 
 
 #: the overlay table whose sub-tables apply to one stage only: ``[stage.early.tumor]``

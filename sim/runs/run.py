@@ -1,7 +1,8 @@
 """One simulation run: ``run_one(params, seed) -> RunResult``, and writing it to a folder.
 
 Every caller (the CLI, experiments, sweeps, the browser view, tests) goes through
-:func:`run_one`. Output folders are written into a temporary sibling and renamed into
+:func:`run_one`; :func:`resume_one` continues a run saved in a checkpoint
+(:mod:`.checkpoint`). Output folders are written into a temporary sibling and renamed into
 place only when complete, so an interrupted or failed run leaves nothing half-written.
 """
 
@@ -10,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,11 +19,15 @@ import pandas as pd
 from ..config.errors import ParameterError
 from ..config.params import Params, load_params
 from ..config.units import MIN_PER_DAY, Scales
-from .output import write_atomic
+from .output import write_atomic, write_npz
 from .provenance import provenance
 from .snapshot import final_state
+from .temporaries import remove_stale
 
-__all__ = ["RUN_FILES", "RunResult", "build_model", "run_one"]
+if TYPE_CHECKING:
+    from .checkpoint import CheckpointPlan
+
+__all__ = ["RUN_FILES", "RunResult", "build_model", "run_one", "resume_one"]
 
 #: the files of a run's output folder (:meth:`RunResult.write`)
 RUN_FILES = ("timeseries.csv", "timeseries.parquet", "final_state.npz", "final_state.png",
@@ -62,7 +67,7 @@ class RunResult:
         def fill(tmp: Path) -> None:
             self.timeseries.to_csv(tmp / "timeseries.csv", index=False)
             self.timeseries.to_parquet(tmp / "timeseries.parquet", index=False)
-            np.savez_compressed(tmp / "final_state.npz", **self.final)
+            write_npz(tmp / "final_state.npz", self.final)  # same arrays, same bytes
             stage = self.params.initial.stage
             fig = plot_final_state(self.final, title=f"{self.params.scenario}, {stage} stage, "
                                                      f"seed {self.seed}")
@@ -90,6 +95,7 @@ def run_one(
     days: float | None = None,
     progress: bool = False,
     threads: int | None = None,
+    checkpoints: "CheckpointPlan | None" = None,
 ) -> RunResult:
     """Simulate ``days`` (default ``params.time.days``) and return tables and final state.
 
@@ -98,6 +104,8 @@ def run_one(
 
     The same ``params`` and ``seed`` give bit-identical results, whatever ``threads`` (the
     threads solving the fields; default ``NUMBA_NUM_THREADS``, else the cores).
+    ``checkpoints``: where and how often to save the model's state on the way
+    (:class:`~sim.runs.checkpoint.CheckpointPlan`; :func:`resume_one` continues one).
     """
     params = params if params is not None else load_params()
     days = params.time.days if days is None else days
@@ -105,22 +113,58 @@ def run_one(
             days * MIN_PER_DAY) >= 1):
         raise ParameterError(f"days = {days}: must be at least one model step "
                              f"(time.dt_min = {params.time.dt_min} min)")
+    every = checkpoints.every_steps(params) if checkpoints is not None else None
     t0 = time.perf_counter()
     model = build_model(params, seed, threads)  # nobody reads the Mesa side: never built
     model.set_end(days)  # the last time point is recorded at ``days``
-    n_steps = model.end_step
+    meta = {"days": days, "steps": model.end_step}
+    return _run_to_end(model, params, int(seed), t0, meta, progress, checkpoints, every)
+
+
+def resume_one(checkpoint, *, days: float | None = None, progress: bool = False,
+               threads: int | None = None,
+               checkpoints: "CheckpointPlan | None" = None) -> RunResult:
+    """Continue the run saved in ``checkpoint`` (a path, its bytes, or a
+    :class:`~sim.runs.checkpoint.Checkpoint`) to ``days`` (default the checkpoint's
+    ``time.days``), with its parameters and random state: the result is bit for bit that
+    of the run uninterrupted (its time series too: the records up to the checkpoint
+    travel in it). ``checkpoints``: as for :func:`run_one`."""
+    from .checkpoint import load_checkpoint, read_checkpoint
+
+    t0 = time.perf_counter()
+    ck = checkpoint if not isinstance(checkpoint, (str, Path, bytes)) else read_checkpoint(checkpoint)
+    model = load_checkpoint(ck, days=days, threads=threads)
+    params = model.p
+    every = checkpoints.every_steps(params) if checkpoints is not None else None
+    meta = {"days": params.time.days, "steps": model.end_step,
+            "resumed_from": {"checkpoint": ck.label, "sha256": ck.sha256, "step": ck.step,
+                             "time_h": ck.time_h}}
+    return _run_to_end(model, params, ck.seed, t0, meta, progress, checkpoints, every)
+
+
+def _run_to_end(model, params: Params, seed: int, t0: float, meta: dict[str, Any],
+                progress: bool, checkpoints: "CheckpointPlan | None",
+                every: int | None) -> RunResult:
+    """Step ``model`` to its end (writing the checkpoints due) and gather its result."""
+    n_steps = model.end_step - model.steps
+    if checkpoints is not None:
+        checkpoints.folder.mkdir(parents=True, exist_ok=True)
+        remove_stale(checkpoints.folder)
+        meta["checkpoints"] = {"every_days": checkpoints.every_days,
+                               "folder": str(checkpoints.folder)}
     bar = _progress_bar(n_steps, model.scales.dt_min) if progress else None
     for _ in range(n_steps):
         model.step()
+        if every is not None and checkpoints.due(model, every):
+            checkpoints.write(model)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
     ts = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-    return RunResult(ts, final_state(model), params, int(seed), time.perf_counter() - t0,
-                     meta={"days": days, "steps": n_steps,
-                           "field_threads": model.field_threads,
-                           "field_threads_steps": _thread_steps(model)})
+    meta.update({"field_threads": model.field_threads,
+                 "field_threads_steps": _thread_steps(model)})
+    return RunResult(ts, final_state(model), params, seed, time.perf_counter() - t0, meta=meta)
 
 
 def _thread_steps(model) -> dict[str, int]:
