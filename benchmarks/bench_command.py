@@ -139,7 +139,7 @@ def wrap(owner, attr, label):
             acc[1] += time.perf_counter() - t0
     setattr(owner, attr, timed)
 
-import matplotlib.figure, numpy, pandas
+import matplotlib.figure, pandas
 import numba.core.caching, numba.core.dispatcher
 import sim.cli, sim.config.params, sim.plots.state, sim.runs.destination, sim.runs.run
 orig_load = numba.core.caching.Cache.load_overload
@@ -158,7 +158,7 @@ for owner, attr, label in (
         (sim.runs.run.RunResult, "write", "write"),
         (pandas.DataFrame, "to_csv", "timeseries.csv"),
         (pandas.DataFrame, "to_parquet", "timeseries.parquet"),
-        (numpy, "savez_compressed", "final_state.npz"),
+        (sim.runs.run, "write_npz", "final_state.npz"),
         (sim.plots.state, "plot_final_state", "figure: draw"),
         (matplotlib.figure.Figure, "savefig", "figure: savefig"),
         (sim.runs.run.RunResult, "manifest", "manifest.json (with provenance)")):

@@ -122,7 +122,7 @@ def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
         written.extend(sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")))
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(run_mod.np, "savez_compressed", boom)  # the numpy sim.runs.run writes with
+    monkeypatch.setattr(run_mod, "write_npz", boom)  # what sim.runs.run writes the npz with
     out = tmp_path / "x"
     with pytest.raises(RuntimeError, match="disk on fire"):
         main(["run", "--out", str(out), *TINY])
