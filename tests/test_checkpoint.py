@@ -255,7 +255,8 @@ def test_cli_run_killed_after_a_checkpoint_resumes_to_identical_files(tmp_path):
         assert (resumed / name).read_bytes() == (straight / name).read_bytes(), name
     manifest = json.loads((resumed / "manifest.json").read_text())
     assert manifest["resumed_from"]["checkpoint"] == str(first)
-    assert manifest["seed"] == 1 and manifest["parameters"]["time"]["days"] == 2.0
+    assert manifest["seed"] == 1 and manifest["parameters"]["time"]["days"] == float(days)
+    assert manifest["field_threads_steps"] == {"2": manifest["steps"] - manifest["resumed_from"]["step"]}
 
 
 def test_cli_writes_checkpoints_beside_out_by_default(tmp_path):

@@ -109,8 +109,9 @@ class Checkpoint:
         header: the header (JSON values; ``state`` the model's plain values).
         arrays: the model's arrays by name (:class:`sim.model.ModelState`).
         params: the parameters of the saved model.
-        label: the file's path, or ``"checkpoint (bytes)"``, for messages.
+        label: the file's path as given, or ``"checkpoint (bytes)"``, for messages.
         sha256: of the file's bytes.
+        path: the file's absolute path (None when read from bytes).
     """
 
     header: dict[str, Any]
@@ -118,6 +119,7 @@ class Checkpoint:
     params: Params
     label: str
     sha256: str
+    path: Path | None = None
 
     @property
     def step(self) -> int:
@@ -201,7 +203,8 @@ def read_checkpoint(source: str | Path | bytes) -> Checkpoint:
     if params.digest() != header.get("params_digest"):
         raise ParameterError(f"{label}: checkpoint's parameters do not match their digest "
                              "(corrupt file)")
-    return Checkpoint(header, arrays, params, label, hashlib.sha256(data).hexdigest())
+    path = None if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).absolute()
+    return Checkpoint(header, arrays, params, label, hashlib.sha256(data).hexdigest(), path)
 
 
 # ---------------------------------------------------------------------- parameters

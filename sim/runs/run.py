@@ -137,8 +137,8 @@ def resume_one(checkpoint, *, days: float | None = None, progress: bool = False,
     params = model.p
     every = checkpoints.every_steps(params) if checkpoints is not None else None
     meta = {"days": params.time.days, "steps": model.end_step,
-            "resumed_from": {"checkpoint": ck.label, "sha256": ck.sha256, "step": ck.step,
-                             "time_h": ck.time_h}}
+            "resumed_from": {"checkpoint": str(ck.path or ck.label), "sha256": ck.sha256,
+                             "step": ck.step, "time_h": ck.time_h}}
     return _run_to_end(model, params, ck.seed, t0, meta, progress, checkpoints, every)
 
 
@@ -146,7 +146,8 @@ def _run_to_end(model, params: Params, seed: int, t0: float, meta: dict[str, Any
                 progress: bool, checkpoints: "CheckpointPlan | None",
                 every: int | None) -> RunResult:
     """Step ``model`` to its end (writing the checkpoints due) and gather its result."""
-    n_steps = model.end_step - model.steps
+    start = model.steps
+    n_steps = model.end_step - start
     if checkpoints is not None:
         checkpoints.folder.mkdir(parents=True, exist_ok=True)
         remove_stale(checkpoints.folder)
@@ -163,15 +164,16 @@ def _run_to_end(model, params: Params, seed: int, t0: float, meta: dict[str, Any
         bar.close()
     ts = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
     meta.update({"field_threads": model.field_threads,
-                 "field_threads_steps": _thread_steps(model)})
+                 "field_threads_steps": _thread_steps(model, model.steps - start)})
     return RunResult(ts, final_state(model), params, seed, time.perf_counter() - t0, meta=meta)
 
 
-def _thread_steps(model) -> dict[str, int]:
-    """Steps whose fields were solved on each number of threads ({"2": 4900, "1": 140})."""
+def _thread_steps(model, steps: int) -> dict[str, int]:
+    """Steps of this process (``steps`` of them) whose fields were solved on each number
+    of threads ({"2": 4900, "1": 140})."""
     chooser = model.fields.chooser
     if chooser is None:
-        return {str(model.field_threads): int(model.steps)}
+        return {str(model.field_threads): int(steps)}
     return {str(k): int(v) for k, v in chooser.steps_on.items()}
 
 
