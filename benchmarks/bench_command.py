@@ -158,7 +158,7 @@ for owner, attr, label in (
         (sim.runs.run.RunResult, "write", "write"),
         (pandas.DataFrame, "to_csv", "timeseries.csv"),
         (pandas.DataFrame, "to_parquet", "timeseries.parquet"),
-        (numpy, "savez_compressed", "final_state.npz"),
+        (numpy, "savez", "final_state.npz"),
         (sim.plots.state, "plot_final_state", "figure: draw"),
         (matplotlib.figure.Figure, "savefig", "figure: savefig"),
         (sim.runs.run.RunResult, "manifest", "manifest.json (with provenance)")):

@@ -59,6 +59,11 @@ def _add_run(sub) -> None:
 
 
 def _run(args) -> int:
+    if args.owns_process:  # imported with the collector paused (sim.runs.warm): first what
+        # the parameters need, then (once --out is checked) what the run needs
+        from .runs.warm import PARAMS_MODULES, warm
+
+        warm(PARAMS_MODULES)
     from .config.params import load_params
     from .runs.destination import check_out
     from .runs.run import RUN_FILES, run_one
@@ -78,7 +83,7 @@ def _run(args) -> int:
                          rules=args.rules, options=options)
     out = check_out(args.out, replace=args.overwrite, ours=RUN_FILES)  # before the work
     if args.owns_process:
-        from .runs.warm import RUN_MODULES, WRITE_MODULES, warm
+        from .runs.warm import RUN_MODULES, WRITE_MODULES
 
         warm((*RUN_MODULES, *WRITE_MODULES))
     result = run_one(params, args.seed, progress=not args.quiet, threads=args.threads)

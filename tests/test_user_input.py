@@ -335,7 +335,7 @@ def test_killed_while_writing_a_run_then_rerun_leaves_no_temporary(tmp_path):
     kill_mid_write = (
         "import os, signal, sys\n"
         "import sim.runs.run as r\n"
-        "r.np.savez_compressed = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "r.np.savez = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
         "from sim.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n")
     proc = subprocess.run([sys.executable, "-c", kill_mid_write, "run", "--out", "r", *TINY],
