@@ -6,6 +6,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from .argtypes import whole_number
 from .calibration import command as calibrate
 from .export import command as export
 from .config.errors import ParameterError
@@ -44,7 +45,7 @@ def _add_run(sub) -> None:
                    "small nest with host vessels only and few neutrophils, run for five weeks")
     p.add_argument("--rules", type=Path, default=None, metavar="CSV",
                    help="rules table replacing params/rules.csv")
-    p.add_argument("--grid", type=_whole_number(1), nargs=2, metavar=("NX", "NY"), default=None,
+    p.add_argument("--grid", type=whole_number(1), nargs=2, metavar=("NX", "NY"), default=None,
                    help="grid size in voxels (20 um each by default)")
     p.add_argument("--record-every", type=float, default=None, metavar="HOURS",
                    help="hours between recorded time points (default 6)")
@@ -136,6 +137,11 @@ def _write_run(args, out: Path, result) -> int:
 
 
 def _run(args) -> int:
+    if args.owns_process:  # imported with the collector paused (sim.runs.warm): first what
+        # the parameters need, then (once --out is checked) what the run needs
+        from .runs.warm import PARAMS_MODULES, warm
+
+        warm(PARAMS_MODULES)
     from .config.params import load_params
     from .runs.destination import check_out
     from .runs.run import RUN_FILES, run_one
@@ -160,7 +166,7 @@ def _run(args) -> int:
         plan.every_steps(params)
     out = check_out(args.out, replace=args.overwrite, ours=RUN_FILES)  # before the work
     if args.owns_process:
-        from .runs.warm import RUN_MODULES, WRITE_MODULES, warm
+        from .runs.warm import RUN_MODULES, WRITE_MODULES
 
         warm((*RUN_MODULES, *WRITE_MODULES))
     seed = 1 if args.seed is None else args.seed
@@ -181,31 +187,15 @@ def _command_line() -> str:
     return " ".join(["neutrosim", *sys.argv[1:]])
 
 
-def _whole_number(lowest: int):
-    """An argparse type: a whole number >= ``lowest`` (``3``, ``3.0`` and ``3e0`` alike, as
-    for integer parameters: :mod:`sim.config.numbers`)."""
-    def parse(text: str) -> int:
-        from .config.numbers import whole_number
-
-        try:
-            value = whole_number(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < lowest:
-            raise argparse.ArgumentTypeError(f"must be >= {lowest}, got {value}")
-        return value
-    return parse
-
-
 def _port(text: str) -> int:
-    value = _whole_number(1)(text)
+    value = whole_number(1)(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {value}")
     return value
 
 
-_positive_int = _whole_number(1)
-_seed = _whole_number(0)  # numpy's generators refuse negative seeds
+_positive_int = whole_number(1)
+_seed = whole_number(0)  # numpy's generators refuse negative seeds
 
 
 def _add_deplete(sub) -> None:
@@ -340,7 +330,7 @@ def _add_analyze(sub) -> None:
         "outcomes.csv, indices.csv and figures (indices with error bars; heatmaps for "
         "two-factor grids).")
     p.add_argument("out", type=Path, metavar="DIR", help="sweep folder")
-    p.add_argument("--top", type=_whole_number(1), default=5, help="factors to list per outcome (default 5)")
+    p.add_argument("--top", type=whole_number(1), default=5, help="factors to list per outcome (default 5)")
     p.set_defaults(func=_analyze)
 
 

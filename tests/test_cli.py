@@ -196,7 +196,7 @@ def test_final_state_picture_has_legend_scale_bar_and_colour_bar(tmp_path):
     """The picture's guides, read off the figure: every legend entry, a 1 mm bar of the
     right length in voxels, a colour bar with units, and tumor voxels painted in place."""
     from matplotlib.colors import to_rgba
-    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+    from matplotlib.offsetbox import AnchoredOffsetbox
 
     from sim import run_one
     from sim.config.params import load_params
@@ -209,11 +209,12 @@ def test_final_state_picture_has_legend_scale_bar_and_colour_bar(tmp_path):
     ax, cbar_ax = fig.axes[0], fig.axes[1]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == [label for label, _ in STYLE.values()]
-    bars = [a for a in ax.artists if isinstance(a, AnchoredSizeBar)]
+    bars = [a for a in ax.artists if isinstance(a, AnchoredOffsetbox)]
     assert len(bars) == 1
-    (rect,) = bars[0].size_bar.get_children()
+    bar, label = bars[0].get_child().get_children()  # the bar above its label
+    (rect,) = bar.get_children()
     assert rect.get_width() == pytest.approx(1000.0 / params.domain.voxel_um)  # 1 mm = 50 voxels
-    assert bars[0].txt_label.get_text() == "1 mm"
+    assert label.get_text() == "1 mm"
     assert cbar_ax.get_ylabel() == "oxygen [mmHg]"
     kinds = [str(k) for k in state["kind_names"]]
     rows = np.flatnonzero(state["agent_kind"] == kinds.index("tumor"))

@@ -42,6 +42,31 @@ def test_the_command_line_imports_no_heavy_library_before_a_command_runs(argv):
     assert _imported_by(code) == []
 
 
+#: what the run command must not import: pyplot (its figure is a plain Figure), what the
+#: scale bar used to come from, and what only the other commands or the browser view use
+NOT_FOR_A_RUN = ("matplotlib.pyplot", "mpl_toolkits.axes_grid1", "scipy.stats", "statsmodels",
+                 "SALib", "dask", "distributed", "tabulate", "solara", "IPython",
+                 "sim.experiments", "sim.viz")
+
+
+def test_the_run_command_imports_only_what_a_run_needs(tmp_path):
+    """``neutrosim run`` as its own process (``python -m sim``), run to the end: it wrote
+    its folder, and none of :data:`NOT_FOR_A_RUN` is in ``sys.modules``."""
+    argv = ["neutrosim", "run", "--out", str(tmp_path / "r"), "--quiet", "--days", "0.05",
+            "--grid", "40", "40", "--set", "initial.tumor_radius_um=200"]
+    code = ("import runpy, sys\n"
+            f"sys.argv = {argv!r}\n"
+            "try:\n"
+            "    runpy.run_module('sim', run_name='__main__')\n"
+            "except SystemExit as exc:\n"
+            "    assert not exc.code, exc.code\n"
+            f"print(sorted(m for m in {NOT_FOR_A_RUN!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert (tmp_path / "r" / "final_state.png").is_file()
+    assert eval(done.stdout.strip().splitlines()[-1]) == []
+
+
 def _probe(spec: RunSpec):
     """An ensemble task: what the worker had when the task began, then the run itself."""
     had = {m: m in sys.modules for m in ("mesa", "sim.model.model")}  # unpickling the spec

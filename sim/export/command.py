@@ -7,49 +7,16 @@ message naming the path or option, exit status 2.
 """
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..argtypes import number_in, whole_number
 from ..config.errors import ParameterError
 
 __all__ = ["add_parser", "main", "destinations"]
-
-
-def _whole_number_at_least(lowest: int):
-    """An argparse type: a whole number >= ``lowest`` (``3``, ``3.0``, ``3e0`` alike)."""
-    def parse(text: str) -> int:
-        from ..config.numbers import whole_number
-
-        try:
-            value = whole_number(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < lowest:
-            raise argparse.ArgumentTypeError(f"must be >= {lowest}, got {value}")
-        return value
-    return parse
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"a probability is 0 to 1, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of um, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -68,23 +35,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run's output folder")
     p.add_argument("--anndata", type=Path, default=None, metavar="OUT.h5ad",
                    help="write the agents as AnnData here")
-    p.add_argument("--scrna", type=_whole_number_at_least(1), default=None, metavar="N",
+    p.add_argument("--scrna", type=whole_number(1), default=None, metavar="N",
                    help="also draw a virtual single-cell experiment of N cells (at most the "
                         "run's living cells)")
     p.add_argument("--out-counts", type=Path, default=None, metavar="FILE.h5ad",
                    help="where the experiment's counts go (default: beside --anndata, "
                         "OUT.scrna.h5ad); its mapping file goes beside it as "
                         "FILE.mapping.toml (the name without .h5ad)")
-    p.add_argument("--seed", type=_whole_number_at_least(0), default=0,
+    p.add_argument("--seed", type=whole_number(0), default=0,
                    help="random seed of the virtual experiment (default 0)")
-    p.add_argument("--touch-doublets", type=_probability, default=0.0, metavar="P",
+    p.add_argument("--touch-doublets", type=number_in(0.0, 1.0, "a probability"), default=0.0, metavar="P",
                    help="probability that a sampled unbound neutrophil touching a viable "
                         "tumor cell comes out as a doublet with it (default 0: only bound "
                         "pairs are doublets)")
     p.add_argument("--window", action="store_true",
                    help="dissociate the whole window (default: the tumor and --margin-um "
                         "around it, as a resected tumor)")
-    p.add_argument("--margin-um", type=_non_negative, default=None, metavar="UM",
+    p.add_argument("--margin-um", type=number_in(0.0, math.inf, "a distance in um"), default=None, metavar="UM",
                    help="tissue taken around the viable tumor cells, um (default 100)")
     p.add_argument("--expression", type=Path, default=None, metavar="TOML",
                    help="expression model (default params/calibration/expression.toml)")

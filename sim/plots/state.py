@@ -4,8 +4,8 @@ import numpy as np
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
-from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+from matplotlib.offsetbox import AnchoredOffsetbox, AuxTransformBox, TextArea, VPacker
+from matplotlib.patches import Patch, Rectangle
 
 from ..config.field_registry import field_info
 
@@ -75,14 +75,24 @@ def plot_final_state(state: dict, field: str = "proangiogenic", *, ax=None, titl
                        linewidths=0.2, edgecolors="black")
     if legend:
         _legend(ax)
-    bar_vox = 1.0 / voxel_mm
-    ax.add_artist(AnchoredSizeBar(ax.transData, bar_vox, "1 mm", loc="lower right",
-                                  color="black", frameon=True, size_vertical=max(nx / 200, 1)))
+    ax.add_artist(_scale_bar(ax, 1.0 / voxel_mm, "1 mm", height=max(nx / 200, 1)))
     ax.set_xticks([])
     ax.set_yticks([])
     t_day = float(state["time_h"]) / 24.0
     ax.set_title(f"{title}  —  day {t_day:.1f}" if title else f"day {t_day:.1f}")
     return fig
+
+
+def _scale_bar(ax, length: float, label: str, height: float) -> AnchoredOffsetbox:
+    """A filled black bar ``length`` x ``height`` in data units with ``label`` centred
+    under it, framed, in the axes' lower right corner (the layout of mpl_toolkits'
+    ``AnchoredSizeBar``, from matplotlib's own offset boxes)."""
+    bar = AuxTransformBox(ax.transData)
+    bar.add_artist(Rectangle((0, 0), length, height, fill=True, facecolor="black",
+                             edgecolor="black"))
+    box = VPacker(children=[bar, TextArea(label, textprops={"color": "black"})],
+                  align="center", pad=0, sep=2)
+    return AnchoredOffsetbox("lower right", pad=0.1, borderpad=0.1, child=box, frameon=True)
 
 
 def _legend(ax) -> None:

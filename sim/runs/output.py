@@ -93,14 +93,17 @@ def save_figure(fig, stem: Path, dpi: int = 150) -> None:
                      lambda p, ext=ext: fig.savefig(p, format=ext, dpi=dpi))
 
 
-def write_npz(target: Path | IO[bytes], arrays: Mapping[str, np.ndarray]) -> None:
-    """``arrays`` as a compressed ``.npz`` file (what ``np.savez_compressed`` writes,
-    ``np.load`` reads it), byte for byte the same for the same arrays: each member is dated
-    :data:`NPZ_DATE` rather than now. No array of Python objects (nothing pickled)."""
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+def write_npz(target: Path | IO[bytes], arrays: Mapping[str, np.ndarray], *,
+              compress: bool = True) -> None:
+    """``arrays`` as an ``.npz`` file (what ``np.savez_compressed``, or ``np.savez`` without
+    ``compress``, writes; ``np.load`` reads it), byte for byte the same for the same arrays:
+    each member is dated :data:`NPZ_DATE` rather than now. No array of Python objects
+    (nothing pickled)."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(target, "w", compression=method) as zf:
         for name, arr in arrays.items():
             info = zipfile.ZipInfo(f"{name}.npy", date_time=NPZ_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = method
             info.external_attr = 0o644 << 16
             with zf.open(info, "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)

@@ -18,9 +18,13 @@ import importlib
 import sys
 from collections.abc import Iterable
 
-__all__ = ["RUN_MODULES", "WRITE_MODULES", "WORKER_MODULES", "warm", "load_kernels",
-           "loaded_kernels"]
+__all__ = ["PARAMS_MODULES", "RUN_MODULES", "WRITE_MODULES", "WORKER_MODULES", "warm",
+           "load_kernels", "loaded_kernels"]
 
+#: what reading the parameters and checking the output folder import (numba and pandas,
+#: by the rules table), before a run's modules: the ``neutrosim run`` command imports
+#: them first, so that a bad parameter or ``--out`` is reported without the rest
+PARAMS_MODULES = ("sim.config.params", "sim.runs.destination")
 #: what a run imports: the model (numba, Mesa with pandas, scipy and networkx)
 RUN_MODULES = ("sim.runs.run", "sim.model.model")
 #: what writing a run's folder imports (:meth:`sim.runs.run.RunResult.write`): the figure
