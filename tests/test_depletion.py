@@ -195,3 +195,37 @@ def test_a_stage_reaches_every_arm():
     assert {p.initial.stage for p in params.values()} == {"early"}
     assert {p.time.days for p in params.values()} == {20.0}  # the option wins over the preset
     assert {p.initial.tumor_radius_um for p in params.values()} == {100.0}
+
+
+@pytest.mark.experiment
+def test_arms_branching_from_a_shared_state_give_the_same_results(tmp_path):
+    """The arms of a replicate simulate the days before the treatment once and continue
+    from a saved state; every table and final state equals the arms run straight through
+    (four arms, so the shared stretch serves three branches)."""
+    import numpy as np
+
+    from sim.experiments.depletion import DepletionSetup, run_depletion
+    from sim.runs.ensemble import RunSpec, branch_groups, load_final
+
+    setup = DepletionSetup(arms=("control", "depletion", "cxcr2_inhibition", "contact_blockade"),
+                           replicates=2, days=1.5, start_day=0.5,
+                           sets=(("domain.nx", "40"), ("domain.ny", "40"),
+                                 ("initial.tumor_radius_um", "200")))
+    specs = setup.specs()
+    groups = branch_groups(specs)
+    assert sorted(len(g) for g in groups) == [4, 4]  # one group a replicate
+    other_seeds = [RunSpec("a", specs[0].params, 1), RunSpec("b", specs[1].params, 2)]
+    assert [len(g) for g in branch_groups(other_seeds)] == [1, 1]  # nothing to share
+    runs = {}
+    for branch in (True, False):
+        out = tmp_path / f"branch_{branch}"
+        run_depletion(setup, out, workers=1, progress=False, branch=branch)
+        runs[branch] = out
+    a, b = (pd.read_parquet(out / "runs.parquet") for out in runs.values())
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    for spec in specs:
+        fa, fb = load_final(runs[True], spec.key), load_final(runs[False], spec.key)
+        assert (fa is None) == (fb is None)
+        if fa is not None:
+            assert fa.keys() == fb.keys()
+            assert all(np.array_equal(fa[k], fb[k]) for k in fa)

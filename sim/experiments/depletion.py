@@ -214,13 +214,16 @@ def run_depletion(
     progress: bool = True,
     executor: Executor | None = None,
     command: str = "",
+    branch: bool = True,
 ) -> ExperimentResult:
     """Run every missing run of ``setup`` into ``out``, then write tables, figures, report.
 
     Everything is validated before the first run starts, and before anything in ``out``
     changes. Without ``resume`` the folder must be new or empty; with it, finished runs are
     kept (they must have been made with this setup's parameters and seeds) and only the
-    missing ones run.
+    missing ones run. With ``branch`` the arms of a replicate share the days before the
+    intervention starts: simulated once, each arm continues from a saved state
+    (:func:`sim.runs.ensemble.branch_groups`); the results are bit for bit the same.
     """
     t0 = time.perf_counter()
     params = setup.arm_params()
@@ -231,7 +234,7 @@ def run_depletion(
     open_folder(out, "experiment.json", {"setup": setup.to_dict(), "command": command})
     with executor_for(len(specs), executor, workers) as runner:
         report = run_ensemble(specs, out, runner, plan=plan, progress=progress,
-                              desc="depletion runs")
+                              desc="depletion runs", branch=branch)
     summary = analyse(out, setup, params, wall_s=time.perf_counter() - t0, ensemble=report,
                       command=command, progress=progress)
     return ExperimentResult(out, report, summary, load_failures(out))

@@ -41,7 +41,8 @@ from .output import replace_into, write_json
 from .temporaries import remove_stale
 
 __all__ = ["RunSpec", "RunOutcome", "EnsembleReport", "EnsemblePlan", "plan_ensemble",
-           "run_ensemble", "execute_run", "simulate_model",
+           "run_ensemble", "execute_run", "simulate_model", "branch_day", "branch_groups",
+           "execute_group", "simulate_branches",
            "finished_keys", "load_runs", "load_final", "load_failures"]
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
@@ -105,6 +106,79 @@ def simulate_model(spec: RunSpec) -> tuple[pd.DataFrame, dict[str, np.ndarray] |
 
     result = run_one(spec.params, spec.seed, days=spec.days, threads=1)
     return result.timeseries, (result.final if spec.keep_final else None)
+
+
+def branch_day(specs: list[RunSpec]) -> float | None:
+    """The day up to which the runs ``specs`` are one and the same run, or None: when they
+    share seed and days, and their parameters differ only in ``intervention.*``, that is
+    the earliest intervention start among them (if it lies inside the run)."""
+    if len(specs) < 2:
+        return None
+    first = specs[0]
+
+    def trunk(spec: RunSpec):
+        d = spec.params.to_dict()
+        d.pop("intervention", None)
+        return json.dumps(d, sort_keys=True), json.dumps(spec.params.rules.to_rows())
+
+    if any(s.seed != first.seed or s.days != first.days or trunk(s) != trunk(first)
+           for s in specs[1:]):
+        return None
+    day = min(s.params.intervention.start_day for s in specs)
+    days = first.days if first.days is not None else first.params.time.days
+    return day if 0 < day < days else None
+
+
+def branch_groups(specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """``specs`` grouped into runs that can share their start (:func:`branch_day`): same
+    seed, days and parameters but for ``intervention.*``; in the order first seen."""
+    groups: dict[tuple, list[RunSpec]] = {}
+    for spec in specs:
+        d = spec.params.to_dict()
+        d.pop("intervention", None)
+        key = (spec.seed, spec.days, json.dumps(d, sort_keys=True),
+               json.dumps(spec.params.rules.to_rows()))
+        groups.setdefault(key, []).append(spec)
+    out: list[list[RunSpec]] = []
+    for group in groups.values():
+        if branch_day(group) is not None:
+            out.append(group)
+        else:
+            out.extend([spec] for spec in group)
+    return out
+
+
+def simulate_branches(specs: list[RunSpec]) -> list[tuple[pd.DataFrame, dict | None]]:
+    """The neutrosim model for runs that share their start (:func:`branch_day`), on one
+    thread: the shared days once, then each run from there
+    (:func:`sim.runs.run.run_branches`); bit for bit each :func:`simulate_model`."""
+    from .run import run_branches
+
+    results = run_branches([s.params for s in specs], specs[0].seed,
+                           branch_day=branch_day(specs), days=specs[0].days, threads=1)
+    return [(r.timeseries, r.final if s.keep_final else None) for r, s in zip(results, specs)]
+
+
+def execute_group(specs: list[RunSpec]) -> list[RunOutcome]:
+    """Run a group of :func:`branch_groups`: one run as :func:`execute_run`; several
+    sharing their start through :func:`simulate_branches` (an error fails each of them)."""
+    if len(specs) == 1:
+        return [execute_run(specs[0])]
+    host = f"{socket.gethostname()}:{os.getpid()}"
+    t0 = time.perf_counter()
+    try:
+        results = simulate_branches(specs)
+    except Exception as exc:  # recorded, not raised, as execute_run does
+        error, tb = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        return [RunOutcome(s.key, s.digest, error=error, traceback=tb, host=host) for s in specs]
+    wall = (time.perf_counter() - t0) / len(specs)
+    outcomes = []
+    for spec, (table, final) in zip(specs, results):
+        front = {**spec.labels, "seed": spec.seed, "params_digest": spec.digest}
+        for i, (name, value) in enumerate(front.items()):
+            table.insert(i, name, value)
+        outcomes.append(RunOutcome(spec.key, spec.digest, table, final, wall_s=wall, host=host))
+    return outcomes
 
 
 def execute_run(spec: RunSpec, simulate: Callable = simulate_model) -> RunOutcome:
@@ -178,13 +252,17 @@ def run_ensemble(
     task: Callable[[RunSpec], RunOutcome] = execute_run,
     progress: bool = True,
     desc: str = "runs",
+    branch: bool = False,
 ) -> EnsembleReport:
     """Run every spec whose part is not yet in ``out/runs/``; write each as it finishes.
 
     ``plan`` is :func:`plan_ensemble` of the same specs and folder when the caller checked
     them already (before writing anything of its own); without it they are checked here,
     before anything runs. ``task`` is the function executed per spec (tests substitute one
-    that fails on purpose).
+    that fails on purpose). ``branch``: runs that differ only in their intervention (the
+    arms of one replicate) share the days before it, simulated once
+    (:func:`branch_groups`, :func:`execute_group`; the neutrosim model only, ``task``
+    unused); results are bit for bit the same.
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -196,20 +274,28 @@ def run_ensemble(
     executor = executor or SerialExecutor()
     todo = plan.todo
     bar = _bar(len(todo), desc, executor.workers) if progress and todo else None
-    for spec, outcome, exc in executor.imap_unordered(task, todo):
-        if exc is not None:  # raised outside execute_run's own guard (or the worker died)
-            outcome = RunOutcome(spec.key, spec.digest, error=f"{type(exc).__name__}: {exc}",
-                                 traceback="".join(traceback.format_exception(exc)))
-        if outcome.error is None:
-            _write_outcome(out, outcome, spec.seed)
-            report.done.append(outcome.key)
-        else:
-            _write_failure(out, outcome)
-            report.failed[outcome.key] = outcome.error
-        if bar is not None:
-            bar.update(1)
-            if report.failed:
-                bar.set_postfix_str(f"{len(report.failed)} failed", refresh=False)
+    if branch:
+        results = ((g, outs, exc) for g, outs, exc in
+                   executor.imap_unordered(execute_group, branch_groups(todo)))
+    else:
+        results = (([spec], [outcome], exc) for spec, outcome, exc in
+                   executor.imap_unordered(task, todo))
+    for group, outcomes, exc in results:
+        if exc is not None:  # raised outside the task's own guard (or the worker died)
+            outcomes = [RunOutcome(spec.key, spec.digest, error=f"{type(exc).__name__}: {exc}",
+                                   traceback="".join(traceback.format_exception(exc)))
+                        for spec in group]
+        for spec, outcome in zip(group, outcomes):
+            if outcome.error is None:
+                _write_outcome(out, outcome, spec.seed)
+                report.done.append(outcome.key)
+            else:
+                _write_failure(out, outcome)
+                report.failed[outcome.key] = outcome.error
+            if bar is not None:
+                bar.update(1)
+                if report.failed:
+                    bar.set_postfix_str(f"{len(report.failed)} failed", refresh=False)
     if bar is not None:
         bar.close()
     report.wall_s = time.perf_counter() - t0

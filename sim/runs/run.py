@@ -27,7 +27,7 @@ from .temporaries import remove_stale
 if TYPE_CHECKING:
     from .checkpoint import CheckpointPlan
 
-__all__ = ["RUN_FILES", "RunResult", "build_model", "run_one", "resume_one"]
+__all__ = ["RUN_FILES", "RunResult", "build_model", "run_one", "resume_one", "run_branches"]
 
 #: the files of a run's output folder (:meth:`RunResult.write`)
 RUN_FILES = ("timeseries.csv", "timeseries.parquet", "final_state.npz", "final_state.png",
@@ -143,6 +143,39 @@ def resume_one(checkpoint, *, days: float | None = None, progress: bool = False,
             "resumed_from": {"checkpoint": str(ck.path or ck.label), "sha256": ck.sha256,
                              "step": ck.step, "time_h": ck.time_h}}
     return _run_to_end(model, params, ck.seed, t0, meta, progress, checkpoints, every)
+
+
+def run_branches(arms: list[Params], seed: int, *, branch_day: float,
+                 days: float | None = None, threads: int | None = None) -> list[RunResult]:
+    """Runs of the parameter sets ``arms`` (which differ only in ``intervention.*``, with
+    no intervention before ``branch_day``) and one ``seed``, sharing the model steps
+    before the one that reaches ``branch_day`` (that step applies the intervention): they
+    are simulated once, saved in memory (:func:`~sim.runs.checkpoint.checkpoint_bytes`)
+    and each arm continues from there. Each result is bit for bit that of :func:`run_one`
+    of the arm (its time series too); its ``wall_s`` counts the shared stretch once, in
+    the first arm."""
+    from .checkpoint import checkpoint_bytes, load_checkpoint, model_steps, read_checkpoint
+
+    t0 = time.perf_counter()
+    first = arms[0]
+    days = first.time.days if days is None else days
+    shared_steps = model_steps(first, branch_day * MIN_PER_DAY) - 1
+    if shared_steps < 1:  # nothing to share
+        return [run_one(p, seed, days=days, threads=threads) for p in arms]
+    trunk = build_model(first, seed, threads)
+    trunk.set_end(shared_steps * first.time.dt_min / MIN_PER_DAY)
+    while trunk.running:
+        trunk.step()
+    shared = read_checkpoint(checkpoint_bytes(trunk))
+    del trunk
+    results = []
+    for params in arms:
+        model = load_checkpoint(shared, params=params, days=days, threads=threads)
+        meta = {"days": days, "steps": model.end_step,
+                "shared_with_arms": {"steps": shared.step, "intervention_start_day": branch_day}}
+        results.append(_run_to_end(model, params, int(seed), t0, meta, False, None, None))
+        t0 = time.perf_counter()
+    return results
 
 
 def _run_to_end(model, params: Params, seed: int, t0: float, meta: dict[str, Any],
