@@ -101,11 +101,14 @@ class AbcRun:
 
 
 def run_abc(spec: FitSpec, out: Path, sampler, *, run_id: int | None = None,
-            simulate: Callable | None = None, progress: bool = True) -> AbcRun:
+            simulate: Callable | None = None, progress: bool = True,
+            on_new: Callable[[int], None] | None = None) -> AbcRun:
     """Run the ABC until the history holds ``[abc] generations`` generations.
 
-    ``run_id`` None: a new run in ``out/history.db``; else continue that run (``abc.load``)
-    from its last generation. Each finished generation is in the history at once, so an
+    ``run_id`` None: a new run in ``out/history.db`` (``on_new(run_id)`` is called as soon
+    as it exists, before any particle runs: the caller records it, so that an interrupted
+    first generation can be resumed); else continue that run (``abc.load``) from its last
+    generation. Each finished generation is in the history at once, so an
     interrupted fit loses at most the generation it was in.
     """
     t_start = time.perf_counter()
@@ -116,6 +119,8 @@ def run_abc(spec: FitSpec, out: Path, sampler, *, run_id: int | None = None,
                           meta_info={"neutrosim_spec_digest": spec.digest(),
                                      "targets_file": spec.path})
         before = 0
+        if on_new is not None:
+            on_new(int(history.id))
     else:
         history = abc.load(db_url(out), run_id)
         before = history.max_t + 1

@@ -127,12 +127,15 @@ def run_fit(spec: FitSpec, out: str | Path, executor: Executor | None = None, *,
             # replaced with --overwrite); rewritten when the fit is done
             write_json(out / "manifest.json", {"command": command, "status": "running",
                                                **provenance()})
+
+        def record(new_id: int) -> None:
+            write_json(out / RECORD, {"spec_digest": spec.digest(), "run_id": new_id,
+                                      "targets_file": spec.path, "spec": spec.to_dict(),
+                                      "spec_text": spec.text})
+
         abc_run = run_abc(spec, out, sampler, run_id=run_id, progress=progress,
-                          simulate=None if simulate is simulate_model else simulate)
-        if run_id is None:
-            write_json(out / RECORD, {"spec_digest": spec.digest(),
-                                      "run_id": abc_run.run_id, "targets_file": spec.path,
-                                      "spec": spec.to_dict(), "spec_text": spec.text})
+                          simulate=None if simulate is simulate_model else simulate,
+                          on_new=record)
         model = ParticleModel(spec, simulate)
         result = write_outputs(spec, out, abc_run, model, executor, sampler=_sampler_name(sampler),
                                command=command, t0=t0)
