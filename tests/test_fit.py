@@ -319,3 +319,32 @@ def test_the_ci_fit_of_the_real_model(tmp_path):
         last["initial.neutrophils_per_mm2_tumor"].max()
     assert last["tumor.cycle_rate_per_min"].min() <= 0.0008 <= last["tumor.cycle_rate_per_min"].max()
     assert math.isfinite(wall)
+
+
+class _Interrupt:
+    """simulate_planted that raises KeyboardInterrupt at its ``after``-th run (Ctrl-C; a
+    particle is 4 runs: run 10 is in the calibration sample, run 400 in generation 2)."""
+
+    def __init__(self, after: int):
+        self.after, self.n = after, 0
+
+    def __call__(self, spec):
+        self.n += 1
+        if self.n == self.after:
+            raise KeyboardInterrupt
+        return simulate_planted(spec)
+
+
+@pytest.mark.parametrize("after", [10, 400], ids=["in the calibration", "in generation 2"])
+def test_an_interrupted_fit_resumes(tmp_path, after):
+    text = PLANTED.replace("population = 40", "population = 20").replace("generations = 3",
+                                                                         "generations = 2")
+    path = _write(tmp_path, text)
+    out = tmp_path / "fit"
+    with pytest.raises(KeyboardInterrupt):
+        run_fit(load_spec(path), out, workers=1, progress=False, simulate=_Interrupt(after))
+    run_id = check_fit_folder(load_spec(path), out)
+    assert run_id == 1
+    result = _fit(path, out)
+    assert result.run_id == 1 and len(result.generations) == 2
+    assert result.abc.generations_before == (0 if after == 10 else 1)
