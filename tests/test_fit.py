@@ -348,3 +348,16 @@ def test_an_interrupted_fit_resumes(tmp_path, after):
     result = _fit(path, out)
     assert result.run_id == 1 and len(result.generations) == 2
     assert result.abc.generations_before == (0 if after == 10 else 1)
+
+
+def test_without_pyabc_the_command_names_the_extra(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pyabc" else real(name, *a))
+    args = _parser().parse_args(["fit", str(TARGETS / "ci_small.toml"), "--out",
+                                 str(tmp_path / "out")])
+    with pytest.raises(ParameterError, match=r"install the fit extra.*neutrosim\[fit\]"):
+        main(args)
+    assert not (tmp_path / "out").exists()
