@@ -10,6 +10,7 @@ __all__ = ["EXTRAS", "require"]
 #: extra -> the modules its commands import (pyproject.toml's optional dependencies)
 EXTRAS = {
     "scrna": ("anndata", "scanpy", "h5py", "sklearn"),
+    "fit": ("pyabc",),
 }
 
 

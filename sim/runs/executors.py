@@ -95,6 +95,12 @@ class ProcessExecutor:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker)
         return self._pool
 
+    def futures(self) -> ProcessPoolExecutor:
+        """The pool as a :class:`concurrent.futures.Executor` (``submit``), for libraries
+        that schedule their own tasks (pyabc's ConcurrentFutureSampler in ``neutrosim
+        fit``): the same workers, started and warmed the same way."""
+        return self._get_pool()
+
     def imap_unordered(self, fn, items):
         todo = iter(items)
         running: dict[Future, Any] = {}
