@@ -9,6 +9,7 @@ from pathlib import Path
 from .argtypes import whole_number
 from .calibration import command as calibrate
 from .export import command as export
+from .fitting import command as fit
 from .config.errors import ParameterError
 
 __all__ = ["main"]
@@ -446,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_viz(sub)
     calibrate.add_parser(sub)
     export.add_parser(sub)
+    fit.add_parser(sub)
     return parser
 
 

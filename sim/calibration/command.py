@@ -2,7 +2,6 @@
 derived values, a report and provenance, written into one folder at once."""
 
 import argparse
-import hashlib
 import math
 import sys
 from pathlib import Path
@@ -42,6 +41,8 @@ def add_parser(sub) -> None:
 
 def sha256(path: Path) -> str:
     """SHA-256 of a file, or of a folder's files (names and contents, in name order)."""
+    import hashlib
+
     h = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for f in files:
