@@ -2,6 +2,7 @@
 analytic model recovered by the ABC, resume from the history, the output folder, and
 (marked experiment) a real fit of params/targets/ci_small.toml."""
 
+import dataclasses
 import json
 import math
 import time
@@ -361,3 +362,19 @@ def test_without_pyabc_the_command_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(ParameterError, match=r"install the fit extra.*neutrosim\[fit\]"):
         main(args)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_particles_arms_share_their_start_and_give_the_same_tables():
+    """With the neutrosim model, a particle's control and depletion runs of one replicate
+    share the days before the depletion starts (simulated once); the table equals the
+    runs made one by one."""
+    from sim.fitting.particle import simulate_particle
+    from sim.runs.ensemble import simulate_model
+
+    spec = load_spec(TARGETS / "ci_small.toml")
+    spec = dataclasses.replace(spec, simulation=dataclasses.replace(spec.simulation, days=1.5))
+    values = {"tumor.cycle_rate_per_min": 0.001, "initial.neutrophils_per_mm2_tumor": 80.0}
+    shared = simulate_particle(spec, values)
+    one_by_one = simulate_particle(spec, values, simulate=lambda run: simulate_model(run))
+    pd.testing.assert_frame_equal(shared, one_by_one, check_exact=True)
+    assert set(shared["arm"]) == {"control", "depletion"}

@@ -4,7 +4,8 @@
 top-level class holding the spec, so process pools and Dask workers can unpickle it.
 Replicate r runs with seed ``seed + r`` in every arm and at every particle (common random
 numbers, as in sweeps: particles differ by their parameters, not by seed noise). Each run
-is :func:`sim.runs.ensemble.simulate_model` (``run_one`` on one thread) unless another
+is :func:`sim.runs.ensemble.simulate_model` (``run_one`` on one thread; the arms of a
+replicate share the days before the intervention, simulated once) unless another
 ``simulate(RunSpec) -> (table, final)`` is given (tests plant an analytic model).
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from ..config.params import Params
-from ..runs.ensemble import RunSpec, simulate_model
+from ..runs.ensemble import RunSpec, branch_groups, simulate_branches, simulate_model
 from .outcomes import compute_outcomes
 from .spec import FitSpec
 
@@ -44,19 +45,33 @@ def simulate_particle(spec: FitSpec, values: Mapping[str, Any], *, seed: int | N
     ``values`` (model units); replicate r uses seed ``seed + r`` (default the spec's)."""
     sim = spec.simulation
     first = sim.seed if seed is None else seed
-    parts = []
+    runs = []
     for arm in sim.arms:
         params = _base(spec, arm).replace(dict(values), origin="fitted parameters")
-        for r in range(sim.replicates):
-            run = RunSpec(f"{arm}-r{r:02d}", params, first + r, {"arm": arm, "replicate": r},
-                          days=sim.days)
-            table, _ = simulate(run)
-            table = table.copy()
-            table.insert(0, "arm", arm)
-            table.insert(1, "replicate", r)
-            table.insert(2, "seed", first + r)
-            parts.append(table)
+        runs += [RunSpec(f"{arm}-r{r:02d}", params, first + r, {"arm": arm, "replicate": r},
+                         days=sim.days) for r in range(sim.replicates)]
+    tables = _simulate_runs(runs, simulate)
+    parts = []
+    for run in runs:
+        table = tables[run.key].copy()
+        table.insert(0, "arm", run.labels["arm"])
+        table.insert(1, "replicate", run.labels["replicate"])
+        table.insert(2, "seed", run.seed)
+        parts.append(table)
     return pd.concat(parts, ignore_index=True)
+
+
+def _simulate_runs(runs: list[RunSpec], simulate: Callable) -> dict[str, pd.DataFrame]:
+    """Each run's table by key. With the neutrosim model, the arms of a replicate share
+    the days before their intervention starts (:func:`sim.runs.ensemble.branch_groups`:
+    simulated once, bit for bit the same results)."""
+    if simulate is not simulate_model:
+        return {run.key: simulate(run)[0] for run in runs}
+    out = {}
+    for group in branch_groups(runs):
+        results = simulate_branches(group) if len(group) > 1 else [simulate_model(group[0])]
+        out.update({run.key: table for run, (table, _) in zip(group, results)})
+    return out
 
 
 class ParticleModel:
