@@ -73,6 +73,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
+from bench_command import _import_self_times  # noqa: E402  (this folder is on sys.path)
+
 GOAL_GB = 4.0
 GOAL_S = 120.0
 FULL = (100_000, 20_000, 2_000)   # cells, genes, non-zeros a cell
@@ -469,19 +471,6 @@ finally:
     record["main_s"] = time.perf_counter() - t
     record["late_modules"] = len(sys.modules) - n_modules
 '''
-
-
-def _import_self_times(stderr: str) -> dict[str, float]:
-    """Seconds of import by library: the self times of ``-X importtime``, summed by each
-    module's top-level package."""
-    out: dict[str, float] = {}
-    for line in stderr.splitlines():
-        parts = line.split("|")
-        if len(parts) != 3 or not parts[0].startswith("import time:") or "self" in parts[0]:
-            continue
-        top = parts[2].strip().split(".")[0]
-        out[top] = out.get(top, 0.0) + int(parts[0].split(":")[1]) / 1e6
-    return out
 
 
 IMPORTS = "imports: numpy, pandas, scipy, h5py, anndata, scikit-learn, matplotlib, tqdm, sim"

@@ -288,11 +288,7 @@ def _factors(table: dict, path: Path, design: str) -> tuple[Factor, ...]:
     out = []
     for name, spec in table.items():
         where = f"{path}: [parameters] {name}"
-        if name not in schema:
-            close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
-            raise ParameterError(f"{where}: unknown parameter" +
-                                 (f" (did you mean {close[0]}?)" if close else
-                                  "; see `neutrosim params` for the keys"))
+        check_parameter_key(name, schema, where)
         if not isinstance(spec, dict):
             raise ParameterError(f"{where}: expected a table like {{low = 1, high = 2}} or {{levels = [...]}}")
         extra = set(spec) - {"low", "high", "levels"}
@@ -317,6 +313,16 @@ def _factors(table: dict, path: Path, design: str) -> tuple[Factor, ...]:
             raise ParameterError(f"{where}: empty range low = {low}, high = {high}; need low < high")
         out.append(Factor(name, low, high, None, integer))
     return tuple(out)
+
+
+def check_parameter_key(name: str, schema, where: str) -> None:
+    """ParameterError ``where: unknown parameter`` (with the closest key of ``schema`` as
+    a suggestion) unless ``name`` is one of its keys."""
+    if name not in schema:
+        close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
+        raise ParameterError(f"{where}: unknown parameter" +
+                             (f" (did you mean {close[0]}?)" if close else
+                              "; see `neutrosim params` for the keys"))
 
 
 def _check(spec: SweepSpec, path: Path) -> None:

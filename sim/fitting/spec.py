@@ -24,7 +24,7 @@ from typing import Any
 from ..config.errors import ParameterError
 from ..config.params import Params, allowed_range, load_params, read_toml, scenario_names
 from ..config.rules import RULE_KEY
-from ..experiments.sweep import _dotted, _file, _table
+from ..experiments.sweep import _dotted, _file, _table, check_parameter_key
 
 __all__ = ["Prior", "Target", "Simulation", "AbcSettings", "FitSpec", "load_spec",
            "PRIORS", "DISTANCES", "outcome_forms"]
@@ -311,11 +311,7 @@ def _priors(table: dict, path: Path) -> tuple[Prior, ...]:
     out = []
     for name, spec in flat.items():
         where = f'{path}: [parameters."{name}"]'
-        if name not in schema:
-            close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
-            raise ParameterError(f"{where}: unknown parameter" +
-                                 (f" (did you mean {close[0]}?)" if close else
-                                  "; see `neutrosim params` for the keys"))
+        check_parameter_key(name, schema, where)
         value = schema[name]
         if isinstance(value, str):
             raise ParameterError(f"{where}: {name} = {value!r} is a choice, not a number; "

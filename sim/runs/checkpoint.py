@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config.errors import ParameterError
+from ..config.errors import ParameterError, reading
 from ..config.params import Params, params_from_record
 from ..config.units import MIN_PER_DAY
 from .output import replace_into, write_npz
@@ -147,14 +147,8 @@ def _raw(source: str | Path | bytes) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "checkpoint (bytes)"
     path = Path(source)
-    try:
+    with reading(path, "checkpoint", "a checkpoint file"):
         return path.read_bytes(), str(path)
-    except FileNotFoundError:
-        raise ParameterError(f"{path}: checkpoint not found") from None
-    except IsADirectoryError:
-        raise ParameterError(f"{path}: is a folder, expected a checkpoint file") from None
-    except OSError as exc:
-        raise ParameterError(f"{path}: cannot be read: {exc.strerror}") from None
 
 
 def _unpack(data: bytes, label: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
