@@ -52,15 +52,11 @@ log-transformed; calibrate needs raw UMI counts"). Other user errors (missing or
 unreadable input, no cells or genes, duplicate cell ids, cell ids that do not match the
 metadata, an unknown format) raise ``CalibrationError`` naming the file.
 
-Cost. A backed h5ad of 100,000 cells x 20,000 genes (CSR, 2,000 non-zeros a cell: 200
-million values, 1.6 GB on disk, float32), 30 genes requested, ``chunk_cells=10_000``, on a
-2-core machine with the file in the page cache: 3.0 s and 0.63 GB peak resident memory, of
-which 0.17 GB is the interpreter with numpy, pandas, scipy, h5py and anndata imported. A
-chunk of CSR rows costs about 23 bytes a stored value (data, indices, the checks and the
-column selection), so the peak grows with ``chunk_cells`` (20 million values a chunk here),
-not with the number of cells. A 10x ``matrix.mtx`` is loaded whole: an estimated 16-24 bytes a
-non-zero while parsing and converting (the same 200 million values would need 4-5 GB); for
-data that large use an ``.h5ad`` or the 10x ``.h5`` file, which are read in chunks. UMI
+Memory. A chunk of CSR rows costs about 23 bytes a stored value (data, indices, the checks
+and the column selection), so the peak grows with ``chunk_cells``, not with the number of
+cells (measured figures: ``benchmarks/bench_calibrate.py``, benchmarks/README.md). A 10x
+``matrix.mtx`` is loaded whole: about 16-24 bytes a non-zero while parsing and converting;
+for data that large use an ``.h5ad`` or the 10x ``.h5`` file, which are read in chunks. UMI
 tables are text, parsed by pandas in chunks of gene rows.
 """
 
